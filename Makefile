@@ -1,0 +1,30 @@
+# Two commands do all set-up on a machine with only Python 3.11+:
+#   make run    create .venv, install, start embedded Redis + workers + web server
+#   make test   create .venv, install with test extras, run the whole suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/tributary run $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(ARGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/poll_scale.py
+	$(BIN)/python bench/serve.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

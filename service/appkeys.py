@@ -1,0 +1,17 @@
+"""Typed keys for what the app holds."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from service.clock import Clock
+from service.config import Settings
+from service.feed_cache import FeedCache
+from service.store import Store
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", Redis)
+STORE = web.AppKey("store", Store)
+FEED_CACHE = web.AppKey("feed_cache", FeedCache)
+CLOCK = web.AppKey("clock", Clock)

@@ -1,0 +1,180 @@
+"""Settings: one TOML file validated by pydantic, overridable by ``TRIBUTARY_*`` env vars.
+
+``TRIBUTARY_SERVER__PORT=9000`` overrides ``[server] port``; ``REDIS_URL`` picks the Redis
+(without it the embedded Redis of ``[storage] data_dir`` is used). A bad file, an unknown key or
+a bad value raises :class:`ConfigError` naming the file, the key and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from service.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path("config/tributary.toml")
+SLUG = r"^[a-z0-9][a-z0-9-]*$"
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    base_url: str = "http://127.0.0.1:8080"
+    cache_max_age: int = Field(60, ge=0, description="Cache-Control max-age of published feeds")
+
+    @model_validator(mode="after")
+    def _strip_slash(self) -> ServerConfig:
+        self.base_url = self.base_url.rstrip("/")
+        return self
+
+
+class FetchConfig(Section):
+    timeout_seconds: float = Field(20, gt=0)
+    connect_timeout_seconds: float = Field(10, gt=0)
+    max_body_bytes: int = Field(15 * 1024 * 1024, gt=0)
+    max_redirects: int = Field(5, ge=0, le=20)
+    allow_private_networks: bool = False
+    user_agent: str = "Tributary/0.1 (+https://github.com/tributary/tributary; feed aggregator)"
+
+
+class StorageConfig(Section):
+    data_dir: Path = Path("data")
+    retention_per_source: int = Field(500, ge=1)
+
+
+class WorkerConfig(Section):
+    max_jobs: int = Field(50, ge=1, description="concurrent jobs per worker process")
+    processes: int = Field(1, ge=1, le=64, description="worker processes `tributary run` starts")
+    lease_seconds: int = Field(120, ge=5, description="how long a claimed poll may run before another worker may take it over")
+
+
+class SourceConfig(Section):
+    id: str = Field(pattern=SLUG, max_length=64)
+    url: str = Field(pattern=r"^https?://")
+    name: str | None = None
+    kind: Literal["feed"] = "feed"
+    interval_seconds: int = Field(600, ge=1)
+    tags: list[str] = []
+    timezone: str = Field("UTC", description="zone for dates that carry none, e.g. Asia/Hong_Kong")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+
+class FeedConfig(Section):
+    name: str = Field(pattern=SLUG, max_length=64)
+    title: str
+    description: str = ""
+    sources: list[str] = []
+    tags: list[str] = []
+    limit: int = Field(100, ge=1, le=1000)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIBUTARY_", env_nested_delimiter="__", extra="forbid")
+
+    server: ServerConfig = ServerConfig()
+    fetch: FetchConfig = FetchConfig()
+    storage: StorageConfig = StorageConfig()
+    worker: WorkerConfig = WorkerConfig()
+    sources: list[SourceConfig] = []
+    feeds: list[FeedConfig] = []
+    redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init kwargs).
+        return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _check_references(self) -> Settings:
+        ids = [s.id for s in self.sources]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate source ids: {', '.join(dupes)}")
+        names = [f.name for f in self.feeds]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate feed names: {', '.join(dupes)}")
+        for feed in self.feeds:
+            unknown = [s for s in feed.sources if s not in ids]
+            if unknown:
+                raise ValueError(f"feed {feed.name!r} names unknown sources: {', '.join(unknown)}")
+        return self
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+    def feed(self, name: str) -> FeedConfig | None:
+        return next((f for f in self.feeds if f.name == name), None)
+
+    def feed_source_ids(self, feed: FeedConfig) -> list[str]:
+        """Sources named by the feed, plus every source carrying any of its tags."""
+        wanted = set(feed.sources)
+        tags = set(feed.tags)
+        return [s.id for s in self.sources if s.id in wanted or tags.intersection(s.tags)]
+
+    def feeds_of_source(self, source_id: str) -> list[str]:
+        return [f.name for f in self.feeds if source_id in self.feed_source_ids(f)]
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """``--config``, else ``$TRIBUTARY_CONFIG``, else ``config/tributary.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("TRIBUTARY_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Read and validate the config file; ``overrides`` replace top-level sections (tests)."""
+    file = config_path(path)
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"{file}: config file not found") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
+    data.update(overrides)
+    return settings_from_dict(data, origin=str(file))
+
+
+def settings_from_dict(data: dict[str, Any], origin: str = "<settings>") -> Settings:
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"{origin}: {problems}") from exc

@@ -1,0 +1,138 @@
+"""The one article schema every source is normalised into, and the per-source state.
+
+Every timestamp is timezone-aware UTC: naive datetimes are rejected and aware ones are
+converted, so nothing downstream (store scores, renderers, the API) ever has to guess.
+
+`Article` fields:
+
+- ``id``: stable, ``sha256(source_id + "\\0" + identity)[:32]`` where identity is the entry
+  guid, else its link, else title + date (see ``workers.normalise.article_id``). Never changes
+  for the same entry, so readers never see an item twice or "new" again.
+- ``source_id`` / ``guid`` / ``url``: where it came from; ``url`` is absolute.
+- ``title``: plain text. ``summary`` / ``content``: HTML with absolute links.
+- ``published`` / ``updated``: from the source when it gives them (converted to UTC), else
+  the first-seen time; ``updated >= published`` always holds.
+- ``first_seen``: when Tributary first stored the article.
+- ``content_hash``: hash of what a reader sees (title, url, summary, content, authors, tags,
+  image, enclosures). Dates are left out so a re-poll that only reorders items or restamps
+  them is not a revision.
+- ``flags``: facts about how fields were derived, e.g. ``published_missing``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
+"""A timezone-aware datetime, normalised to UTC."""
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Author(Frozen):
+    name: str | None = None
+    email: str | None = None
+    url: str | None = None
+
+
+class Image(Frozen):
+    url: str
+    caption: str | None = None
+    credit: str | None = None
+
+
+class Enclosure(Frozen):
+    url: str
+    type: str | None = None
+    length: int | None = Field(default=None, ge=0)
+
+
+class SourceRef(Frozen):
+    """Provenance: one source that carried this article."""
+
+    id: str
+    name: str
+    link: str | None = None
+    first_seen: UtcDatetime
+
+
+class ArticleFlag(StrEnum):
+    PUBLISHED_MISSING = "published_missing"
+    UPDATED_MISSING = "updated_missing"
+    DATE_CLAMPED = "date_clamped"
+
+
+class Article(Frozen):
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    source_id: str
+    guid: str | None = None
+    url: str | None = None
+    title: str
+    summary: str | None = None
+    content: str | None = None
+    authors: tuple[Author, ...] = ()
+    tags: tuple[str, ...] = ()
+    image: Image | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    language: str | None = None
+    published: UtcDatetime
+    updated: UtcDatetime
+    first_seen: UtcDatetime
+    content_hash: str = ""
+    sources: tuple[SourceRef, ...] = ()
+    flags: frozenset[ArticleFlag] = frozenset()
+
+    @model_validator(mode="after")
+    def _check(self) -> Article:
+        if self.updated < self.published:
+            object.__setattr__(self, "updated", self.published)
+        if not self.content_hash:
+            object.__setattr__(self, "content_hash", compute_content_hash(self))
+        return self
+
+
+def compute_content_hash(article: Article) -> str:
+    """Hash of what a reader sees; dates and bookkeeping are deliberately excluded."""
+    visible = article.model_dump(
+        mode="json",
+        include={"title", "url", "summary", "content", "authors", "tags", "image", "enclosures"},
+    )
+    blob = json.dumps(visible, sort_keys=True).encode()  # ASCII escapes: lone surrogates cannot break it
+    return hashlib.sha256(blob).hexdigest()
+
+
+class UpsertOutcome(StrEnum):
+    NEW = "new"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
+
+class SourceState(BaseModel):
+    """What the store remembers about polling one source."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    etag: str | None = None
+    last_modified: str | None = None
+    last_poll: UtcDatetime | None = None
+    last_success: UtcDatetime | None = None
+    last_error: str | None = None
+    last_error_kind: str | None = None
+    last_error_at: UtcDatetime | None = None
+    consecutive_failures: int = 0
+    next_poll: UtcDatetime | None = None
+    last_status: int | None = None
+    articles_total: int = 0

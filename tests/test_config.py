@@ -1,0 +1,51 @@
+from pathlib import Path
+
+import pytest
+
+from service.config import load_settings
+from service.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    return path
+
+
+def test_shipped_config_is_valid() -> None:
+    settings = load_settings(REPO / "config" / "tributary.toml")
+    assert settings.source("rthk-local") is not None
+    assert "rthk-local" in settings.feed_source_ids(settings.feed("hk"))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[server]\nport = 'x'\n", "server.port"),
+        ("[server]\nbogus = 1\n", "server.bogus: Extra inputs are not permitted"),
+        ("[[sources]]\nid = 'Bad Id'\nurl = 'https://a.example/'\n", "sources.0.id"),
+        ("[[sources]]\nid = 'a'\nurl = 'ftp://a.example/'\n", "sources.0.url"),
+        ("[[sources]]\nid = 'a'\nurl = 'https://a.example/'\ntimezone = 'Mars/Base'\n", "unknown time zone"),
+        ("[[sources]]\nid = 'a'\nurl = 'https://a/'\n[[sources]]\nid = 'a'\nurl = 'https://b/'\n", "duplicate source ids: a"),
+        ("[[feeds]]\nname = 'f'\ntitle = 'F'\nsources = ['ghost']\n", "unknown sources: ghost"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_file_key_and_reason(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(path) in str(err.value) and expected in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml")
+
+
+def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIBUTARY_SERVER__PORT", "9123")
+    monkeypatch.setenv("TRIBUTARY_CONFIG", str(write(tmp_path, "[server]\nport = 8000\n")))
+    assert load_settings().server.port == 9123

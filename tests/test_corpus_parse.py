@@ -1,0 +1,73 @@
+"""Smoke test: every feed-like file of the shared corpora through parse_feed → normalise_feed.
+
+ParseError is an allowed outcome (the corpora hold deliberately broken and non-feed files) but
+never of kind INTERNAL, which means a parser crashed. Everything that parses must normalise
+into articles that survive a validation round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from service.config import SourceConfig
+from service.errors import ErrorKind, ParseError
+from service.models import Article
+from workers.normalise import normalise_feed
+from workers.parse import parse_feed
+
+CORPORA = next(
+    (p for p in (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora")) if p.is_dir()),
+    None,
+)
+SUITES = ("feedparser-tests/tests", "lemon24-reader-testdata", "w3c-feedvalidator-testcases/testcases")
+SUFFIXES = {".xml", ".json", ".rss", ".atom", ".rdf"}
+CONTENT_TYPES = {".json": "application/json"}
+URL = "https://corpus.example.com/feeds/feed"
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.slow
+def test_corpus_parses_and_normalises() -> None:
+    if CORPORA is None:
+        pytest.skip("shared corpora not found (looked in ../shared/corpora and /work/shared/corpora)")
+    roots = [CORPORA / suite for suite in SUITES if (CORPORA / suite).is_dir()]
+    if not roots:
+        pytest.skip(f"none of {', '.join(SUITES)} under {CORPORA}")
+
+    source = SourceConfig(id="corpus", url=URL)
+    files = articles = 0
+    errors: Counter[ErrorKind] = Counter()
+    crashes: list[str] = []
+    started = time.monotonic()
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+            files += 1
+            try:
+                feed = parse_feed(
+                    path.read_bytes(),
+                    source_id="corpus",
+                    url=URL,
+                    content_type=CONTENT_TYPES.get(path.suffix.lower(), "application/xml"),
+                )
+            except ParseError as exc:
+                errors[exc.kind] += 1
+                if exc.kind == ErrorKind.INTERNAL:
+                    crashes.append(f"{path.relative_to(CORPORA)}: {exc.message}")
+                continue
+            parsed, _ = normalise_feed(feed, source=source, now=NOW)
+            for article in parsed:
+                assert Article.model_validate(article.model_dump()) == article, path
+            articles += len(parsed)
+    elapsed = time.monotonic() - started
+
+    print(
+        f"\ncorpus: {files} files, {articles} articles, {sum(errors.values())} parse errors "
+        f"({', '.join(f'{kind}={count}' for kind, count in sorted(errors.items()))}) in {elapsed:.1f}s"
+    )
+    assert not crashes, "parser crashed on:\n" + "\n".join(crashes)
+    assert files > 0 and articles > 0

@@ -1,0 +1,116 @@
+"""workers.dates.parse_date: every supported shape, named zones, default zone, junk → None."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from workers.dates import ZONE_OFFSETS, parse_date
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+HKT_0112 = utc(2023, 9, 19, 17, 12)
+
+CASES = [
+    # RFC 822 / 2822
+    ("Wed, 20 Sep 2023 01:12:00 HKT", HKT_0112),
+    ("Wed, 20 Sep 2023 01:12:00 +0800", HKT_0112),
+    ("Wed, 20 Sep 2023 01:12:00 +0800 (HKT)", HKT_0112),
+    ("Wed, 20 Sep 2023 01:12:00 GMT+8", HKT_0112),
+    ("Wed, 20 Sep 2023 01:12:00 hkt", HKT_0112),
+    ("20 Sep 2023 01:12 HKT", HKT_0112),
+    ("Wed, 20 Sep 23 01:12:00 HKT", HKT_0112),
+    ("Wed, 20 Sep 2023 01:12:00 GMT", utc(2023, 9, 20, 1, 12)),
+    ("Wed, 20 Sep 2023 01:12:00 -0000", utc(2023, 9, 20, 1, 12)),
+    ("Wed, 20 Sep 2023 01:12:00 EDT", utc(2023, 9, 20, 5, 12)),
+    ("Wed, 20 Sep 2023 01:12:00 PST", utc(2023, 9, 20, 9, 12)),
+    ("Wed, 20 Sep 2023 01:12:00 IST", utc(2023, 9, 19, 19, 42)),
+    ("Wed, 20 Sep 2023 01:12:00 ACST", utc(2023, 9, 19, 15, 42)),
+    ("Wed, 20 Sep 2023 01:12:00 NZDT", utc(2023, 9, 19, 12, 12)),
+    ("Wed, 20 Sep 2023 01:12:00 CEST", utc(2023, 9, 19, 23, 12)),
+    ("Wed, 20 Sep 2023 23:59:60 GMT", utc(2023, 9, 20, 23, 59, 59)),
+    ("Tue, 20 Sep 2023 1:12 pm", utc(2023, 9, 20, 13, 12)),
+    ("Wed Sep 20 01:12:00 2023", utc(2023, 9, 20, 1, 12)),
+    # ISO 8601 / W3C-DTF / RFC 3339
+    ("2023-09-20T01:12:00+08:00", HKT_0112),
+    ("2023-09-20T01:12:00.123456+08:00", HKT_0112.replace(microsecond=123456)),
+    ("2023-09-19T17:12:00Z", HKT_0112),
+    ("2023-09-20 01:12:00 +0800", HKT_0112),
+    ("2023-09-20T01:12", utc(2023, 9, 20, 1, 12)),
+    ("2023-09-20", utc(2023, 9, 20)),
+    ("2023-09", utc(2023, 9, 1)),
+    ("2023", utc(2023, 1, 1)),
+    ("2023-09-19t17:12:00z", HKT_0112),
+    # Page formats: a zone name between date and time, words around it.
+    ("2023-09-20 HKT 01:12", HKT_0112),
+    ("Last updated: 2023-09-20 HKT 09:10", utc(2023, 9, 20, 1, 10)),
+    ("Posted 2023/09/20 01:12 JST", utc(2023, 9, 19, 16, 12)),
+    ("Sep 20, 2023 1:12 PM EDT", utc(2023, 9, 20, 17, 12)),
+    ("20th September 2023, 13:00 IST", utc(2023, 9, 20, 7, 30)),
+    ("20 September 2023", utc(2023, 9, 20)),
+    ("2023-09-20 01:12 UTC+05:30", utc(2023, 9, 19, 19, 42)),
+    # Unreadable → None, never an exception.
+    ("", None),
+    ("   ", None),
+    ("garbage", None),
+    ("yesterday", None),
+    ("Wed, 31 Feb 2023 01:12:00 GMT", None),
+    ("2023-13-45", None),
+    ("2023-09-20 25:61", None),
+    ("0001-01-01T00:00:00+01:00", None),
+    ("Wed, 20 Sep 2023 01:12:00 +2500", None),
+    ("9" * 500, None),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), CASES)
+def test_parse_date(text: str, expected: datetime | None) -> None:
+    parsed = parse_date(text)
+    assert parsed == expected
+    if parsed is not None:
+        assert parsed.tzinfo is UTC
+
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-09-20 09:00", utc(2023, 9, 20)),
+        ("2023-09-20", utc(2023, 9, 19, 15)),
+        ("Wed, 20 Sep 2023 09:00:00", utc(2023, 9, 20)),
+        ("Wed, 20 Sep 2023 09:00:00 XYZ", utc(2023, 9, 20)),  # unknown zone → default
+        ("Wed, 20 Sep 2023 09:00:00 GMT", utc(2023, 9, 20, 9)),  # a stated zone wins
+        ("2023-09-20T09:00:00Z", utc(2023, 9, 20, 9)),
+    ],
+)
+def test_default_tz_applies_only_without_a_known_zone(text: str, expected: datetime) -> None:
+    assert parse_date(text, TOKYO) == expected
+
+
+@pytest.mark.parametrize(
+    ("zone", "hours"),
+    [("HKT", 8), ("SGT", 8), ("JST", 9), ("KST", 9), ("IST", 5.5), ("CET", 1), ("CEST", 2), ("EET", 2),
+     ("EEST", 3), ("WET", 0), ("WEST", 1), ("BST", 1), ("AEST", 10), ("AEDT", 11), ("ACST", 9.5), ("AWST", 8),
+     ("NZST", 12), ("NZDT", 13), ("PHT", 8), ("WIB", 7), ("MSK", 3), ("EST", -5), ("EDT", -4), ("CST", -6),
+     ("CDT", -5), ("MST", -7), ("MDT", -6), ("PST", -8), ("PDT", -7), ("GMT", 0), ("UT", 0), ("UTC", 0), ("Z", 0)],
+)
+def test_zone_table(zone: str, hours: float) -> None:
+    assert ZONE_OFFSETS[zone] == timedelta(hours=hours)
+    assert parse_date(f"Wed, 20 Sep 2023 12:00:00 {zone}") == utc(2023, 9, 20, 12) - timedelta(hours=hours)
+
+
+@pytest.mark.parametrize("value", [None, 20230920, b"2023-09-20"])
+def test_non_strings_give_none(value: object) -> None:
+    assert parse_date(value) is None  # type: ignore[arg-type]
+
+
+def test_unreadable_words_are_not_silently_ignored() -> None:
+    # "오후" means PM; ignoring it would be twelve hours off. feedparser's reading is the fallback.
+    assert parse_date("2004-05-25 오후 11:23:17") is None

@@ -1,0 +1,60 @@
+"""The poll -> store hand-off is at least once, and the upsert makes it exactly-once in effect."""
+
+from datetime import UTC, datetime
+
+from service import keys
+from service.config import settings_from_dict
+from service.models import Article, UpsertOutcome
+from service.store import Store
+from workers import ingest
+
+T0 = datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
+SETTINGS = settings_from_dict(
+    {
+        "sources": [{"id": "s", "url": "https://s.example/feed"}],
+        "feeds": [{"name": "f", "title": "F", "sources": ["s"]}],
+    }
+)
+
+
+def article(n: int, summary: str = "body") -> Article:
+    return Article(id=f"{n:032x}", source_id="s", title=f"t{n}", summary=summary, published=T0, updated=T0, first_seen=T0)
+
+
+async def test_worker_killed_between_read_and_ack_loses_nothing(redis, clock) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    await ingest.ensure_group(redis)
+    await ingest.publish(redis, "s", [article(1), article(2)])
+    # A consumer reads the entry and dies before acknowledging it.
+    taken = await redis.xreadgroup(keys.INGEST_GROUP, "doomed", {keys.INGEST_STREAM: ">"}, count=10)
+    assert len(taken[0][1]) == 1
+    assert (await ingest.drain(redis, store, clock, "survivor", reclaim_idle_ms=60_000)).entries == 0
+    report = await ingest.drain(redis, store, clock, "survivor", reclaim_idle_ms=0)
+    assert report.outcomes == {UpsertOutcome.NEW: 2}
+    assert await store.feed_count("f") == 2
+    # Delivered again (at least once): the upsert changes nothing.
+    await ingest.publish(redis, "s", [article(1), article(2)])
+    report = await ingest.drain(redis, store, clock, "survivor")
+    assert report.outcomes == {UpsertOutcome.UNCHANGED: 2}
+    assert await redis.xlen(keys.INGEST_STREAM) == 0
+
+
+async def test_undecodable_entry_goes_to_dead_letters(redis, clock) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    await ingest.ensure_group(redis)
+    await redis.xadd(keys.INGEST_STREAM, {"source_id": "s", "articles": "not json"})
+    await ingest.publish(redis, "s", [article(3)])
+    report = await ingest.drain(redis, store, clock, "c")
+    assert report.dead == 1 and report.outcomes == {UpsertOutcome.NEW: 1}
+    dead = await redis.xrange(keys.INGEST_DEAD)
+    assert b"undecodable" in dead[0][1][b"error"]
+
+
+async def test_retention_keeps_newest(redis, clock) -> None:  # type: ignore[no-untyped-def]
+    settings = settings_from_dict({**SETTINGS.model_dump(exclude={"redis_url"}), "storage": {"retention_per_source": 2}})
+    store = Store(redis, settings)
+    for n in range(4):
+        await store.upsert(article(n).model_copy(update={"published": T0.replace(hour=n)}), clock())
+    assert await store.trim_source("s") == 2
+    assert [a.id for a in await store.feed_articles("f", 10)] == [f"{3:032x}", f"{2:032x}"]
+    assert await redis.exists(keys.article(f"{0:032x}")) == 0

@@ -1,0 +1,197 @@
+"""Normalise stage: identity, titles, URLs, dates and flags, link absolutising. Pure: no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from service.config import SourceConfig
+from service.models import Article, ArticleFlag, Author, Enclosure
+from workers.normalise import absolutise_links, article_id, html_to_text, normalise_entry, normalise_feed
+from workers.parse.types import ParsedEntry, ParsedFeed
+
+NOW = datetime(2024, 1, 1, tzinfo=UTC)
+SOURCE = SourceConfig(id="src", url="https://example.com/feeds/main.xml")
+FEED = ParsedFeed(title="F", link="https://example.com/blog/", language="en", version="rss20")
+T1 = datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
+T2 = datetime(2023, 9, 20, 9, 0, tzinfo=UTC)
+
+
+def sha(identity: str, source_id: str = "src") -> str:
+    return hashlib.sha256(f"{source_id}\0{identity}".encode()).hexdigest()[:32]
+
+
+@pytest.mark.parametrize(
+    ("args", "identity"),
+    [
+        (("g-1", "https://e.com/a", "T", T1), "guid:g-1"),
+        ((None, "https://e.com/a", "T", T1), "link:https://e.com/a"),
+        ((None, None, "T", T1), "title:T|2023-09-19T17:12:00+00:00"),
+        ((None, None, "T", None), "title:T|"),
+        (("", "", "T", None), "title:T|"),
+    ],
+)
+def test_article_id(args: tuple[Any, ...], identity: str) -> None:
+    assert article_id("src", *args) == sha(identity)
+
+
+def test_article_id_depends_on_source_and_needs_an_identity() -> None:
+    assert article_id("a", "g", None, None, None) != article_id("b", "g", None, None, None)
+    with pytest.raises(ValueError, match="no guid, link or title"):
+        article_id("src", None, None, None, T1)
+
+
+def entry(**fields: Any) -> ParsedEntry:
+    return ParsedEntry(**{"guid": "g", **fields})
+
+
+def norm(feed: ParsedFeed = FEED, **fields: Any) -> Article:
+    return normalise_entry(entry(**fields), source=SOURCE, feed=feed, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("fields", "title"),
+    [
+        ({"title": "  Plain   title\n\twith  space "}, "Plain title with space"),
+        ({"title": "Fish &amp; <b>Chips</b>", "title_is_html": True}, "Fish & Chips"),
+        ({"title": "a &lt;b&gt; c <script>x()</script>", "title_is_html": True}, "a <b> c"),
+        ({"title": "Fish &amp; Chips"}, "Fish &amp; Chips"),  # plain text stays as given
+        ({"title": "<p>  </p>", "title_is_html": True, "summary": "<p>From the summary</p>"}, "From the summary"),
+        ({"title": None, "summary": "<p>" + "word " * 30 + "</p>"}, ("word " * 16).strip() + "…"),
+        ({"title": None, "content": "<p>Only content</p>"}, "Only content"),
+        ({"title": None}, "(untitled)"),
+    ],
+)
+def test_title(fields: dict[str, Any], title: str) -> None:
+    assert norm(**fields).title == title
+
+
+@pytest.mark.parametrize(
+    ("link", "feed_link", "url"),
+    [
+        ("https://other.org/x", FEED.link, "https://other.org/x"),
+        ("/posts/1", FEED.link, "https://example.com/posts/1"),
+        ("posts/1", FEED.link, "https://example.com/blog/posts/1"),
+        ("posts/1", None, "https://example.com/feeds/posts/1"),  # no feed link: the source URL
+        ("posts/1", "/home/", "https://example.com/home/posts/1"),  # relative feed link
+        ("javascript:alert(1)", FEED.link, None),
+        ("mailto:a@b.c", FEED.link, None),
+        ("http://[::1", FEED.link, None),
+        (None, FEED.link, None),
+    ],
+)
+def test_url(link: str | None, feed_link: str | None, url: str | None) -> None:
+    feed = FEED.model_copy(update={"link": feed_link})
+    assert norm(feed, link=link).url == url
+
+
+@pytest.mark.parametrize(
+    ("published", "updated", "expected", "flags"),
+    [
+        (T1, T2, (T1, T2), set()),
+        (T1, None, (T1, T1), {ArticleFlag.UPDATED_MISSING}),
+        (None, T2, (T2, T2), set()),
+        (None, None, (NOW, NOW), {ArticleFlag.PUBLISHED_MISSING, ArticleFlag.UPDATED_MISSING}),
+        (T2, T1, (T2, T2), set()),  # the model keeps updated >= published
+    ],
+)
+def test_dates_and_flags(
+    published: datetime | None, updated: datetime | None, expected: tuple[datetime, datetime], flags: set[ArticleFlag]
+) -> None:
+    article = norm(published=published, updated=updated)
+    assert (article.published, article.updated, article.first_seen, set(article.flags)) == (*expected, NOW, flags)
+
+
+def test_identity_uses_the_feed_date_not_now() -> None:
+    one = normalise_entry(entry(guid=None, title="T"), source=SOURCE, feed=FEED, now=NOW)
+    two = normalise_entry(entry(guid=None, title="T"), source=SOURCE, feed=FEED, now=T2)
+    assert one.id == two.id == sha("title:T|")
+    assert norm(guid=None, link="/a", title="T").id == sha("link:https://example.com/a")
+
+
+@pytest.mark.parametrize(
+    ("fields", "check"),
+    [
+        ({"tags": ("News", " news ", "Hong  Kong", "", "Tech", "News")}, {"tags": ("News", "Hong Kong", "Tech")}),
+        ({"language": "fr"}, {"language": "fr"}),
+        ({}, {"language": "en"}),
+        ({"authors": (Author(name="A"),)}, {"authors": (Author(name="A"),)}),
+        ({"enclosures": (Enclosure(url="https://e.com/a.mp3"),)}, {"enclosures": (Enclosure(url="https://e.com/a.mp3"),)}),
+        ({}, {"sources": (), "source_id": "src", "guid": "g"}),
+    ],
+)
+def test_passthrough_fields(fields: dict[str, Any], check: dict[str, Any]) -> None:
+    article = norm(**fields)
+    assert {key: getattr(article, key) for key in check} == check
+
+
+def test_summary_and_content_links_resolve_against_the_entry_link() -> None:
+    article = norm(
+        link="https://example.com/2023/09/post.html",
+        summary='<a href="other.html">x</a>',
+        content='<p><img src="img/a.png" srcset="img/a2.png 2x"> <a href="https://abs.org/">y</a></p>',
+    )
+    assert article.summary == '<a href="https://example.com/2023/09/other.html">x</a>'
+    assert article.content == (
+        '<p><img src="https://example.com/2023/09/img/a.png" srcset="https://example.com/2023/09/img/a2.png 2x">'
+        ' <a href="https://abs.org/">y</a></p>'
+    )
+
+
+@pytest.mark.parametrize(
+    ("html", "base", "expected"),
+    [
+        ('<a href="b">x</a>', "https://e.com/a/", '<a href="https://e.com/a/b">x</a>'),
+        ('text <a href="/b">x</a> tail', "https://e.com/a/", 'text <a href="https://e.com/b">x</a> tail'),
+        ('<img src="i.png"><video poster="p.jpg"></video>', "https://e.com/", '<img src="https://e.com/i.png"><video poster="https://e.com/p.jpg"></video>'),
+        ('<a href="#frag">x</a>', "https://e.com/p", '<a href="https://e.com/p#frag">x</a>'),
+        ('<a href="http://[::1">x</a>', "https://e.com/", '<a href="http://[::1">x</a>'),
+        ("no markup &amp; no links", "https://e.com/", "no markup &amp; no links"),
+        ('<a href="b">x</a>', None, '<a href="b">x</a>'),
+        ("", "https://e.com/", ""),
+        ("<html><body><p>x</p></body></html>", "https://e.com/", "<p>x</p>"),
+        ('<img srcset="a.png 1x, /b.png 2x,data:image/png;base64,AA= 3x">', "https://e.com/d/",
+         '<img srcset="https://e.com/d/a.png 1x, https://e.com/b.png 2x, data:image/png;base64,AA= 3x">'),
+        # lxml parses as HTML4: the HTML5 void <source> gets an end tag, which browsers ignore.
+        ('<picture><source srcset="s.webp"></picture>', "https://e.com/", '<picture><source srcset="https://e.com/s.webp"></source></picture>'),
+        ('<script>alert(1)</script><a href="b">x</a>', "https://e.com/", '<script>alert(1)</script><a href="https://e.com/b">x</a>'),
+    ],
+)
+def test_absolutise_links_resolves_only(html: str, base: str | None, expected: str) -> None:
+    assert absolutise_links(html, base) == expected
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [("<p>a<br>b</p>", "ab"), ("<p>a</p> <p>b</p>", "a b"), ("&eacute;t&eacute;", "été"), (None, ""), ("<style>p{}</style>x", "x")],
+)
+def test_html_to_text(html: str | None, text: str) -> None:
+    assert html_to_text(html) == text
+
+
+def test_normalise_feed_skips_unidentifiable_and_repeated_entries_with_warnings() -> None:
+    feed = FEED.model_copy(
+        update={
+            "entries": (
+                entry(guid="a", title="A"),
+                ParsedEntry(),  # nothing to identify it by
+                entry(guid="a", title="A again"),
+                entry(guid="b", title="B"),
+            ),
+            "warnings": ("from the parser",),
+        }
+    )
+    articles, warnings = normalise_feed(feed, source=SOURCE, now=NOW)
+    assert [a.title for a in articles] == ["A", "B"]
+    assert [w.split(":")[0] for w in warnings] == ["entry 1 skipped", "entry 2 skipped"]
+    assert "no guid, link or title" in warnings[0] and "repeats the id" in warnings[1]
+    for article in articles:
+        assert Article.model_validate(article.model_dump()) == article
+
+
+def test_naive_now_is_refused() -> None:
+    with pytest.raises(ValueError):
+        normalise_entry(entry(), source=SOURCE, feed=FEED, now=datetime(2024, 1, 1))

@@ -1,0 +1,3 @@
+from tributary.cli import entrypoint
+
+entrypoint()

@@ -1,0 +1,235 @@
+"""Date strings from feeds and pages → aware UTC datetimes.
+
+Called once per entry date, so the common shapes go through the standard library first:
+
+1. ISO 8601 / W3C-DTF / RFC 3339 via :meth:`datetime.fromisoformat`;
+2. RFC 822 / 2822 via :func:`email.utils.parsedate_tz`, with the zone token taken off and
+   resolved here first: ``parsedate_tz`` reports every zone it does not know ("HKT", "JST",
+   "CEST", …) as offset 0, the same as "GMT", so trusting it would silently shift those dates;
+3. a forgiving scan for page formats such as ``2023-09-20 HKT 01:12`` or
+   ``Last updated: 2023-09-20 HKT 09:10``: a year-first or month-name date, a time and a zone
+   (name, numeric offset or ``Z``) anywhere around them. English words around them are
+   ignored; non-ASCII words make it give up (they may be a localised "PM").
+
+A date that names no zone, or one this module does not know, is read in ``default_tz`` (the
+source's configured timezone is the best guess available). Anything unreadable gives ``None``;
+this module never raises on bad input.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from email.utils import parsedate_tz
+from types import MappingProxyType
+
+__all__ = ["ZONE_OFFSETS", "parse_date"]
+
+
+def _h(hours: float) -> timedelta:
+    return timedelta(hours=hours)
+
+
+ZONE_OFFSETS = MappingProxyType(
+    {
+        # Universal.
+        "GMT": _h(0),
+        "UT": _h(0),
+        "UTC": _h(0),
+        "Z": _h(0),
+        # North America (RFC 822 names).
+        "EST": _h(-5),
+        "EDT": _h(-4),
+        "CST": _h(-6),  # US Central, not China Standard Time: RFC 822 defines it so.
+        "CDT": _h(-5),
+        "MST": _h(-7),
+        "MDT": _h(-6),
+        "PST": _h(-8),
+        "PDT": _h(-7),
+        # Europe.
+        "WET": _h(0),
+        "WEST": _h(1),
+        "BST": _h(1),  # British Summer Time.
+        "CET": _h(1),
+        "CEST": _h(2),
+        "EET": _h(2),
+        "EEST": _h(3),
+        "MSK": _h(3),
+        # Asia.
+        "IST": _h(5.5),  # India; Irish and Israel Standard Time share the name and lose.
+        "WIB": _h(7),
+        "HKT": _h(8),
+        "SGT": _h(8),
+        "PHT": _h(8),
+        "AWST": _h(8),
+        "JST": _h(9),
+        "KST": _h(9),
+        # Oceania.
+        "ACST": _h(9.5),
+        "AEST": _h(10),
+        "AEDT": _h(11),
+        "NZST": _h(12),
+        "NZDT": _h(13),
+    }
+)
+"""Zone abbreviations and their UTC offsets.
+
+Abbreviations are ambiguous (IST, CST, BST each name several zones); this table picks the
+reading most common in English-language news feeds and is the single place to change it.
+Extend it rather than special-casing a source.
+"""
+
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        (
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ),
+        start=1,
+    )
+    for name in names
+}
+_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+
+# The zone token that ends an RFC 822 date: a name, a numeric offset, or GMT+8-style.
+_RFC_TRAILING_COMMENT = re.compile(r"\s*\([^()]*\)\s*$")
+_RFC_ZONE = re.compile(
+    r"\s+(?:"
+    r"(?P<name>[A-Za-z]{1,5})"
+    r"|(?:(?:GMT|UTC|UT)\s*)?(?P<sign>[+-])(?P<hh>\d{1,2}):?(?P<mm>\d{2})?"
+    r")$"
+)
+_AM_PM = re.compile(r"\b[ap]\.?m\.?$", re.IGNORECASE)
+
+_YEAR_MONTH = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
+_DATE_YMD = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
+_DATE_DAY_MONTH = re.compile(
+    r"(?<![\d\w])(\d{1,2})(?:st|nd|rd|th)?[\s-]+" + _MONTH + r",?[\s-]+(\d{4})(?!\d)", re.IGNORECASE
+)
+_DATE_MONTH_DAY = re.compile(
+    r"(?<![\w])" + _MONTH + r"\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})(?!\d)", re.IGNORECASE
+)
+_TIME = re.compile(
+    r"(?<![\d:])(\d{1,2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?(?!\d)(?:\s*([ap])\.?m\b\.?)?",
+    re.IGNORECASE,
+)
+_OFFSET = re.compile(
+    r"(?:(?<![A-Za-z])(?:GMT|UTC|UT)\s*(?P<sign1>[+-])(?P<hh1>\d{1,2})(?::?(?P<mm1>\d{2}))?(?!\d))"
+    r"|(?:(?<![\w+-])(?P<sign2>[+-])(?P<hh2>\d{2}):?(?P<mm2>\d{2})(?!\d))"
+)
+_ZONE_NAME = re.compile(r"(?<![A-Za-z])([A-Z]{1,5})(?![A-Za-z])")
+
+
+def parse_date(text: str, default_tz: tzinfo = UTC) -> datetime | None:
+    """Read a date string as an aware UTC datetime, or ``None`` if it cannot be read."""
+    if not isinstance(text, str):
+        return None
+    text = text.strip()
+    # Real dates are short; bounding the input keeps the regex scan cheap on junk.
+    if not text or len(text) > 200:
+        return None
+    try:
+        parsed = _parse_iso(text, default_tz) or _parse_rfc822(text, default_tz) or _parse_loose(text, default_tz)
+        return parsed.astimezone(UTC) if parsed else None
+    except (ValueError, OverflowError):
+        return None
+
+
+def _parse_iso(text: str, default_tz: tzinfo) -> datetime | None:
+    if not text[0].isdigit():
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        # W3C-DTF allows the reduced precisions YYYY and YYYY-MM.
+        match = _YEAR_MONTH.match(text)
+        if not match:
+            return None
+        value = datetime(int(match[1]), int(match[2] or 1), 1)
+    return value if value.tzinfo else value.replace(tzinfo=default_tz)
+
+
+def _parse_rfc822(text: str, default_tz: tzinfo) -> datetime | None:
+    head = _RFC_TRAILING_COMMENT.sub("", text)
+    zone: tzinfo | None = None
+    match = _RFC_ZONE.search(head)
+    if match:
+        if match["name"]:
+            offset = ZONE_OFFSETS.get(match["name"].upper())
+            if match["name"].lower() in ("am", "pm"):
+                return None  # 12-hour clock: parsedate_tz would read "pm" as a zone.
+            zone = timezone(offset) if offset is not None else None
+        else:
+            zone = _offset_zone(match["sign"], match["hh"], match["mm"])
+        head = head[: match.start()]
+    if _AM_PM.search(head):
+        return None
+    parts = parsedate_tz(head)
+    if parts is None:
+        return None
+    year, month, day, hour, minute, second = parts[:6]
+    # parsedate_tz accepts a bare leap second; datetime does not.
+    return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=zone or default_tz)
+
+
+def _parse_loose(text: str, default_tz: tzinfo) -> datetime | None:
+    match = _DATE_YMD.search(text)
+    if match:
+        year, month, day = int(match[1]), int(match[2]), int(match[3])
+    else:
+        match = _DATE_DAY_MONTH.search(text)
+        if match:
+            day, month, year = int(match[1]), _MONTHS[match[2].lower()], int(match[3])
+        else:
+            match = _DATE_MONTH_DAY.search(text)
+            if not match:
+                return None
+            month, day, year = _MONTHS[match[1].lower()], int(match[2]), int(match[3])
+    rest = text[: match.start()] + " " + text[match.end() :]
+
+    hour = minute = second = micro = 0
+    time_match = _TIME.search(rest)
+    if time_match:
+        hour, minute = int(time_match[1]), int(time_match[2])
+        second = min(int(time_match[3] or 0), 59)
+        micro = int((time_match[4] or "0").ljust(6, "0"))
+        if time_match[5]:
+            if not 1 <= hour <= 12:
+                return None
+            hour = hour % 12 + (12 if time_match[5].lower() == "p" else 0)
+        rest = rest[: time_match.start()] + " " + rest[time_match.end() :]
+
+    if any(char.isalpha() and not char.isascii() for char in rest):
+        # Words we cannot read may change the meaning ("오후" is PM): better no date than a wrong one.
+        return None
+    return datetime(year, month, day, hour, minute, second, micro, tzinfo=_find_zone(rest) or default_tz)
+
+
+def _find_zone(rest: str) -> tzinfo | None:
+    match = _OFFSET.search(rest)
+    if match:
+        if match["sign1"]:
+            return _offset_zone(match["sign1"], match["hh1"], match["mm1"])
+        return _offset_zone(match["sign2"], match["hh2"], match["mm2"])
+    for name in _ZONE_NAME.findall(rest):
+        offset = ZONE_OFFSETS.get(name)
+        if offset is not None:
+            return timezone(offset)
+    return None
+
+
+def _offset_zone(sign: str, hours: str, minutes: str | None) -> tzinfo:
+    offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
+    # timezone() itself rejects offsets of a day or more with ValueError.
+    return timezone(-offset if sign == "-" else offset)

@@ -1,0 +1,52 @@
+"""Parse stage: a fetched body → :class:`ParsedFeed`, one adapter per format.
+
+Pure: bytes and headers in, data out; no I/O. Every failure leaves as :class:`ParseError`
+carrying the source id, its cause chained.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, tzinfo
+
+from service.errors import ErrorKind, ParseError
+from workers.parse.feed import parse_xml_feed
+from workers.parse.jsonfeed import parse_json_feed
+from workers.parse.types import ParsedEntry, ParsedFeed
+
+__all__ = ["ParsedEntry", "ParsedFeed", "parse_feed"]
+
+_BOM = "\ufeff".encode()
+_WHITESPACE = b" \t\r\n"
+
+
+def parse_feed(
+    body: bytes,
+    *,
+    source_id: str,
+    url: str,
+    content_type: str | None,
+    headers: Mapping[str, str] = {},  # noqa: B006 - read only
+    default_tz: tzinfo = UTC,
+) -> ParsedFeed:
+    """Parse a fetched body as JSON Feed or RSS/Atom, whichever it is.
+
+    The body decides first (``{`` → JSON, ``<`` → XML) because servers mislabel feeds; the
+    content type decides only for bodies that start with neither. ``default_tz`` reads dates
+    that name no zone (pass the source's configured timezone).
+    """
+    start = body.removeprefix(_BOM).lstrip(_WHITESPACE)[:1]
+    if not start:
+        raise ParseError(source_id, ErrorKind.NOT_A_FEED, "empty body")
+    is_json = start == b"{" or (start != b"<" and "json" in (content_type or "").lower())
+    try:
+        if is_json:
+            return parse_json_feed(body, url=url, source_id=source_id, default_tz=default_tz)
+        if content_type and not any(key.lower() == "content-type" for key in headers):
+            headers = {**headers, "content-type": content_type}
+        return parse_xml_feed(body, url=url, headers=headers, source_id=source_id, default_tz=default_tz)
+    except ParseError:
+        raise
+    except Exception as exc:
+        # A parser bug, not a bad feed: kind INTERNAL tells the operator (and tests) apart.
+        raise ParseError(source_id, ErrorKind.INTERNAL, f"parser crashed: {type(exc).__name__}: {exc}") from exc

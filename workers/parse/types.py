@@ -1,0 +1,44 @@
+"""What the parse stage hands to normalise: one feed's data as the feed stated it.
+
+These types never leave the worker side. Dates are already resolved to aware UTC (parsers call
+:func:`workers.dates.parse_date`), HTML is unsanitised, and URLs are absolute where the
+document gave a base; everything else is left for :mod:`workers.normalise`.
+"""
+
+from __future__ import annotations
+
+from service.models import Author, Enclosure, Frozen, Image, UtcDatetime
+
+
+class ParsedEntry(Frozen):
+    """One entry (RSS item, Atom entry, JSON Feed item) as the feed stated it."""
+
+    guid: str | None = None
+    link: str | None = None
+    title: str | None = None
+    title_is_html: bool = False
+    summary: str | None = None
+    """HTML."""
+    content: str | None = None
+    """HTML."""
+    authors: tuple[Author, ...] = ()
+    tags: tuple[str, ...] = ()
+    published: UtcDatetime | None = None
+    updated: UtcDatetime | None = None
+    enclosures: tuple[Enclosure, ...] = ()
+    image: Image | None = None
+    language: str | None = None
+
+
+class ParsedFeed(Frozen):
+    """A whole parsed document: feed-level metadata plus the entries that could be read."""
+
+    title: str | None = None
+    link: str | None = None
+    language: str | None = None
+    version: str | None = None
+    """Format and version as feedparser names them: ``rss20``, ``atom10``, ``json11``…"""
+    ttl_minutes: int | None = None
+    entries: tuple[ParsedEntry, ...] = ()
+    warnings: tuple[str, ...] = ()
+    """One line per problem survived: a skipped entry, a bozo feed, a dropped member."""

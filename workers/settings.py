@@ -1,0 +1,82 @@
+"""arq worker settings: functions, cron jobs, and the per-process resources in ``ctx``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any
+
+from arq import Worker, cron
+from arq.connections import ArqRedis
+from arq.worker import func
+from redis.asyncio import ConnectionPool
+
+from service import keys
+from service.clock import Clock, utcnow
+from service.config import Settings
+from service.store import Store
+from workers import dispatch, ingest, tasks
+from workers.fetch import new_session
+from workers.pipeline import Resources
+
+
+def job_serializer(obj: Any) -> bytes:
+    """Jobs carry ids and JSON results; JSON on the wire, never pickle."""
+    return json.dumps(obj, default=str).encode()
+
+
+def job_deserializer(raw: bytes) -> Any:
+    return json.loads(raw)
+
+
+def arq_redis(redis_url: str) -> ArqRedis:
+    return ArqRedis(
+        connection_pool=ConnectionPool.from_url(redis_url),
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        default_queue_name=keys.ARQ_QUEUE,
+    )
+
+
+def build_worker(settings: Settings, redis_url: str, *, clock: Clock = utcnow, burst: bool = False, **overrides: Any) -> Worker:
+    async def on_startup(ctx: dict[str, Any]) -> None:
+        redis = ctx["redis"]
+        store = Store(redis, settings)
+        ctx["consumer"] = f"{socket.gethostname()}-{os.getpid()}-{id(ctx)}"
+        ctx["queue_name"] = keys.ARQ_QUEUE
+        ctx["resources"] = Resources(settings, redis, store, new_session(settings.fetch), clock)
+        await ingest.ensure_group(redis)
+        await dispatch.sync_schedule(redis, [s.id for s in settings.sources], clock())
+        await store.rebuild_feed_indexes()
+        if burst:  # no cron in burst mode: dispatch what is due once, run it, exit
+            await tasks.dispatch_due(ctx)
+
+    async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if "resources" in ctx:
+            await ctx["resources"].session.close()
+
+    options: dict[str, Any] = dict(
+        functions=[
+            func(tasks.poll, name="poll", keep_result=60, timeout=settings.worker.lease_seconds, max_tries=3),
+        ],
+        cron_jobs=[]
+        if burst
+        else [
+            cron(tasks.dispatch_due, name="dispatch_due", second=None, keep_result=0, timeout=30, run_at_startup=True),
+            cron(tasks.drain_ingest, name="drain_ingest", second={0, 15, 30, 45}, keep_result=0, timeout=120),
+        ],
+        redis_pool=arq_redis(redis_url),
+        queue_name=keys.ARQ_QUEUE,
+        max_jobs=settings.worker.max_jobs,
+        job_serializer=job_serializer,
+        job_deserializer=job_deserializer,
+        on_startup=on_startup,
+        on_shutdown=on_shutdown,
+        burst=burst,
+        handle_signals=not burst,
+        health_check_interval=30,
+        health_check_key=keys.PREFIX + "arq:health",
+    )
+    options.update(overrides)
+    return Worker(**options)

@@ -1,0 +1,47 @@
+"""Thin arq jobs: each takes its resources from ``ctx`` (filled in ``on_startup``) and ids as args."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from workers import dispatch, ingest
+from workers.pipeline import Resources, poll_source
+
+log = logging.getLogger(__name__)
+
+DISPATCH_BATCH = 500
+
+
+async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) -> dict[str, Any]:
+    """Poll one source, then ingest what it queued. ``claim`` is the dispatcher's token."""
+    res: Resources = ctx["resources"]
+    source = res.settings.source(source_id)
+    if source is None:
+        return {"source_id": source_id, "status": "unknown_source"}
+    if claim is not None and not await dispatch.holds_claim(res.redis, source_id, claim):
+        return {"source_id": source_id, "status": "claim_superseded"}
+    report = await poll_source(res, source, claim=claim)
+    await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
+    return {**asdict(report), "next_poll": report.next_poll.isoformat() if report.next_poll else None}
+
+
+async def dispatch_due(ctx: dict[str, Any]) -> int:
+    """Cron, once a second across all workers: turn due sources into poll jobs."""
+    res: Resources = ctx["resources"]
+    claimed = await dispatch.claim_due(
+        res.redis, res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH
+    )
+    for source_id, claim in claimed:
+        await ctx["redis"].enqueue_job(
+            "poll", source_id, claim, _job_id=f"poll:{source_id}:{claim}", _queue_name=ctx["queue_name"]
+        )
+    return len(claimed)
+
+
+async def drain_ingest(ctx: dict[str, Any]) -> int:
+    """Cron: pick up queued articles whose poll job died before ingesting them."""
+    res: Resources = ctx["resources"]
+    report = await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
+    return report.entries

@@ -40,6 +40,9 @@ def configure_logging(level: str) -> None:
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if logging.getLogger().level > logging.DEBUG:
+        # arq logs every job start and end; our own poll summary says what matters.
+        logging.getLogger("arq.worker").setLevel(logging.WARNING)
 
 
 @contextlib.contextmanager

@@ -24,6 +24,10 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
         return {"source_id": source_id, "status": "claim_superseded"}
     report = await poll_source(res, source, claim=claim)
     await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
+    log.info(
+        "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
+        source_id, report.status, report.new, report.updated, report.unchanged, report.next_poll,
+    )
     return {**asdict(report), "next_poll": report.next_poll.isoformat() if report.next_poll else None}
 
 

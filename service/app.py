@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from service import views
+from service import hub_views, views
 from service.appkeys import CLOCK, FEED_CACHE, REDIS, SETTINGS, STORE
 from service.clock import Clock, utcnow
 from service.config import Settings
@@ -51,4 +51,5 @@ def create_app(settings: Settings, *, redis_url: str | None = None, redis: Redis
 
     app.cleanup_ctx.append(resources)
     views.add_routes(app)
+    hub_views.add_routes(app)
     return app

@@ -58,6 +58,25 @@ class WorkerConfig(Section):
     lease_seconds: int = Field(120, ge=5, description="how long a claimed poll may run before another worker may take it over")
 
 
+class WebSubConfig(Section):
+    """The WebSub hub at ``/hub``: lease bounds, callback cap, delivery retries (docs/websub.md)."""
+
+    default_lease_seconds: int = Field(86400, ge=1, description="lease when the subscriber asks for none")
+    min_lease_seconds: int = Field(300, ge=1)
+    max_lease_seconds: int = Field(864000, ge=1)
+    max_callback_length: int = Field(2048, ge=16, le=8192)
+    verify_timeout_seconds: float = Field(10, gt=0, description="total time for one verification GET")
+    delivery_attempts: int = Field(6, ge=1, le=20, description="tries per delivery, the first included")
+    retry_base_seconds: float = Field(10, ge=0, description="backoff before try n+1: base * 2**(n-1)")
+    retry_max_seconds: float = Field(3600, ge=0)
+
+    @model_validator(mode="after")
+    def _lease_order(self) -> WebSubConfig:
+        if not self.min_lease_seconds <= self.default_lease_seconds <= self.max_lease_seconds:
+            raise ValueError("need min_lease_seconds <= default_lease_seconds <= max_lease_seconds")
+        return self
+
+
 class SourceConfig(Section):
     id: str = Field(pattern=SLUG, max_length=64)
     url: str = Field(pattern=r"^https?://")
@@ -101,6 +120,7 @@ class Settings(BaseSettings):
     fetch: FetchConfig = FetchConfig()
     storage: StorageConfig = StorageConfig()
     worker: WorkerConfig = WorkerConfig()
+    websub: WebSubConfig = WebSubConfig()
     sources: list[SourceConfig] = []
     feeds: list[FeedConfig] = []
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")

@@ -42,3 +42,33 @@ def feed_version(feed_name: str) -> str:
 def feed_members(feed_name: str) -> str:
     """The source ids the feed index was built from, to rebuild it when the config changes."""
     return f"{PREFIX}feed:{feed_name}:members"
+
+
+# -- WebSub hub (service/hub_store.py) -------------------------------------------------------
+
+HUB_SEQ = PREFIX + "websub:seq"  # counter: order of hub requests, so a later request wins
+
+
+def hub_request(request_id: str) -> str:
+    """A hub request awaiting verification of intent (JSON, short TTL); jobs carry its id."""
+    return f"{PREFIX}websub:request:{request_id}"
+
+
+def hub_subscription(subscription_id: str) -> str:
+    """One subscription (topic + callback) as JSON; TTL a little past its lease."""
+    return f"{PREFIX}websub:sub:{subscription_id}"
+
+
+def hub_applied(subscription_id: str) -> str:
+    """Sequence number of the last verified request applied to this topic + callback."""
+    return f"{PREFIX}websub:applied:{subscription_id}"
+
+
+def hub_feed_subscriptions(feed_name: str) -> str:
+    """zset: subscription id -> lease expiry (unix seconds, injected clock)."""
+    return f"{PREFIX}websub:feed:{feed_name}:subs"
+
+
+def hub_payload(feed_name: str, change: str, fmt: str) -> str:
+    """Rendered changed items for one feed change, shared by every delivery of it."""
+    return f"{PREFIX}websub:payload:{feed_name}:{change}:{fmt}"

@@ -24,6 +24,7 @@ from service import keys
 from service.clock import Clock
 from service.models import Article, UpsertOutcome
 from service.store import Store
+from workers import websub
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ class IngestReport:
     entries: int = 0
     dead: int = 0
     sources: set[str] = field(default_factory=set)
+    changed: dict[str, set[str]] = field(default_factory=dict)  # feed -> ids new/updated in it
 
 
 async def ensure_group(redis: Redis) -> None:
@@ -73,7 +75,17 @@ async def drain(
             await _ingest_entry(redis, store, clock(), entry_id, fields, report)
     for source_id in report.sources:
         await store.trim_source(source_id)
+    if report.changed:
+        await _notify_hub(redis, store, clock(), report.changed)
     return report
+
+
+async def _notify_hub(redis: Redis, store: Store, now: datetime, changed: dict[str, set[str]]) -> None:
+    """Tell the WebSub hub which feeds moved; a hub failure never fails ingest."""
+    try:
+        await websub.notify_changes(redis, store, now, changed)
+    except Exception:
+        log.exception("could not queue WebSub notifications for %s", ", ".join(sorted(changed)))
 
 
 async def _read_new(redis: Redis, consumer: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
@@ -95,7 +107,11 @@ async def _ingest_entry(
     try:
         articles = ARTICLES.validate_json(fields[b"articles"])
         for article in articles:
-            report.outcomes[await store.upsert(article, now)] += 1
+            outcome = await store.upsert(article, now)
+            report.outcomes[outcome] += 1
+            if outcome is not UpsertOutcome.UNCHANGED:
+                for feed in store.settings.feeds_of_source(article.source_id):
+                    report.changed.setdefault(feed, set()).add(article.id)
             report.sources.add(article.source_id)
     except (ValidationError, KeyError) as exc:
         await _dead_letter(redis, entry_id, fields, f"undecodable entry: {exc}")

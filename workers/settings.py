@@ -59,6 +59,12 @@ def build_worker(settings: Settings, redis_url: str, *, clock: Clock = utcnow, b
     options: dict[str, Any] = dict(
         functions=[
             func(tasks.poll, name="poll", keep_result=60, timeout=settings.worker.lease_seconds, max_tries=3),
+            func(tasks.websub_verify, name="websub_verify", keep_result=60, timeout=60, max_tries=2),
+            func(tasks.websub_notify, name="websub_notify", keep_result=3600, timeout=120, max_tries=3),
+            func(
+                tasks.websub_deliver, name="websub_deliver", keep_result=3600, timeout=120,
+                max_tries=settings.websub.delivery_attempts + 1,  # the task gives up itself; +1 for a killed worker
+            ),
         ],
         cron_jobs=[]
         if burst

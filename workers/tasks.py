@@ -6,7 +6,10 @@ import logging
 from dataclasses import asdict
 from typing import Any
 
-from workers import dispatch, ingest
+from arq import Retry
+
+from service.websub import retry_delay
+from workers import dispatch, ingest, websub
 from workers.pipeline import Resources, poll_source
 
 log = logging.getLogger(__name__)
@@ -49,3 +52,25 @@ async def drain_ingest(ctx: dict[str, Any]) -> int:
     res: Resources = ctx["resources"]
     report = await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
     return report.entries
+
+
+async def websub_verify(ctx: dict[str, Any], request_id: str) -> str:
+    """Hub: verify the intent of one parked (un)subscription request."""
+    return await websub.verify(ctx["resources"], request_id)
+
+
+async def websub_notify(ctx: dict[str, Any], feed_name: str, change: str, article_ids: list[str]) -> int:
+    """Hub: fan one feed change out to its live subscriptions."""
+    return await websub.notify(ctx["resources"], feed_name, change, article_ids)
+
+
+async def websub_deliver(ctx: dict[str, Any], subscription_id: str, feed_name: str, change: str) -> str:
+    """Hub: POST one change to one subscriber; a failure is retried with exponential backoff."""
+    res: Resources = ctx["resources"]
+    status = await websub.deliver(res, subscription_id, feed_name, change)
+    attempt = ctx.get("job_try", 1)
+    if status is websub.DeliveryStatus.FAILED:
+        if attempt < res.settings.websub.delivery_attempts:
+            raise Retry(defer=retry_delay(res.settings.websub, attempt))
+        log.warning("hub: gave up delivering %s change %s to %s after %d tries", feed_name, change, subscription_id, attempt)
+    return status

@@ -243,3 +243,28 @@ async def test_later_request_wins_when_verified_out_of_order(redis, clock) -> No
     assert await store.live_subscriptions("news", now) == []
     assert await store.apply(request(3, "subscribe"), 3600, now) is not None
     assert len(await store.live_subscriptions("news", now)) == 1
+
+
+async def test_delivery_gives_up_after_the_configured_tries_and_logs_no_secret(
+    hub, redis, redis_url, feed_server, clock, subscriber, caplog  # type: ignore[no-untyped-def]
+) -> None:
+    settings, client = hub
+    caplog.set_level("DEBUG")
+    down = subscriber.callback("down", post_statuses=[503] * 10)
+    await subscribe(client, down, **{"secret": "top-secret-value"})
+    await run_worker(settings, redis_url, clock)
+    await publish(settings, redis_url, clock, feed_server, [("a1", "First story"), ("a2", "Second story")])
+    assert [status for _, _, status in subscriber.callbacks["down"].posts] == [503] * settings.websub.delivery_attempts
+    store = HubStore(redis, settings.websub.max_lease_seconds)
+    assert len(await store.live_subscriptions("news", clock())) == 1  # failures never end a lease (spec 7)
+    assert "top-secret-value" not in caplog.text
+    assert "t-down" not in caplog.text  # nor the callback's capability query
+
+    # Back up, re-subscribed with a new secret: it replaces the old one for the next delivery.
+    subscriber.callbacks["down"].post_statuses.clear()
+    await subscribe(client, down, **{"secret": "rotated"})
+    await run_worker(settings, redis_url, clock)
+    await publish(settings, redis_url, clock, feed_server, [("a1", "First story"), ("a2", "Second story"), ("a3", "Third")])
+    headers, body = subscriber.callbacks["down"].delivered[-1]
+    assert headers["X-Hub-Signature"] == sign("rotated", body)
+    assert "rotated" not in caplog.text

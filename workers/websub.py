@@ -128,9 +128,11 @@ async def _get(res: Resources, url: str) -> tuple[int, bytes]:
     try:
         async with res.session.get(url, allow_redirects=False, timeout=timeout, headers={"Accept": "*/*"}) as response:
             return response.status, await _read_capped(response, MAX_CHALLENGE_BODY)
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
         log.info("hub: callback GET to %s failed: %s", callback_host(url), type(exc).__name__)
-        return 0, b""
+    except Exception as exc:  # e.g. a guard refusing the address: a failed request, never a dead job
+        log.warning("hub: callback GET to %s refused: %s", callback_host(url), type(exc).__name__)
+    return 0, b""
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -234,6 +236,8 @@ async def _post(res: Resources, subscription: Subscription, body: bytes) -> int:
         async with res.session.post(subscription.callback, data=body, headers=headers, allow_redirects=False) as response:
             await response.content.read(MAX_CHALLENGE_BODY)  # the body is ignored (spec 7); drain a little
             return response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
         log.info("hub: POST to %s failed: %s", callback_host(subscription.callback), type(exc).__name__)
-        return 0
+    except Exception as exc:  # e.g. a guard refusing the address: a failed try, never a dead job
+        log.warning("hub: POST to %s refused: %s", callback_host(subscription.callback), type(exc).__name__)
+    return 0

@@ -40,10 +40,10 @@ async def hub_post(request: web.Request) -> web.Response:
         return plain(400, f"Content-Type must be {FORM}")
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
+    body = await _read_capped(request, MAX_FORM_BYTES)
+    if body is None:
+        return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
     try:
-        body = await request.content.read(MAX_FORM_BYTES + 1)
-        if len(body) > MAX_FORM_BYTES:
-            return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
         form = _decode_form(body)
     except ValueError as exc:
         return plain(400, f"unreadable form: {exc}")
@@ -63,6 +63,18 @@ async def hub_post(request: web.Request) -> web.Response:
         hub_request.mode, request_id, hub_request.topic.url, hub_request.subscription_id,
     )
     return plain(202, "Accepted: intent will be verified at the callback")
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` (chunked bodies declare no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _decode_form(body: bytes) -> dict[str, str]:

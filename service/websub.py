@@ -24,6 +24,8 @@ from service.models import UtcDatetime
 
 MAX_SECRET_BYTES = 199  # spec 5.1: hub.secret MUST be less than 200 bytes
 NEGOTIATED_FORMAT = "atom"  # what `/feeds/{name}` serves without an Accept header
+_PERCENT = re.compile(r"%([0-9A-Fa-f]{2})")
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 _TOPIC_PATH = re.compile(r"^/feeds/(?P<name>[a-z0-9][a-z0-9-]*)(?:\.(?P<fmt>[a-z]+))?$")
 
 Mode = Literal["subscribe", "unsubscribe"]
@@ -77,6 +79,17 @@ class Subscription(BaseModel):
 
     def live(self, now: datetime) -> bool:
         return now < self.expires
+
+
+def decode_unreserved(url: str) -> str:
+    """Spec 5.1.1: percent-encoded unreserved characters are decoded (``%7E`` -> ``~``), so two
+    spellings of one URL are one topic / one callback; reserved ones stay encoded."""
+
+    def unescape(match: re.Match[str]) -> str:
+        char = chr(int(match[1], 16))
+        return char if char in _UNRESERVED else match[0]
+
+    return _PERCENT.sub(unescape, url)
 
 
 def subscription_id(topic_url: str, callback: str) -> str:
@@ -158,7 +171,7 @@ def parse_hub_request(
     mode = form.get("hub.mode", "")
     if mode not in ("subscribe", "unsubscribe"):
         raise HubRequestError("hub.mode must be 'subscribe' or 'unsubscribe'")
-    topic_url = form.get("hub.topic", "")
+    topic_url = decode_unreserved(form.get("hub.topic", ""))
     if not topic_url:
         raise HubRequestError("hub.topic is required")
     topic = resolve_topic(settings, topic_url)
@@ -166,7 +179,7 @@ def parse_hub_request(
         raise HubRequestError(
             f"hub.topic must be a merged feed of this hub: {settings.server.base_url}/feeds/NAME.rss|.atom|.json"
         )
-    callback = check_callback(form.get("hub.callback", ""), settings.websub.max_callback_length)
+    callback = check_callback(decode_unreserved(form.get("hub.callback", "")), settings.websub.max_callback_length)
     lease = parse_lease(form.get("hub.lease_seconds")) if mode == "subscribe" else None
     secret = form.get("hub.secret") or None
     if mode == "unsubscribe":

@@ -228,6 +228,20 @@ async def test_hub_wants_a_form(redis, clock, aiohttp_client, feed_server) -> No
     ok = await client.post("/hub", data={"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "https://x.test/cb", "extra": "ignored"})
     assert ok.status == 202
     assert await redis.zcard(keys.ARQ_QUEUE) == 1
+    huge = await client.post("/hub", data={"hub.mode": "subscribe", "pad": "x" * 20000})
+    assert huge.status == 413
+
+
+async def test_chunked_form_is_read_whole(redis, clock, aiohttp_client, feed_server) -> None:  # type: ignore[no-untyped-def]
+    client = await aiohttp_client(create_app(hub_settings(feed_server), redis=redis, clock=clock))
+    form = f"hub.mode=subscribe&hub.topic={ATOM_TOPIC}&hub.callback=https://x.test/cb".encode()
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        for i in range(0, len(form), 7):
+            yield form[i : i + 7]
+
+    response = await client.post("/hub", data=chunks(), headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.status == 202, await response.text()
 
 
 async def test_later_request_wins_when_verified_out_of_order(redis, clock) -> None:  # type: ignore[no-untyped-def]

@@ -60,6 +60,12 @@ def test_parse_subscribe_and_unsubscribe() -> None:
     assert unsub.lease_seconds is None and unsub.secret is None  # both ignored for unsubscribe (spec 5.1)
 
 
+def test_unreserved_characters_are_decoded() -> None:
+    request = parse(mode="subscribe", topic="https://agg.example/feeds/%6Eews.rss", callback="https://s.example/%7Eme/cb?q=a%2Fb")
+    assert request.topic.url == "https://agg.example/feeds/news.rss"
+    assert request.callback == "https://s.example/~me/cb?q=a%2Fb"  # reserved "/" stays encoded
+
+
 def test_secret_limit_is_in_bytes() -> None:
     with pytest.raises(HubRequestError, match="200 bytes"):
         parse(mode="subscribe", topic="https://agg.example/feeds/news.rss", callback="https://s.example/", secret="é" * 100)

@@ -10,7 +10,7 @@ from aiohttp import web
 
 @dataclass
 class Callback:
-    verify: str = "echo"  # echo | wrong | 404
+    verify: str = "echo"  # echo | wrong | 404 | redirect (302 to itself, which would echo)
     post_statuses: list[int] = field(default_factory=list)  # answered in turn, then 200
     gets: list[dict[str, str]] = field(default_factory=list)
     posts: list[tuple[dict[str, str], bytes, int]] = field(default_factory=list)  # headers, body, answer
@@ -40,6 +40,8 @@ class Subscriber:
             return web.Response(text="ok")
         if cb.verify == "404":
             return web.Response(status=404, text="not mine")
+        if cb.verify == "redirect" and "followed" not in request.query:
+            raise web.HTTPFound(f"{request.path_qs}&followed=1")
         if cb.verify == "wrong":
             return web.Response(text="not-the-challenge")
         return web.Response(text=request.query["hub.challenge"])

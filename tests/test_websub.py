@@ -112,6 +112,7 @@ async def test_websub_journey(hub, redis, redis_url, feed_server, clock, subscri
     liar = subscriber.callback("liar", verify="wrong")
     refuser = subscriber.callback("refuser", verify="404")
     gone = subscriber.callback("gone", post_statuses=[410])
+    mover = subscriber.callback("mover", verify="redirect")
 
     await subscribe(client, signed, **{"secret": "s3cret", "lease_seconds": "3600"})
     await subscribe(client, flaky, topic=JSON_TOPIC)
@@ -119,6 +120,7 @@ async def test_websub_journey(hub, redis, redis_url, feed_server, clock, subscri
     await subscribe(client, liar)
     await subscribe(client, refuser)
     await subscribe(client, gone, topic=f"{BASE}/feeds/news")  # negotiated topic: delivered as Atom
+    await subscribe(client, mover)
     await run_worker(settings, redis_url, clock)
 
     # Verification of intent: one GET each, with mode, topic, challenge and the hub's lease.
@@ -128,9 +130,10 @@ async def test_websub_journey(hub, redis, redis_url, feed_server, clock, subscri
     assert verify["token"] == "t-signed"  # the callback's own query string is kept
     assert subscriber.callbacks["short"].gets[0]["hub.lease_seconds"] == "300"
     assert subscriber.callbacks["flaky"].gets[0]["hub.lease_seconds"] == str(settings.websub.default_lease_seconds)
-    assert len({cb.gets[0]["hub.challenge"] for cb in subscriber.callbacks.values()}) == 6
+    assert len({cb.gets[0]["hub.challenge"] for cb in subscriber.callbacks.values()}) == 7
+    assert len(subscriber.callbacks["mover"].gets) == 1  # a redirect is a failed verification, not followed
     live = await store.live_subscriptions("news", clock())
-    assert {s.callback for s in live} == {signed, flaky, short, gone}  # liar and refuser were not subscribed
+    assert {s.callback for s in live} == {signed, flaky, short, gone}  # liar, refuser and mover were not
     assert all(not cb.posts for cb in subscriber.callbacks.values())  # nothing changed yet, nothing sent
     listing = await (await client.get("/hub")).json()
     assert listing["feeds"] == [{"name": "news", "subscriptions": 4}] and listing["hub"] == f"{BASE}/hub"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "trib:"
 
 INGEST_STREAM = PREFIX + "ingest"
@@ -42,3 +44,24 @@ def feed_version(feed_name: str) -> str:
 def feed_members(feed_name: str) -> str:
     """The source ids the feed index was built from, to rebuild it when the config changes."""
     return f"{PREFIX}feed:{feed_name}:members"
+
+
+# -- dedup and revisions (docs/article-schema.md) ------------------------------------------
+
+RECENT = PREFIX + "recent"  # zset: article id -> published (unix seconds), fuzzy-title candidates
+TITLES = PREFIX + "titles"  # hash: article id -> "source_id\ttitle key", fuzzy-title candidates
+
+
+def url_owner(canonical_url: str) -> str:
+    """string: the id of the article that owns this canonical URL (hashed: URLs can be long)."""
+    return f"{PREFIX}url:{hashlib.sha256(canonical_url.encode()).hexdigest()[:32]}"
+
+
+def alias(article_id: str) -> str:
+    """string: the id of the article another source's copy (``article_id``) was merged into."""
+    return f"{PREFIX}alias:{article_id}"
+
+
+def revisions(article_id: str) -> str:
+    """list: previous versions of the article as JSON, newest first."""
+    return f"{PREFIX}article:{article_id}:revisions"

@@ -86,7 +86,7 @@ class Store:
                         self._keep_revision(pipe, old, now)
                     if stale_url_key:
                         pipe.delete(stale_url_key)
-                    if url_key:
+                    if url_key and (old is None or old.url != stored.url):
                         pipe.set(url_key, stored.id)
                     await pipe.execute()
                     return outcome

@@ -15,7 +15,7 @@ from rapidfuzz import fuzz, utils
 
 from service.models import Article, SourceRef
 
-__all__ = ["add_sources", "fuzzy_match", "identifies_article", "title_key"]
+__all__ = ["add_sources", "fuzzy_match", "identifies_article", "own_ref", "title_key"]
 
 
 def identifies_article(url: str | None) -> bool:
@@ -33,22 +33,27 @@ def identifies_article(url: str | None) -> bool:
     return bool(parts.hostname) and (parts.path not in ("", "/") or bool(parts.query))
 
 
-def add_sources(owner: Article, refs: Iterable[SourceRef]) -> Article | None:
+def add_sources(owner: Article, refs: Iterable[SourceRef], owner_ref: SourceRef | None = None) -> Article | None:
     """``owner`` with the refs of sources it does not list yet, or ``None`` when none is new.
 
     The owner keeps its content: the first source to carry an article is the one shown;
-    later sources add provenance only.
+    later sources add provenance only. ``owner_ref`` stands in for the owner's own ref when
+    the article was stored without one (before provenance was recorded).
     """
     known = {ref.id for ref in owner.sources} | {owner.source_id}
     fresh = [ref for ref in refs if ref.id not in known]
     if not fresh:
         return None
-    current = owner.sources or ()
+    current = tuple(owner.sources)
     if not any(ref.id == owner.source_id for ref in current):
-        # Stored before provenance was recorded: the owner's own ref comes first.
-        current = (SourceRef(id=owner.source_id, name=owner.source_id, url=owner.url, first_seen=owner.first_seen),)
-        current += tuple(owner.sources)
+        own = owner_ref or SourceRef(id=owner.source_id, name=owner.source_id, url=owner.url, first_seen=owner.first_seen)
+        current = (own, *current)
     return owner.model_copy(update={"sources": current + tuple(fresh)})
+
+
+def own_ref(article: Article, name: str, link: str | None) -> SourceRef:
+    """The provenance entry of the source that produced ``article``."""
+    return SourceRef(id=article.source_id, name=name, link=link, url=article.url, first_seen=article.first_seen)
 
 
 def title_key(title: str) -> str:

@@ -33,7 +33,7 @@ from redis.exceptions import WatchError
 
 from service import dedup, keys
 from service.config import Settings
-from service.models import Article, Revision, SourceState, UpsertOutcome
+from service.models import Article, Revision, SourceRef, SourceState, UpsertOutcome
 from service.upsert import decide_upsert
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,8 @@ class Store:
 
     async def _merge(self, pipe: Redis, owner: Article, incoming: Article, now: datetime) -> UpsertOutcome:
         """Record ``incoming`` (another source's copy) on ``owner`` instead of storing it."""
-        merged = dedup.add_sources(owner, incoming.sources)
+        refs = incoming.sources or (self._own_ref(incoming),)
+        merged = dedup.add_sources(owner, refs, self._own_ref(owner))
         alias = await pipe.get(keys.alias(incoming.id))
         known_hash = await pipe.hget(CONTENT_HASHES, incoming.id)
         if (
@@ -176,6 +177,11 @@ class Store:
                 pipe.incr(keys.feed_version(feed))
         await pipe.execute()
         return UpsertOutcome.MERGED if merged is not None else UpsertOutcome.UNCHANGED
+
+    def _own_ref(self, article: Article) -> SourceRef:
+        source = self.settings.source(article.source_id)
+        name = source.display_name if source else article.source_id
+        return dedup.own_ref(article, name, source.url if source else None)
 
     def _keep_revision(self, pipe: Redis, old: Article, now: datetime) -> None:
         keep = self.settings.storage.max_revisions

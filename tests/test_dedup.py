@@ -187,3 +187,17 @@ async def test_revisions_keep_previous_versions(redis) -> None:  # type: ignore[
     stored = await store.article(base.id)
     assert stored is not None and stored.summary == "<p>v3</p>" and stored.updated == NOW + timedelta(hours=3)
     assert stored.first_seen == NOW and revisions[0].content_hash != stored.content_hash
+
+
+async def test_articles_stored_without_provenance_still_merge_with_named_sources(redis) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    legacy = article("a", link="https://story.example/old").model_copy(update={"sources": ()})
+    bare = article("b", link="https://story.example/old").model_copy(update={"sources": ()})
+    await store.upsert(legacy, NOW)
+    assert await store.upsert(bare, NOW) is UpsertOutcome.MERGED
+    stored = await store.article(legacy.id)
+    assert stored is not None
+    assert [(r.id, r.name, r.link) for r in stored.sources] == [
+        ("a", "Agency A", "https://a.example/feed"),
+        ("b", "Blog B", "https://b.example/feed"),
+    ]

@@ -11,6 +11,7 @@ unknown elements, no event handlers or ``style`` attributes, only known URL sche
 
 from __future__ import annotations
 
+import html as htmllib
 import re
 from functools import lru_cache
 from urllib.parse import urljoin, urlsplit
@@ -39,9 +40,14 @@ _EXTRA_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
 }
 _URL_ATTRIBUTES = frozenset({"href", "src", "cite", "poster"})
+# Post-processing reads nh3's own serialisation, which is strict: ` name="value"` attributes,
+# `"` escaped inside values. Matching attributes whole (never `[^>]*`) matters: a value may hold
+# a raw `>` or `<script>`, and cutting a tag there would turn that text into markup.
+_ATTRS = r'(?P<attrs>(?: [^\s="\'>/]+="[^"]*")*)'
 # html5ever keeps an iframe's inner text as raw text; it is never shown, so it goes.
-_IFRAME = re.compile(r"<iframe(?P<attrs>[^>]*)>.*?</iframe>", re.DOTALL)
-_IMG_SRC = re.compile(r"<img\b[^>]*?\ssrc=\"(?P<src>[^\"]+)\"")
+_IFRAME = re.compile(r"<iframe" + _ATTRS + r">.*?</iframe>", re.DOTALL)
+_IMG = re.compile(r"<img" + _ATTRS + r">")
+_SRC = re.compile(r' src="(?P<src>[^"]*)"')
 
 
 @lru_cache(maxsize=1)
@@ -79,6 +85,9 @@ def sanitise_html(
     )
     if "<iframe" in cleaned:
         cleaned = _IFRAME.sub(_iframe_or_nothing, cleaned)
+    if "<img" in cleaned:
+        # An image whose every URL was refused (data:, javascript:) shows nothing.
+        cleaned = _IMG.sub(_img_or_nothing, cleaned)
     return cleaned.strip() or None
 
 
@@ -86,8 +95,9 @@ def first_image(html: str | None) -> str | None:
     """``src`` of the first http(s) ``<img>`` of sanitised HTML (so it is already absolute)."""
     if not html or "<img" not in html:
         return None
-    for match in _IMG_SRC.finditer(html):
-        src = match["src"].replace("&amp;", "&")
+    for match in _IMG.finditer(html):
+        found = _SRC.search(match["attrs"])
+        src = htmllib.unescape(found["src"]) if found else ""
         if src.lower().startswith(("http://", "https://")):
             return src
     return None
@@ -95,7 +105,12 @@ def first_image(html: str | None) -> str | None:
 
 def _iframe_or_nothing(match: re.Match[str]) -> str:
     attrs = match["attrs"]
-    return f"<iframe{attrs}></iframe>" if " src=" in attrs else ""
+    return f"<iframe{attrs}></iframe>" if _SRC.search(attrs) else ""
+
+
+def _img_or_nothing(match: re.Match[str]) -> str:
+    attrs = match["attrs"]
+    return match[0] if _SRC.search(attrs) or ' srcset="' in attrs else ""
 
 
 def _attribute(

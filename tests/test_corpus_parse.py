@@ -43,6 +43,7 @@ def test_corpus_parses_and_normalises() -> None:
 
     source = SourceConfig(id="corpus", url=URL)
     files = articles = 0
+    features: Counter[str] = Counter()
     errors: Counter[ErrorKind] = Counter()
     crashes: list[str] = []
     started = time.monotonic()
@@ -65,12 +66,24 @@ def test_corpus_parses_and_normalises() -> None:
             for article in parsed:
                 assert Article.model_validate_json(article.model_dump_json()) == article, path
                 check_schema_promises(article, path)
+                features.update(
+                    name
+                    for name, present in (
+                        ("html", bool(article.summary or article.content)),
+                        ("image", article.image is not None),
+                        ("enclosures", bool(article.enclosures)),
+                        ("clamped", "date_clamped" in article.flags),
+                    )
+                    if present
+                )
             articles += len(parsed)
     elapsed = time.monotonic() - started
 
     print(
         f"\ncorpus: {files} files, {articles} articles, {sum(errors.values())} parse errors "
-        f"({', '.join(f'{kind}={count}' for kind, count in sorted(errors.items()))}) in {elapsed:.1f}s"
+        f"({', '.join(f'{kind}={count}' for kind, count in sorted(errors.items()))}) in {elapsed:.1f}s; "
+        f"articles with {', '.join(f'{name}={count}' for name, count in sorted(features.items()))}; "
+        "all validate against the schema"
     )
     assert not crashes, "parser crashed on:\n" + "\n".join(crashes)
     assert files > 0 and articles > 0

@@ -40,9 +40,9 @@ _EXTRA_ATTRIBUTES = {
     "td": {"colspan", "rowspan"},
 }
 _URL_ATTRIBUTES = frozenset({"href", "src", "cite", "poster"})
-# Post-processing reads nh3's own serialisation, which is strict: ` name="value"` attributes,
-# `"` escaped inside values. Matching attributes whole (never `[^>]*`) matters: a value may hold
-# a raw `>` or `<script>`, and cutting a tag there would turn that text into markup.
+# Post-processing reads nh3's own serialisation, which is strict: ` name="value"` attributes
+# with `"`, `<` and `>` escaped inside values. Attributes are still matched whole (never
+# `[^>]*`), so a cut can only ever fall on a tag boundary, whatever a value holds.
 _ATTRS = r'(?P<attrs>(?: [^\s="\'>/]+="[^"]*")*)'
 # html5ever keeps an iframe's inner text as raw text; it is never shown, so it goes.
 _IFRAME = re.compile(r"<iframe" + _ATTRS + r">.*?</iframe>", re.DOTALL)

@@ -50,6 +50,34 @@ class FetchConfig(Section):
 class StorageConfig(Section):
     data_dir: Path = Path("data")
     retention_per_source: int = Field(500, ge=1)
+    max_revisions: int = Field(5, ge=0, le=100, description="previous versions kept per article")
+
+
+class SanitiseConfig(Section):
+    """What republished HTML may keep (see docs/article-schema.md)."""
+
+    iframe_hosts: list[str] = ["www.youtube.com", "www.youtube-nocookie.com", "player.vimeo.com"]
+    allow_data_images: bool = False
+
+
+class CanonicalConfig(Section):
+    """How article URLs are canonicalised; ``strip_params`` entries ending in ``*`` are prefixes."""
+
+    strip_params: list[str] = [
+        "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
+        "igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id",
+        "wickedid", "rb_clickid", "s_cid", "ncid", "cmpid", "ref_src", "ref_url", "spm",
+    ]
+    unwrap_redirects: list[str] = []
+    sort_params: bool = False
+
+
+class DedupConfig(Section):
+    """Cross-source dedup: same canonical URL always; near-identical titles only when enabled."""
+
+    fuzzy_titles: bool = False
+    fuzzy_threshold: float = Field(0.9, gt=0, le=1)
+    fuzzy_window_hours: float = Field(48, gt=0)
 
 
 class WorkerConfig(Section):
@@ -121,6 +149,9 @@ class Settings(BaseSettings):
     storage: StorageConfig = StorageConfig()
     worker: WorkerConfig = WorkerConfig()
     websub: WebSubConfig = WebSubConfig()
+    sanitise: SanitiseConfig = SanitiseConfig()
+    canonical: CanonicalConfig = CanonicalConfig()
+    dedup: DedupConfig = DedupConfig()
     sources: list[SourceConfig] = []
     feeds: list[FeedConfig] = []
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "trib:"
 
 INGEST_STREAM = PREFIX + "ingest"
@@ -72,3 +74,24 @@ def hub_feed_subscriptions(feed_name: str) -> str:
 def hub_payload(feed_name: str, change: str, fmt: str) -> str:
     """Rendered changed items for one feed change, shared by every delivery of it."""
     return f"{PREFIX}websub:payload:{feed_name}:{change}:{fmt}"
+
+
+# -- dedup and revisions (docs/article-schema.md) ------------------------------------------
+
+RECENT = PREFIX + "recent"  # zset: article id -> published (unix seconds), fuzzy-title candidates
+TITLES = PREFIX + "titles"  # hash: article id -> "source_id\ttitle key", fuzzy-title candidates
+
+
+def url_owner(canonical_url: str) -> str:
+    """string: the id of the article that owns this canonical URL (hashed: URLs can be long)."""
+    return f"{PREFIX}url:{hashlib.sha256(canonical_url.encode()).hexdigest()[:32]}"
+
+
+def alias(article_id: str) -> str:
+    """string: the id of the article another source's copy (``article_id``) was merged into."""
+    return f"{PREFIX}alias:{article_id}"
+
+
+def revisions(article_id: str) -> str:
+    """list: previous versions of the article as JSON, newest first."""
+    return f"{PREFIX}article:{article_id}:revisions"

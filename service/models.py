@@ -9,14 +9,22 @@ converted, so nothing downstream (store scores, renderers, the API) ever has to 
   guid, else its link, else title + date (see ``workers.normalise.article_id``). Never changes
   for the same entry, so readers never see an item twice or "new" again.
 - ``source_id`` / ``guid`` / ``url``: where it came from; ``url`` is absolute.
-- ``title``: plain text. ``summary`` / ``content``: HTML with absolute links.
+- ``title``: plain text, entities decoded, whitespace folded. ``summary`` / ``content``:
+  sanitised HTML with absolute links. ``summary_text``: plain text of the summary (else the
+  content), at most ~280 characters cut on a word boundary, for JSON consumers.
+- ``url``: the canonical URL (tracking parameters stripped, see ``workers.canonical``).
 - ``published`` / ``updated``: from the source when it gives them (converted to UTC), else
   the first-seen time; ``updated >= published`` always holds.
 - ``first_seen``: when Tributary first stored the article.
 - ``content_hash``: hash of what a reader sees (title, url, summary, content, authors, tags,
   image, enclosures). Dates are left out so a re-poll that only reorders items or restamps
   them is not a revision.
-- ``flags``: facts about how fields were derived, e.g. ``published_missing``.
+- ``sources``: provenance, one :class:`SourceRef` per source that carried the article (the
+  first is the source that owns it; others are merged in by canonical URL or fuzzy title).
+- ``flags``: facts about how fields were derived, e.g. ``published_missing``, ``date_clamped``
+  (a date more than a day ahead was replaced by the first-seen time).
+
+Full reference: docs/article-schema.md.
 """
 
 from __future__ import annotations
@@ -66,7 +74,10 @@ class SourceRef(Frozen):
     id: str
     name: str
     link: str | None = None
+    """The source's own (feed) URL."""
     first_seen: UtcDatetime
+    url: str | None = None
+    """The article's link as this source carried it (before canonicalisation)."""
 
 
 class ArticleFlag(StrEnum):
@@ -82,6 +93,7 @@ class Article(Frozen):
     url: str | None = None
     title: str
     summary: str | None = None
+    summary_text: str | None = None
     content: str | None = None
     authors: tuple[Author, ...] = ()
     tags: tuple[str, ...] = ()
@@ -118,6 +130,18 @@ class UpsertOutcome(StrEnum):
     NEW = "new"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+    MERGED = "merged"  # another source's copy of a stored article: provenance added
+
+
+class Revision(Frozen):
+    """A previous version of an article, kept when its content hash changed."""
+
+    content_hash: str
+    title: str
+    summary: str | None = None
+    content: str | None = None
+    updated: UtcDatetime
+    replaced_at: UtcDatetime
 
 
 class SourceState(BaseModel):

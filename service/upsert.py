@@ -19,7 +19,8 @@ def decide_upsert(old: Article | None, incoming: Article, now: datetime) -> tupl
         return UpsertOutcome.NEW, incoming
     if old.content_hash == incoming.content_hash:
         return UpsertOutcome.UNCHANGED, old
-    published = old.published if ArticleFlag.PUBLISHED_MISSING in incoming.flags else incoming.published
+    invented = {ArticleFlag.PUBLISHED_MISSING, ArticleFlag.DATE_CLAMPED} & incoming.flags
+    published = old.published if invented else incoming.published
     feed_says_newer = ArticleFlag.UPDATED_MISSING not in incoming.flags and incoming.updated > old.updated
     updated = incoming.updated if feed_says_newer else max(now, old.updated)
     stored = incoming.model_copy(

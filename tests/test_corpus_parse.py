@@ -2,7 +2,8 @@
 
 ParseError is an allowed outcome (the corpora hold deliberately broken and non-feed files) but
 never of kind INTERNAL, which means a parser crashed. Everything that parses must normalise
-into articles that survive a validation round trip.
+into articles that validate against the schema (a JSON round trip through ``Article``) and keep
+its promises: sanitised HTML, canonical URLs, plain titles, aware UTC dates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import pytest
 from service.config import SourceConfig
 from service.errors import ErrorKind, ParseError
 from service.models import Article
-from workers.normalise import normalise_feed
+from workers.canonical import canonical_url
+from workers.normalise import SUMMARY_TEXT_CHARS, normalise_feed
 from workers.parse import parse_feed
 
 CORPORA = next(
@@ -41,6 +43,7 @@ def test_corpus_parses_and_normalises() -> None:
 
     source = SourceConfig(id="corpus", url=URL)
     files = articles = 0
+    features: Counter[str] = Counter()
     errors: Counter[ErrorKind] = Counter()
     crashes: list[str] = []
     started = time.monotonic()
@@ -61,13 +64,45 @@ def test_corpus_parses_and_normalises() -> None:
                 continue
             parsed, _ = normalise_feed(feed, source=source, now=NOW)
             for article in parsed:
-                assert Article.model_validate(article.model_dump()) == article, path
+                assert Article.model_validate_json(article.model_dump_json()) == article, path
+                check_schema_promises(article, path)
+                features.update(
+                    name
+                    for name, present in (
+                        ("html", bool(article.summary or article.content)),
+                        ("image", article.image is not None),
+                        ("enclosures", bool(article.enclosures)),
+                        ("clamped", "date_clamped" in article.flags),
+                    )
+                    if present
+                )
             articles += len(parsed)
     elapsed = time.monotonic() - started
 
     print(
         f"\ncorpus: {files} files, {articles} articles, {sum(errors.values())} parse errors "
-        f"({', '.join(f'{kind}={count}' for kind, count in sorted(errors.items()))}) in {elapsed:.1f}s"
+        f"({', '.join(f'{kind}={count}' for kind, count in sorted(errors.items()))}) in {elapsed:.1f}s; "
+        f"articles with {', '.join(f'{name}={count}' for name, count in sorted(features.items()))}; "
+        "all validate against the schema"
     )
     assert not crashes, "parser crashed on:\n" + "\n".join(crashes)
     assert files > 0 and articles > 0
+
+
+UNSAFE = ("<script", "<style", " onerror=", " onload=", " onclick=", "javascript:", "<iframe src=\"http://")
+
+
+def check_schema_promises(article: Article, path: Path) -> None:
+    for html in (article.summary, article.content):
+        if html:
+            lowered = html.lower()
+            assert not any(marker in lowered for marker in UNSAFE), (path, html[:200])
+    if article.url:
+        assert canonical_url(article.url) == article.url, (path, article.url)
+    assert article.title == " ".join(article.title.split()), (path, article.title)
+    if article.summary_text:
+        assert len(article.summary_text) <= SUMMARY_TEXT_CHARS, path
+    for value in (article.published, article.updated, article.first_seen):
+        assert value.tzinfo is UTC, path
+    assert article.updated >= article.published, path
+    assert [ref.id for ref in article.sources] == [article.source_id], path

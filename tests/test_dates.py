@@ -99,7 +99,9 @@ def test_default_tz_applies_only_without_a_known_zone(text: str, expected: datet
     [("HKT", 8), ("SGT", 8), ("JST", 9), ("KST", 9), ("IST", 5.5), ("CET", 1), ("CEST", 2), ("EET", 2),
      ("EEST", 3), ("WET", 0), ("WEST", 1), ("BST", 1), ("AEST", 10), ("AEDT", 11), ("ACST", 9.5), ("AWST", 8),
      ("NZST", 12), ("NZDT", 13), ("PHT", 8), ("WIB", 7), ("MSK", 3), ("EST", -5), ("EDT", -4), ("CST", -6),
-     ("CDT", -5), ("MST", -7), ("MDT", -6), ("PST", -8), ("PDT", -7), ("GMT", 0), ("UT", 0), ("UTC", 0), ("Z", 0)],
+     ("CDT", -5), ("MST", -7), ("MDT", -6), ("PST", -8), ("PDT", -7), ("AKST", -9), ("AKDT", -8), ("HST", -10), ("BRT", -3), ("ART", -3), ("WAT", 1),
+     ("CAT", 2), ("SAST", 2), ("EAT", 3), ("PKT", 5), ("NPT", 5.75), ("ICT", 7), ("MYT", 8), ("WITA", 8),
+     ("WIT", 9), ("ACDT", 10.5), ("GMT", 0), ("UT", 0), ("UTC", 0), ("Z", 0)],
 )
 def test_zone_table(zone: str, hours: float) -> None:
     assert ZONE_OFFSETS[zone] == timedelta(hours=hours)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from service.config import SourceConfig
-from service.models import Article, ArticleFlag, Author, Enclosure
+from service.models import Article, ArticleFlag, Author, Enclosure, Image
 from workers.normalise import absolutise_links, article_id, html_to_text, normalise_entry, normalise_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
 
@@ -58,7 +58,7 @@ def norm(feed: ParsedFeed = FEED, **fields: Any) -> Article:
         ({"title": "  Plain   title\n\twith  space "}, "Plain title with space"),
         ({"title": "Fish &amp; <b>Chips</b>", "title_is_html": True}, "Fish & Chips"),
         ({"title": "a &lt;b&gt; c <script>x()</script>", "title_is_html": True}, "a <b> c"),
-        ({"title": "Fish &amp; Chips"}, "Fish &amp; Chips"),  # plain text stays as given
+        ({"title": "Fish &amp; Chips"}, "Fish & Chips"),  # double-escaped plain text is decoded too
         ({"title": "<p>  </p>", "title_is_html": True, "summary": "<p>From the summary</p>"}, "From the summary"),
         ({"title": None, "summary": "<p>" + "word " * 30 + "</p>"}, ("word " * 16).strip() + "…"),
         ({"title": None, "content": "<p>Only content</p>"}, "Only content"),
@@ -120,7 +120,7 @@ def test_identity_uses_the_feed_date_not_now() -> None:
         ({}, {"language": "en"}),
         ({"authors": (Author(name="A"),)}, {"authors": (Author(name="A"),)}),
         ({"enclosures": (Enclosure(url="https://e.com/a.mp3"),)}, {"enclosures": (Enclosure(url="https://e.com/a.mp3"),)}),
-        ({}, {"sources": (), "source_id": "src", "guid": "g"}),
+        ({}, {"source_id": "src", "guid": "g"}),
     ],
 )
 def test_passthrough_fields(fields: dict[str, Any], check: dict[str, Any]) -> None:
@@ -134,10 +134,10 @@ def test_summary_and_content_links_resolve_against_the_entry_link() -> None:
         summary='<a href="other.html">x</a>',
         content='<p><img src="img/a.png" srcset="img/a2.png 2x"> <a href="https://abs.org/">y</a></p>',
     )
-    assert article.summary == '<a href="https://example.com/2023/09/other.html">x</a>'
+    assert article.summary == '<a href="https://example.com/2023/09/other.html" rel="noopener noreferrer">x</a>'
     assert article.content == (
         '<p><img src="https://example.com/2023/09/img/a.png" srcset="https://example.com/2023/09/img/a2.png 2x">'
-        ' <a href="https://abs.org/">y</a></p>'
+        ' <a href="https://abs.org/" rel="noopener noreferrer">y</a></p>'
     )
 
 
@@ -195,3 +195,54 @@ def test_normalise_feed_skips_unidentifiable_and_repeated_entries_with_warnings(
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError):
         normalise_entry(entry(), source=SOURCE, feed=FEED, now=datetime(2024, 1, 1))
+
+
+# -- schema rules: summary_text, canonical URL, provenance, identity -----------------------
+
+from workers.normalise import summary_text  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        ("<p>Short &amp; sweet</p>", "Short & sweet"),
+        (None, None),
+        ("<p> </p>", None),
+        ("<p>" + "word " * 100 + "</p>", ("word " * 56).strip() + "…"),
+        ("x" * 300, "x" * 279 + "…"),  # no word boundary: cut hard
+        ("<p>" + "a" * 270 + " endings, more text here</p>", "a" * 270 + " endings…"),
+    ],
+)
+def test_summary_text(html: str | None, text: str | None) -> None:
+    result = summary_text(html)
+    assert result == text
+    assert result is None or len(result) <= 280
+
+
+def test_summary_text_falls_back_to_content() -> None:
+    assert norm(content="<p>Body <b>text</b></p>").summary_text == "Body text"
+    assert norm(summary="<p>Sum</p>", content="<p>Body</p>").summary_text == "Sum"
+
+
+def test_url_is_canonical_and_provenance_is_recorded() -> None:
+    article = norm(link="HTTPS://Example.com:443/a?utm_source=rss&id=1#c")
+    assert article.url == "https://example.com/a?id=1"
+    (ref,) = article.sources
+    assert (ref.id, ref.name, ref.link, ref.url, ref.first_seen) == (
+        "src", "src", SOURCE.url, "https://Example.com:443/a?utm_source=rss&id=1#c", NOW
+    )
+
+
+def test_tracking_parameters_change_neither_id_nor_hash() -> None:
+    one = norm(guid="https://example.com/p/1?utm_source=a", link="https://example.com/p/1?utm_source=a")
+    two = norm(guid="https://example.com/p/1?utm_source=b", link="https://example.com/p/1?fbclid=x")
+    assert (one.id, one.content_hash) == (two.id, two.content_hash)
+    no_guid = norm(guid=None, link="/p/2?utm_medium=x")
+    assert no_guid.id == sha("link:https://example.com/p/2")
+
+
+def test_first_content_image_is_the_fallback_image() -> None:
+    assert norm(content='<p><img src="/i/1.jpg"></p>').image == Image(url="https://example.com/i/1.jpg")
+    assert norm(summary='<img src="s.png">', content="<p>no image</p>").image == Image(url="https://example.com/blog/s.png")
+    feed_image = Image(url="https://cdn.example/feed.jpg")
+    assert norm(image=feed_image, content='<img src="/i/1.jpg">').image == feed_image

@@ -46,6 +46,12 @@ ZONE_OFFSETS = MappingProxyType(
         "MDT": _h(-6),
         "PST": _h(-8),
         "PDT": _h(-7),
+        "AKST": _h(-9),
+        "AKDT": _h(-8),
+        "HST": _h(-10),
+        # South America.
+        "BRT": _h(-3),
+        "ART": _h(-3),
         # Europe.
         "WET": _h(0),
         "WEST": _h(1),
@@ -55,17 +61,29 @@ ZONE_OFFSETS = MappingProxyType(
         "EET": _h(2),
         "EEST": _h(3),
         "MSK": _h(3),
+        # Africa.
+        "WAT": _h(1),
+        "CAT": _h(2),
+        "SAST": _h(2),
+        "EAT": _h(3),
         # Asia.
+        "PKT": _h(5),
         "IST": _h(5.5),  # India; Irish and Israel Standard Time share the name and lose.
+        "NPT": _h(5.75),
+        "ICT": _h(7),
         "WIB": _h(7),
         "HKT": _h(8),
         "SGT": _h(8),
+        "MYT": _h(8),
         "PHT": _h(8),
+        "WITA": _h(8),
         "AWST": _h(8),
         "JST": _h(9),
         "KST": _h(9),
+        "WIT": _h(9),
         # Oceania.
         "ACST": _h(9.5),
+        "ACDT": _h(10.5),
         "AEST": _h(10),
         "AEDT": _h(11),
         "NZST": _h(12),

@@ -110,8 +110,11 @@ async def _ingest_entry(
             outcome = await store.upsert(article, now)
             report.outcomes[outcome] += 1
             if outcome is not UpsertOutcome.UNCHANGED:
+                # a merged copy shows up in its source's feeds as the article that owns it
+                shown = await redis.get(keys.alias(article.id)) if outcome is UpsertOutcome.MERGED else None
+                shown_id = shown.decode() if shown else article.id
                 for feed in store.settings.feeds_of_source(article.source_id):
-                    report.changed.setdefault(feed, set()).add(article.id)
+                    report.changed.setdefault(feed, set()).add(shown_id)
             report.sources.add(article.source_id)
     except (ValidationError, KeyError) as exc:
         await _dead_letter(redis, entry_id, fields, f"undecodable entry: {exc}")

@@ -1,32 +1,48 @@
 """Normalise stage: :class:`ParsedFeed` entries → :class:`Article`, pure (``now`` is passed in).
 
-Decides identity, plain-text titles, absolute URLs and the date fallbacks described in
-:mod:`service.models`. HTML is made link-absolute but NOT sanitised here: sanitising is the
-next stage's job, which is why :func:`absolutise_links` is a separate, single-purpose step.
+Decides identity, plain-text titles, canonical URLs (:mod:`workers.canonical`), the date
+fallbacks and clamps described in :mod:`service.models`, and sanitises summary and content
+(:mod:`workers.sanitise`, which also makes their links absolute against the item's link).
+:func:`absolutise_links` stays as the resolve-only step for callers that sanitise later.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import html as htmllib
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
 
-from service.config import SourceConfig
-from service.models import Article, ArticleFlag
+from service.config import CanonicalConfig, SanitiseConfig, SourceConfig
+from service.models import Article, ArticleFlag, Image, SourceRef
+from workers.canonical import canonical_url, strip_tracking
+from workers.sanitise import first_image, sanitise_html
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 __all__ = ["absolutise_links", "article_id", "html_to_text", "normalise_entry", "normalise_feed"]
 
 UNTITLED = "(untitled)"
 TITLE_EXCERPT_CHARS = 80
+SUMMARY_TEXT_CHARS = 280
+FUTURE_TOLERANCE = timedelta(days=1)
+"""A date further ahead than this is a feed's mistake: clamped to first-seen and flagged."""
+DEFAULT_SANITISE = SanitiseConfig()
+DEFAULT_CANONICAL = CanonicalConfig()
 _WEB_SCHEMES = frozenset({"http", "https"})
 _WRAPPER_OPEN, _WRAPPER_CLOSE = "<div>", "</div>"
 
 
-def normalise_feed(feed: ParsedFeed, *, source: SourceConfig, now: datetime) -> tuple[list[Article], list[str]]:
+def normalise_feed(
+    feed: ParsedFeed,
+    *,
+    source: SourceConfig,
+    now: datetime,
+    sanitise: SanitiseConfig = DEFAULT_SANITISE,
+    canonical: CanonicalConfig = DEFAULT_CANONICAL,
+) -> tuple[list[Article], list[str]]:
     """Every entry that normalises, in feed order, plus one warning per entry that did not.
 
     Only this stage's warnings are returned; ``feed.warnings`` are not repeated. An entry
@@ -37,7 +53,7 @@ def normalise_feed(feed: ParsedFeed, *, source: SourceConfig, now: datetime) -> 
     seen: set[str] = set()
     for index, entry in enumerate(feed.entries):
         try:
-            article = normalise_entry(entry, source=source, feed=feed, now=now)
+            article = normalise_entry(entry, source=source, feed=feed, now=now, sanitise=sanitise, canonical=canonical)
         except ValueError as exc:  # pydantic's ValidationError included
             warnings.append(f"entry {index} skipped: {' '.join(str(exc).split())}")
             continue
@@ -49,44 +65,86 @@ def normalise_feed(feed: ParsedFeed, *, source: SourceConfig, now: datetime) -> 
     return articles, warnings
 
 
-def normalise_entry(entry: ParsedEntry, *, source: SourceConfig, feed: ParsedFeed, now: datetime) -> Article:
+def normalise_entry(
+    entry: ParsedEntry,
+    *,
+    source: SourceConfig,
+    feed: ParsedFeed,
+    now: datetime,
+    sanitise: SanitiseConfig = DEFAULT_SANITISE,
+    canonical: CanonicalConfig = DEFAULT_CANONICAL,
+) -> Article:
     """One entry as an :class:`Article`; raises ``ValueError`` when it cannot be identified."""
     base = _feed_base(feed, source)
-    url = _web_url(entry.link, base)
-    title = html_to_text(entry.title) if entry.title_is_html else _fold(entry.title or "")
+    link = _web_url(entry.link, base)
+    url = canonical_url(link, canonical) if link else None
+    # Plain titles are entity-decoded too: feeds that escape twice are common, titles never
+    # legitimately show "&amp;".
+    title = html_to_text(entry.title) if entry.title_is_html else _fold(htmllib.unescape(entry.title or ""))
     # RSS allows items with only a description; their excerpt stands in as title and identity.
     title = title or _excerpt(entry.summary) or _excerpt(entry.content)
 
     flags: set[ArticleFlag] = set()
-    published = entry.published or entry.updated
-    if published is None:
+    feed_published = entry.published or entry.updated
+    if feed_published is None:
         flags.add(ArticleFlag.PUBLISHED_MISSING)
     if entry.updated is None:
         flags.add(ArticleFlag.UPDATED_MISSING)
+    published, updated = _clamp(feed_published, now), _clamp(entry.updated, now)
+    if published != feed_published or updated != entry.updated:
+        flags.add(ArticleFlag.DATE_CLAMPED)
 
     links_base = url or base
-    summary = absolutise_links(entry.summary, links_base) if entry.summary else None
-    content = absolutise_links(entry.content, links_base) if entry.content else None
+    summary = sanitise_html(entry.summary, links_base, sanitise, canonical)
+    content = sanitise_html(entry.content, links_base, sanitise, canonical)
+    image = entry.image
+    if image is None and (fallback := first_image(content) or first_image(summary)):
+        image = Image(url=fallback)
     return Article(
         # Identity uses the feed's own date, never `now`, so it is the same on every poll.
-        id=article_id(source.id, entry.guid, url, title, published),
+        id=article_id(source.id, _identity_guid(entry.guid, canonical), url, title, feed_published),
         source_id=source.id,
         guid=entry.guid,
         url=url,
         title=title or UNTITLED,
         summary=summary,
+        summary_text=summary_text(summary or content),
         content=content,
         authors=entry.authors,
         tags=_unique_tags(entry.tags),
-        image=entry.image,
+        image=image,
         enclosures=entry.enclosures,
         language=entry.language or feed.language,
         published=published or now,
-        updated=entry.updated or published or now,
+        updated=updated or published or now,
         first_seen=now,
-        sources=(),
+        sources=(SourceRef(id=source.id, name=source.display_name, link=source.url, url=link, first_seen=now),),
         flags=frozenset(flags),
     )
+
+
+def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
+    """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary."""
+    text = html_to_text(html)
+    if not text:
+        return None
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if not text[limit - 1].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def _clamp(value: datetime | None, now: datetime) -> datetime | None:
+    return now if value is not None and value > now + FUTURE_TOLERANCE else value
+
+
+def _identity_guid(guid: str | None, canonical: CanonicalConfig) -> str | None:
+    """A permalink guid without its tracking parameters, so a changed utm_* is not a new entry."""
+    if guid and guid[:8].lower().startswith(("http://", "https://")):
+        return strip_tracking(guid, canonical)
+    return guid
 
 
 def article_id(

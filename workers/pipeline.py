@@ -114,7 +114,9 @@ async def _poll(res: Resources, source: SourceConfig, state: SourceState, now: d
         headers=result.headers,
         default_tz=source.zone,
     )
-    articles, warnings = normalise_feed(parsed, source=source, now=now)
+    articles, warnings = normalise_feed(
+        parsed, source=source, now=now, sanitise=res.settings.sanitise, canonical=res.settings.canonical
+    )
     for warning in warnings:
         log.warning("%s: %s", source.id, warning)
     articles = _unique(articles)

@@ -1,0 +1,105 @@
+"""URL canonicalisation: one spelling per article URL, so ids, hashes and dedup agree. Pure.
+
+Rules (config ``[canonical]``, see docs/article-schema.md):
+
+- scheme and host lower-cased, default ports (``:80`` for http, ``:443`` for https) dropped,
+  an empty path becomes ``/``, the fragment is dropped;
+- tracking parameters are stripped (``strip_params``; an entry ending in ``*`` is a prefix, and
+  names match case-insensitively); the remaining parameters keep their order and spelling
+  unless ``sort_params`` is set: order can matter to the target server, and one feed always
+  writes its links the same way;
+- a redirect-wrapped link (``https://news.google.com/url?url=https://real.example/a``) is
+  replaced by its target only when its host is listed in ``unwrap_redirects``: unwrapping an
+  arbitrary ``?url=`` would turn a search page or a share link into something it is not.
+
+Only http(s) URLs are touched; anything else (and anything unparseable) comes back unchanged.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from service.config import CanonicalConfig
+
+__all__ = ["canonical_url", "strip_tracking"]
+
+DEFAULT = CanonicalConfig()
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_REDIRECT_PARAMS = ("url", "q", "u", "target", "dest")
+_MAX_UNWRAP = 3
+
+
+def canonical_url(url: str, config: CanonicalConfig = DEFAULT) -> str:
+    """The canonical spelling of an http(s) ``url`` (see the module docstring)."""
+    for _ in range(_MAX_UNWRAP):
+        target = _redirect_target(url, config)
+        if target is None:
+            break
+        url = target
+    return _rewrite(url, config, keep_fragment=False)
+
+
+def strip_tracking(url: str, config: CanonicalConfig = DEFAULT) -> str:
+    """``url`` with tracking parameters stripped, fragment and everything else kept.
+
+    For links inside article HTML, where a fragment may point at a footnote.
+    """
+    return _rewrite(url, config, keep_fragment=True)
+
+
+def _rewrite(url: str, config: CanonicalConfig, *, keep_fragment: bool) -> str:
+    try:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        if scheme not in _DEFAULT_PORTS or not parts.hostname:
+            return url
+        port = parts.port
+    except ValueError:
+        return url
+    host = parts.hostname  # lower-cased by urlsplit; IPv6 loses its brackets
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    if parts.username is not None:
+        userinfo = parts.username + (f":{parts.password}" if parts.password is not None else "")
+        netloc = f"{userinfo}@{netloc}"
+    query = _clean_query(parts.query, config)
+    return urlunsplit((scheme, netloc, parts.path or "/", query, parts.fragment if keep_fragment else ""))
+
+
+def _clean_query(query: str, config: CanonicalConfig) -> str:
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    kept = [(name, value) for name, value in pairs if not _is_tracking(name, config)]
+    if len(kept) == len(pairs) and not config.sort_params:
+        return query  # untouched: keeps the source's own escaping
+    if config.sort_params:
+        kept.sort()
+    return urlencode(kept)
+
+
+def _is_tracking(name: str, config: CanonicalConfig) -> bool:
+    name = name.lower()
+    for pattern in config.strip_params:
+        pattern = pattern.lower()
+        if name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1])):
+            return True
+    return False
+
+
+def _redirect_target(url: str, config: CanonicalConfig) -> str | None:
+    if not config.unwrap_redirects:
+        return None
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return None
+    if (parts.hostname or "") not in {h.lower() for h in config.unwrap_redirects}:
+        return None
+    params = dict(parse_qsl(parts.query))
+    for name in _REDIRECT_PARAMS:
+        target = params.get(name, "")
+        if target.lower().startswith(("http://", "https://")):
+            return target
+    return None

@@ -42,3 +42,13 @@ def feed_version(feed_name: str) -> str:
 def feed_members(feed_name: str) -> str:
     """The source ids the feed index was built from, to rebuild it when the config changes."""
     return f"{PREFIX}feed:{feed_name}:members"
+
+
+def pages_seen(source_id: str) -> str:
+    """zset: article page URL -> first fetched (unix seconds); a page source fetches each once."""
+    return f"{PREFIX}source:{source_id}:pages-seen"
+
+
+def full_text_seen(source_id: str) -> str:
+    """zset: ``{article id}:{feed-side content hash}`` -> fetched (unix seconds), for full_content."""
+    return f"{PREFIX}source:{source_id}:full-text-seen"

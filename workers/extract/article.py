@@ -48,10 +48,7 @@ _NOISE_TAGS = ("script", "style", "noscript", "template", "form", "button", "inp
 # A "noise" element this large is a layout wrapper whose class merely mentions a word.
 _NOISE_MAX_CHARS = 1500
 _STRUCTURAL = frozenset({"html", "body", "main", "article"})
-_LOWER = "translate({}, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz')"
-_NOISE_XPATH = "//*[" + " or ".join(
-    f"contains({_LOWER.format(attribute)}, '{word}')" for attribute in ("@class", "@id") for word in NOISE_WORDS
-) + "]"
+_NOISE = re.compile("|".join(NOISE_WORDS), re.IGNORECASE)
 
 _CREDIT = re.compile(
     r"(?:^|(?<=[\s.;,(\[|–—-]))[(\[]?"
@@ -122,24 +119,26 @@ def extract_page(
     title = fold(_text(select_first(tree, selectors.title)))
 
     _drop_noise(tree, selectors.remove)
+    title = title or fold(metadata.get("og:title"))
+    page_title = fold(_text(select_first(tree, "title")))
+    language = (tree.get("lang") or "").strip() or None
     if selectors.body and (selected := select(tree, selectors.body)):
-        body, guessed = _selected_body(selected), None
+        body, guessed = _selected_body(selected), {}
     else:
-        body, guessed = _trafilatura(tree, url)
-    if published is None and guessed is not None and guessed.date:
-        published, published_from = parse_date(guessed.date, default_tz), DateSource.GUESS
+        body, guessed = _trafilatura(tree, url)  # may alter `tree`: read it before
+    if published is None and guessed.get("date"):
+        published, published_from = parse_date(guessed["date"], default_tz), DateSource.GUESS
     if published is None:
         published_from = DateSource.NONE
 
-    title = title or fold(metadata.get("og:title")) or fold(guessed.title if guessed else None)
-    title = title or fold(_text(select_first(tree, "title")))
+    title = title or fold(guessed.get("title")) or page_title
     if body is not None:
         _drop_caption_copies(body, image)
         _drop_title_copy(body, title)
     content = _serialise(body)
     if not title and not content:
         raise ParseError(url, ErrorKind.PARSE_ERROR, "no article found on the page")
-    author = metadata.get("author") or (guessed.author if guessed else None)
+    author = metadata.get("author") or guessed.get("author")
     entry = ParsedEntry(
         link=url,
         title=title or None,
@@ -149,7 +148,7 @@ def extract_page(
         published=published,
         updated=updated,
         image=image,
-        language=(tree.get("lang") or "").strip() or None,
+        language=language,
     )
     return ExtractedPage(entry, published_from)
 
@@ -264,8 +263,13 @@ def _drop_noise(tree: lxml.html.HtmlElement, remove: list[str]) -> None:
     for selector in remove:
         for element in select(tree, selector):
             _drop(element)
-    for element in tree.xpath(_NOISE_XPATH):
-        if element.tag not in _STRUCTURAL and len(element.text_content()) <= _NOISE_MAX_CHARS:
+    noisy = [
+        element
+        for element in tree.iter(etree.Element)
+        if element.tag not in _STRUCTURAL and _NOISE.search(f"{element.get('class', '')} {element.get('id', '')}")
+    ]
+    for element in noisy:
+        if element.getparent() is not None and len(element.text_content()) <= _NOISE_MAX_CHARS:
             _drop(element)
 
 
@@ -280,29 +284,32 @@ def _selected_body(elements: list[etree._Element]) -> etree._Element:
     return wrapper
 
 
-def _trafilatura(
-    tree: lxml.html.HtmlElement, url: str
-) -> tuple[etree._Element | None, trafilatura.settings.Document | None]:
-    """trafilatura's main text as HTML (links and emphasis kept, comments left out) and its metadata."""
-    metadata = trafilatura.extract_metadata(copy.deepcopy(tree), default_url=url)
+def _trafilatura(tree: lxml.html.HtmlElement, url: str) -> tuple[etree._Element | None, dict[str, str]]:
+    """trafilatura's main text as HTML (links and emphasis kept, comments left out) and the
+    metadata it found (title, author, date…), in one pass."""
     extracted = trafilatura.extract(
-        copy.deepcopy(tree),
+        tree,
         url=url,
         output_format="html",
+        with_metadata=True,
         include_comments=False,
         include_links=True,
         include_formatting=True,
         include_tables=True,
         include_images=False,
     )
-    body = lxml.html.document_fromstring(extracted).find("body") if extracted else None
+    if not extracted:
+        return None, {}
+    document = lxml.html.document_fromstring(extracted)
+    found = {m.get("name"): m.get("content") for m in document.iter("meta") if m.get("name") and m.get("content")}
+    body = document.find("body")
     if body is None:
-        return None, metadata
+        return None, found
     wrapper = lxml.html.fragment_fromstring("<div></div>")
     wrapper.text = body.text
     for child in list(body):
         wrapper.append(child)
-    return wrapper, metadata
+    return wrapper, found
 
 
 def _serialise(wrapper: etree._Element | None) -> str | None:

@@ -209,3 +209,42 @@ def test_selectors_are_validated_at_config_load(value: str, valid: bool) -> None
             PageSelectors(links=value)
         with pytest.raises(ValidationError, match="invalid CSS selector"):
             PageSelectors(remove=["p", value])
+
+
+@pytest.mark.parametrize(
+    ("html", "title", "text"),
+    [
+        pytest.param(
+            '<html><head><meta charset="big5"><title>香港新聞</title></head><body><p>香港天文台今日發出警告。</p></body></html>'.encode("big5"),
+            "香港新聞", "香港天文台今日發出警告。", id="big5-declared",
+        ),
+        pytest.param(
+            '<html><head><meta charset="windows-1252"><title>Caf\xe9</title></head><body><p>Caf\xe9 \x93quoted\x94</p></body></html>'.encode("latin-1"),
+            "Café", "Café “quoted”", id="windows-1252-declared",
+        ),
+        pytest.param(
+            b'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>X</title></head>'
+            b"<body><p>Hello world paragraph.</p></body></html>",
+            "X", "Hello world paragraph.", id="xhtml",
+        ),
+        pytest.param(
+            b'<!DOCTYPE html [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
+            b"<html><head><title>Bomb</title></head><body><p>&b;&b;&b; text</p></body></html>",
+            "Bomb", "&b;&b;&b; text", id="entity-declarations-not-expanded",
+        ),
+        pytest.param(b"<html><body>" + b"<div>" * 20000 + b"<p>deep</p>" + b"</div>" * 20000 + b"</body></html>",
+                     None, None, id="nested-20000-deep"),
+        pytest.param(b"<!-- nothing -->", None, None, id="only-a-comment"),
+        pytest.param(b"<html><frameset><frame src='a.htm'></frameset></html>", None, None, id="frameset"),
+    ],
+)
+def test_hostile_and_encoded_pages(html: bytes, title: str | None, text: str | None) -> None:
+    """Decoded by their declared charset; entities never expanded; odd pages raise ParseError, never crash."""
+    if title is None:
+        with pytest.raises(ParseError):
+            extract_article(html, "https://site.test/h", None, UTC)
+        return
+    entry = extract_article(html, "https://site.test/h", None, UTC)
+    assert entry.title == title
+    assert text in html_to_text(entry.content)
+    assert "aaaaaaaaaa" not in (entry.content or "")

@@ -187,6 +187,7 @@ async def test_bad_listing_fails_the_source(resources, feed_server, clock, body,
     res = resources(make_settings({"id": "p", "url": listing, "kind": "page", "selectors": {"links": "a"}}))
     report = await poll(res, "p", clock)
     assert report.status is PollStatus.FAILED and report.error_kind == kind
+    assert report.error is not None and report.error.startswith("listing page: ")
     assert (await res.store.source_state("p")).consecutive_failures == 1
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from service import keys
 from service.config import SourceConfig
+from service.errors import ParseError
 from workers.article_pages import PageBatch, fetch_pages, unseen
 from workers.extract import extract_links
 from workers.fetch import FetchResult
@@ -30,7 +31,10 @@ __all__ = ["collect"]
 async def collect(res: Resources, source: SourceConfig, listing: FetchResult, now: datetime) -> PageBatch:
     """Articles of the listing's pages not fetched before; raises ``ParseError`` for a bad listing."""
     assert source.selectors is not None and source.selectors.links  # guaranteed by SourceConfig
-    links = await asyncio.to_thread(extract_links, listing.body, listing.url, source.selectors.links)
+    try:
+        links = await asyncio.to_thread(extract_links, listing.body, listing.url, source.selectors.links)
+    except ParseError as exc:  # labelled with the URL by the pure extractor; the source owns it here
+        raise ParseError(source.id, exc.kind, f"listing page: {exc.message}") from exc
     seen_key = keys.pages_seen(source.id)
     new_links = await unseen(res.redis, seen_key, links)
     batch = PageBatch(seen_key=seen_key, complete=len(new_links) <= source.max_pages_per_poll)

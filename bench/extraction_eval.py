@@ -37,7 +37,9 @@ CORPUS_NAME = "scrapinghub-article-extraction-benchmark"
 CORPUS_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora"))
 SHINGLE = 4
 _TOKEN = re.compile(r"\w+")
-_BLOCKS = ("p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "td", "th", "table", "ul", "ol")
+_BLOCKS = (
+    "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "td", "th", "table", "ul", "ol"
+)
 
 
 @dataclass
@@ -135,7 +137,8 @@ def main() -> int:
     truth = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
     page_ids = sorted(truth)[: args.limit or None]
 
-    ours_score, bare_score = Score("tributary (selectors-free pipeline)"), Score(f"trafilatura {trafilatura.__version__} bare")
+    ours_score = Score("tributary (selectors-free pipeline)")
+    bare_score = Score(f"trafilatura {trafilatura.__version__} bare")
     references = {name: Score(f"stored output/{name}.json") for name in ("trafilatura", "readability", "newspaper")}
     stored = {name: reference_predictions(corpus, name) for name in references}
     for page_id in page_ids:
@@ -159,9 +162,10 @@ def main() -> int:
         print(score.row())
     if args.worst:
         gaps = sorted(page_ids, key=lambda p: ours_score.per_page[p] - bare_score.per_page[p])[: args.worst]
-        print(f"\npages where we trail bare trafilatura most (F1 ours / bare):")
+        print("\npages where we trail bare trafilatura most (F1 ours / bare):")
         for page_id in gaps:
-            print(f"  {page_id[:16]}  {ours_score.per_page[page_id]:.3f} / {bare_score.per_page[page_id]:.3f}  {truth[page_id].get('url')}")
+            ours_f1, bare_f1 = ours_score.per_page[page_id], bare_score.per_page[page_id]
+            print(f"  {page_id[:16]}  {ours_f1:.3f} / {bare_f1:.3f}  {truth[page_id].get('url')}")
     return 0
 
 

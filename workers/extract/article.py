@@ -35,7 +35,7 @@ from service.config import PageSelectors
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Image
 from workers.dates import parse_date
-from workers.extract.page import fold, load_page, select, select_first, xpath_of
+from workers.extract.page import fold, load_page, select, select_first
 from workers.parse.types import ParsedEntry
 
 __all__ = ["DateSource", "ExtractedPage", "extract_article", "extract_page", "split_credit"]
@@ -133,7 +133,7 @@ def extract_page(
 
     title = title or fold(guessed.get("title")) or page_title
     if body is not None:
-        _drop_caption_copies(body, image)
+        _drop_caption_copies(body, image, url)
         _drop_title_copy(body, title)
     content = _serialise(body)
     if not title and not content:
@@ -319,12 +319,12 @@ def _serialise(wrapper: etree._Element | None) -> str | None:
     return html[len("<div>") : -len("</div>")].strip() or None
 
 
-def _drop_caption_copies(wrapper: etree._Element, image: Image | None) -> None:
+def _drop_caption_copies(wrapper: etree._Element, image: Image | None, base_url: str) -> None:
     """Drop the lead image's figure and any block that only repeats its caption."""
     if image is None:
         return
     for img in list(wrapper.iter("img")):
-        if img.get("src") and image.url.endswith(img.get("src", "").split("?")[0].lstrip("./")):
+        if (src := _image_src(img)) and urljoin(base_url, src.strip()) == image.url:
             figure = next(iter(img.iterancestors("figure")), None)
             _drop(figure if figure is not None else img)
     if not image.caption:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from cssselect import GenericTranslator, SelectorError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -103,16 +104,58 @@ class WebSubConfig(Section):
         if not self.min_lease_seconds <= self.default_lease_seconds <= self.max_lease_seconds:
             raise ValueError("need min_lease_seconds <= default_lease_seconds <= max_lease_seconds")
         return self
+class PageSelectors(Section):
+    """CSS selectors for page sources and full-text extraction (``[sources.selectors]``).
+
+    Every selector is optional except ``links`` for ``kind = "page"``; what is not given is
+    found by the extractor (trafilatura plus the page's metadata).
+    """
+
+    links: str | None = Field(None, description="article links on the listing page")
+    title: str | None = None
+    published: str | None = None
+    updated: str | None = None
+    body: str | None = None
+    image: str | None = None
+    caption: str | None = None
+    remove: list[str] = Field([], description="elements dropped before extraction, e.g. share widgets")
+
+    @field_validator("links", "title", "published", "updated", "body", "image", "caption")
+    @classmethod
+    def _valid_selector(cls, value: str | None) -> str | None:
+        return _css(value) if value is not None else None
+
+    @field_validator("remove")
+    @classmethod
+    def _valid_selectors(cls, value: list[str]) -> list[str]:
+        return [_css(selector) for selector in value]
+
+
+def _css(selector: str) -> str:
+    try:
+        GenericTranslator().css_to_xpath(selector)
+    except SelectorError as exc:
+        raise ValueError(f"invalid CSS selector {selector!r}: {exc}") from exc
+    return selector
 
 
 class SourceConfig(Section):
     id: str = Field(pattern=SLUG, max_length=64)
     url: str = Field(pattern=r"^https?://")
     name: str | None = None
-    kind: Literal["feed"] = "feed"
+    kind: Literal["feed", "page"] = "feed"
     interval_seconds: int = Field(600, ge=1)
     tags: list[str] = []
     timezone: str = Field("UTC", description="zone for dates that carry none, e.g. Asia/Hong_Kong")
+    full_content: bool = Field(False, description="fetch each new item's page and store its extracted text")
+    selectors: PageSelectors | None = None
+    max_pages_per_poll: int = Field(20, ge=1, le=1000, description="article pages fetched per poll at most")
+
+    @model_validator(mode="after")
+    def _page_needs_links(self) -> SourceConfig:
+        if self.kind == "page" and (self.selectors is None or not self.selectors.links):
+            raise ValueError('kind = "page" needs selectors.links (CSS selector of the article links)')
+        return self
 
     @field_validator("timezone")
     @classmethod

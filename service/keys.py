@@ -95,3 +95,13 @@ def alias(article_id: str) -> str:
 def revisions(article_id: str) -> str:
     """list: previous versions of the article as JSON, newest first."""
     return f"{PREFIX}article:{article_id}:revisions"
+
+
+def pages_seen(source_id: str) -> str:
+    """zset: article page URL -> first fetched (unix seconds); a page source fetches each once."""
+    return f"{PREFIX}source:{source_id}:pages-seen"
+
+
+def full_text_seen(source_id: str) -> str:
+    """zset: ``{article id}:{feed-side content hash}`` -> fetched (unix seconds), for full_content."""
+    return f"{PREFIX}source:{source_id}:full-text-seen"

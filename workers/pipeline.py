@@ -22,7 +22,8 @@ from service.config import Settings, SourceConfig
 from service.errors import ErrorKind, SourceError
 from service.models import Article, SourceState
 from service.store import Store
-from workers import dispatch, ingest
+from workers import dispatch, full_text, ingest, page_source
+from workers.article_pages import PageBatch
 from workers.fetch import fetch
 from workers.normalise import normalise_feed
 from workers.parse import parse_feed
@@ -104,30 +105,44 @@ async def _poll(res: Resources, source: SourceConfig, state: SourceState, now: d
     if result.not_modified:
         _record_success(state, now)
         return PollReport(source.id, PollStatus.NOT_MODIFIED)
-    # feedparser is CPU-bound: keep the event loop (other sources' I/O) moving meanwhile.
-    parsed = await asyncio.to_thread(
-        parse_feed,
-        result.body,
-        source_id=source.id,
-        url=source.url,  # not the redirect target: relative guids resolve against it, ids must not move
-        content_type=result.content_type,
-        headers=result.headers,
-        default_tz=source.zone,
-    )
-    articles, warnings = normalise_feed(
-        parsed, source=source, now=now, sanitise=res.settings.sanitise, canonical=res.settings.canonical
-    )
+    pages: PageBatch | None = None  # article pages fetched for a page or full_content source
+    if source.kind == "page":
+        pages = await page_source.collect(res, source, result, now)
+        articles, warnings = pages.articles, pages.warnings
+    else:
+        # feedparser is CPU-bound: keep the event loop (other sources' I/O) moving meanwhile.
+        parsed = await asyncio.to_thread(
+            parse_feed,
+            result.body,
+            source_id=source.id,
+            url=source.url,  # not the redirect target: relative guids resolve against it, ids must not move
+            content_type=result.content_type,
+            headers=result.headers,
+            default_tz=source.zone,
+        )
+        articles, warnings = normalise_feed(
+            parsed, source=source, now=now, sanitise=res.settings.sanitise, canonical=res.settings.canonical
+        )
     for warning in warnings:
         log.warning("%s: %s", source.id, warning)
     articles = _unique(articles)
     known = await res.store.known_hashes([a.id for a in articles])
     fresh = [a for a, h in zip(articles, known, strict=True) if h != a.content_hash]
+    if source.full_content and source.kind == "feed":
+        pages = await full_text.complete(res, source, fresh, now)
+        fresh = pages.articles
+        for warning in pages.warnings:
+            log.warning("%s: %s", source.id, warning)
     await ingest.publish(res.redis, source.id, fresh)
-    new = sum(1 for h in known if h is None)
+    if pages is not None:
+        await pages.remember(res.redis, now, 2 * res.settings.storage.retention_per_source)
+    queued = {a.id for a in fresh}
+    new = sum(1 for a, h in zip(articles, known, strict=True) if h is None and a.id in queued)
     report = PollReport(source.id, PollStatus.FETCHED, new=new, updated=len(fresh) - new)
     report.unchanged = len(articles) - len(fresh)
-    state.etag = result.etag
-    state.last_modified = result.last_modified
+    if pages is None or pages.complete:  # else pages were left for next poll: refetch the listing
+        state.etag = result.etag
+        state.last_modified = result.last_modified
     _record_success(state, now)
     return report
 

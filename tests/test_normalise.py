@@ -166,7 +166,7 @@ def test_absolutise_links_resolves_only(html: str, base: str | None, expected: s
 
 @pytest.mark.parametrize(
     ("html", "text"),
-    [("<p>a<br>b</p>", "ab"), ("<p>a</p> <p>b</p>", "a b"), ("&eacute;t&eacute;", "été"), (None, ""), ("<style>p{}</style>x", "x")],
+    [("<p>a<br>b</p>", "a b"), ("<p>word</p><p>Next</p>", "word Next"), ("<li>a</li><li>b</li>", "a b"), ("<b>bo</b>ld", "bold"), ("<p>a</p> <p>b</p>", "a b"), ("&eacute;t&eacute;", "été"), (None, ""), ("<style>p{}</style>x", "x")],
 )
 def test_html_to_text(html: str | None, text: str) -> None:
     assert html_to_text(html) == text

@@ -231,7 +231,17 @@ def html_to_text(html: str | None) -> str:
         return _fold(html)
     for hidden in wrapper.xpath(".//script | .//style | .//template"):
         hidden.drop_tree()
+    for block in wrapper.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
+        block.text = " " + (block.text or "")
+        block.tail = " " + (block.tail or "")
     return _fold(wrapper.text_content())
+
+
+_BLOCKS = (
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
+    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
+    "section", "table", "td", "th", "tr", "ul",
+)
 
 
 def _excerpt(html: str | None) -> str:

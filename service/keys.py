@@ -42,3 +42,9 @@ def feed_version(feed_name: str) -> str:
 def feed_members(feed_name: str) -> str:
     """The source ids the feed index was built from, to rebuild it when the config changes."""
     return f"{PREFIX}feed:{feed_name}:members"
+
+
+def feed_changes_channel(db: int) -> str:
+    """Pub/sub channel carrying the name of every feed whose version moved. Channels are not
+    per-DB in Redis, so the DB number is part of the name."""
+    return f"{PREFIX}feed-changes:{db}"

@@ -11,8 +11,11 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from service.appkeys import FEED_CACHE, REDIS, SETTINGS
+from service.appkeys import FEED_CACHE, REDIS, SETTINGS, STATIC_PAGES
+from service.config import FeedConfig
 from service.feed_cache import Rendered
+from service.feed_query import QueryError, parse_query
+from service.negotiate import choose_coding, negotiate_format
 from service.merge import FORMATS, feed_urls
 from service.render.xmltext import rfc3339
 
@@ -55,39 +58,84 @@ async def feed_list(request: web.Request) -> web.Response:
 
 
 async def merged_feed(request: web.Request) -> web.StreamResponse:
+    """``/feeds/{name}.{fmt}``, with optional ``?tag= &source= &q= &limit= &cursor=``."""
     settings = request.app[SETTINGS]
     name, fmt = request.match_info["name"], request.match_info["fmt"]
     feed = settings.feed(name)
     if feed is None or fmt not in FORMATS:
         raise web.HTTPNotFound(text=f"no feed named {name!r} in format {fmt!r}")
-    snapshot = await request.app[FEED_CACHE].snapshot(feed)
-    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age)
+    return await _serve_feed(request, feed, fmt, "Accept-Encoding")
 
 
-def conditional_response(request: web.Request, rendered: Rendered, max_age: int) -> web.Response:
+async def negotiated_feed(request: web.Request) -> web.StreamResponse:
+    """``/feeds/{name}``: the format ``Accept`` asks for (Atom by default, HTML for browsers)."""
+    feed = request.app[SETTINGS].feed(request.match_info["name"])
+    if feed is None:
+        raise web.HTTPNotFound(text=f"no feed named {request.match_info['name']!r}")
+    fmt = negotiate_format(request.headers.get("Accept"))
+    return await _serve_feed(request, feed, fmt, "Accept, Accept-Encoding")
+
+
+async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: str) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    try:
+        query = parse_query(list(request.query.items()), feed) if request.query_string else None
+    except QueryError as exc:
+        raise web.HTTPBadRequest(text=str(exc)) from exc
+    snapshot = await request.app[FEED_CACHE].snapshot(feed, query)
+    links = None
+    if fmt != "html":
+        merged = snapshot.feed
+        links = f'<{merged.hub_url}>; rel="hub", <{merged.self_urls[fmt]}>; rel="self"'
+    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary, link=links)
+
+
+async def index_page(request: web.Request) -> web.StreamResponse:
+    """``/``: every merged feed with its subscribe links, for people."""
+    rendered = request.app[STATIC_PAGES].get("index")
+    return conditional_response(request, rendered, request.app[SETTINGS].server.cache_max_age)
+
+
+async def feeds_opml(request: web.Request) -> web.StreamResponse:
+    return conditional_response(request, request.app[STATIC_PAGES].get("feeds.opml"), request.app[SETTINGS].server.cache_max_age)
+
+
+async def sources_opml(request: web.Request) -> web.StreamResponse:
+    return conditional_response(request, request.app[STATIC_PAGES].get("sources.opml"), request.app[SETTINGS].server.cache_max_age)
+
+
+def conditional_response(
+    request: web.Request,
+    rendered: Rendered,
+    max_age: int,
+    *,
+    vary: str = "Accept-Encoding",
+    link: str | None = None,
+) -> web.Response:
+    coding = choose_coding(request.headers.get("Accept-Encoding"))
     headers = {
-        "ETag": rendered.etag,
+        "ETag": rendered.etag_for(coding),
         "Cache-Control": f"public, max-age={max_age}",
-        "Vary": "Accept-Encoding",
+        "Vary": vary,
     }
+    if link is not None:
+        headers["Link"] = link
     if rendered.last_modified is not None:
         headers["Last-Modified"] = format_datetime(rendered.last_modified, usegmt=True)
-    if not_modified(request, rendered.etag, rendered.last_modified):
+    if not_modified(request, rendered, rendered.last_modified):
         return web.Response(status=304, headers=headers)
-    body = rendered.body
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        body = rendered.gzip
-        headers["Content-Encoding"] = "gzip"
+    if coding is not None:
+        headers["Content-Encoding"] = coding
     headers["Content-Type"] = rendered.content_type
-    return web.Response(body=body, headers=headers)
+    return web.Response(body=rendered.encoded(coding), headers=headers)
 
 
-def not_modified(request: web.Request, etag: str, last_modified: datetime | None) -> bool:
-    """RFC 9110 13.2.2: If-None-Match wins; If-Modified-Since only without it."""
+def not_modified(request: web.Request, rendered: Rendered, last_modified: datetime | None) -> bool:
+    """RFC 9110 13.2.2: If-None-Match wins (weak comparison, any coding of the same content);
+    If-Modified-Since only without it."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
-        candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in candidates or etag in candidates
+        return any(tag == "*" or rendered.same_content(tag) for tag in (t.strip() for t in if_none_match.split(",")))
     if_modified_since = request.headers.get("If-Modified-Since")
     if if_modified_since and last_modified is not None:
         try:
@@ -102,3 +150,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/feeds", feed_list)
     app.router.add_get(r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
+    app.router.add_get("/", index_page)
+    app.router.add_get("/feeds.opml", feeds_opml)
+    app.router.add_get("/sources.opml", sources_opml)
+    app.router.add_get(r"/feeds/{name:[a-z0-9][a-z0-9-]*}", negotiated_feed)

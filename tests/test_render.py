@@ -243,6 +243,8 @@ def test_json_carries_the_metadata() -> None:
     ]
     assert post2["_tributary"] == {
         "source": {"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml"},
+        "sources": [{"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml",
+                     "first_seen": "2023-09-19T19:12:00Z"}],
         "image": {"caption": "A picture", "credit": "Jane"},
     }
     assert (post2["authors"], post2["image"], post2["summary"]) == (

@@ -56,8 +56,11 @@ def _text(value: str) -> str:
 
 
 def _link(href: str | None, label: str) -> str:
+    """An anchor to an http(s) URL; any other scheme (javascript:, data:) is shown as text only."""
     url = absolute_uri(href)
-    return f'<a href="{escape(url, quote=True)}">{label}</a>' if url else label
+    if url is None or not url.lower().startswith(("http://", "https://")):
+        return label
+    return f'<a href="{escape(url, quote=True)}">{label}</a>'
 
 
 def _subscribe_links(urls: dict[str, str]) -> str:

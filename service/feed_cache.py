@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.utils import format_datetime
 
 import brotli
 
@@ -29,6 +30,7 @@ from service.store import Store
 
 HTML_TYPE = "text/html; charset=utf-8"
 MAX_QUERY_ENTRIES = 256  # cached renderings of ad-hoc queries and pages, all feeds together
+MAX_LIMIT_BATCH = 1001  # index entries read per round trip
 MAX_SCAN = 5000  # index entries one filtered page may examine before handing out a cursor
 BROTLI_QUALITY = 9  # close to 11's size at a fraction of its time; paid once per change
 
@@ -39,7 +41,9 @@ class Rendered:
     content_type: str
     last_modified: datetime | None
     etag: str = ""
+    link: str | None = None  # the HTTP Link header (hub and self) of a feed rendering
     _encoded: dict[str, bytes] = field(default_factory=dict)
+    _headers: dict[tuple[str | None, int, str, bool], dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
@@ -71,6 +75,24 @@ class Rendered:
     def gzip(self) -> bytes:
         return self.encoded("gzip")
 
+    def headers(self, coding: str | None, max_age: int, vary: str, full: bool) -> dict[str, str]:
+        """Response headers, built once per variant: the cached path only looks them up.
+        ``full`` adds the entity headers a 200 carries and a 304 leaves out."""
+        key = (coding, max_age, vary, full)
+        headers = self._headers.get(key)
+        if headers is None:
+            headers = {"ETag": self.etag_for(coding), "Cache-Control": f"public, max-age={max_age}", "Vary": vary}
+            if self.link is not None:
+                headers["Link"] = self.link
+            if self.last_modified is not None:
+                headers["Last-Modified"] = format_datetime(self.last_modified, usegmt=True)
+            if full:
+                if coding is not None:
+                    headers["Content-Encoding"] = coding
+                headers["Content-Type"] = self.content_type
+            self._headers[key] = headers
+        return headers
+
 
 @dataclass
 class Snapshot:
@@ -84,7 +106,8 @@ class Snapshot:
                 self.renders[fmt] = Rendered(render_feed_page(self.feed), HTML_TYPE, self.feed.updated)
             else:
                 content_type = FORMATS[fmt] + "; charset=utf-8"
-                self.renders[fmt] = Rendered(render(self.feed, fmt), content_type, self.feed.updated)
+                link = f'<{self.feed.hub_url}>; rel="hub", <{self.feed.self_urls[fmt]}>; rel="self"'
+                self.renders[fmt] = Rendered(render(self.feed, fmt), content_type, self.feed.updated, link=link)
         return self.renders[fmt]
 
 
@@ -194,5 +217,3 @@ class FeedCache:
             if scanned >= MAX_SCAN and position is not None:
                 return items, Cursor(*position)
 
-
-MAX_LIMIT_BATCH = 1001

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiohttp import web
@@ -78,16 +78,14 @@ async def negotiated_feed(request: web.Request) -> web.StreamResponse:
 
 async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: str) -> web.StreamResponse:
     settings = request.app[SETTINGS]
-    try:
-        query = parse_query(list(request.query.items()), feed) if request.query_string else None
-    except QueryError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from exc
+    query = None
+    if request.query_string:
+        try:
+            query = parse_query(list(request.query.items()), feed)
+        except QueryError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
     snapshot = await request.app[FEED_CACHE].snapshot(feed, query)
-    links = None
-    if fmt != "html":
-        merged = snapshot.feed
-        links = f'<{merged.hub_url}>; rel="hub", <{merged.self_urls[fmt]}>; rel="self"'
-    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary, link=links)
+    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
 
 
 async def index_page(request: web.Request) -> web.StreamResponse:
@@ -110,24 +108,12 @@ def conditional_response(
     max_age: int,
     *,
     vary: str = "Accept-Encoding",
-    link: str | None = None,
 ) -> web.Response:
+    """200 with the body in the best accepted coding, or 304; headers come prebuilt."""
     coding = choose_coding(request.headers.get("Accept-Encoding"))
-    headers = {
-        "ETag": rendered.etag_for(coding),
-        "Cache-Control": f"public, max-age={max_age}",
-        "Vary": vary,
-    }
-    if link is not None:
-        headers["Link"] = link
-    if rendered.last_modified is not None:
-        headers["Last-Modified"] = format_datetime(rendered.last_modified, usegmt=True)
     if not_modified(request, rendered, rendered.last_modified):
-        return web.Response(status=304, headers=headers)
-    if coding is not None:
-        headers["Content-Encoding"] = coding
-    headers["Content-Type"] = rendered.content_type
-    return web.Response(body=rendered.encoded(coding), headers=headers)
+        return web.Response(status=304, headers=rendered.headers(coding, max_age, vary, False))
+    return web.Response(body=rendered.encoded(coding), headers=rendered.headers(coding, max_age, vary, True))
 
 
 def not_modified(request: web.Request, rendered: Rendered, last_modified: datetime | None) -> bool:

@@ -140,8 +140,10 @@ def searchable_text(article: Article) -> str:
 
 
 def _min_date(value: datetime | date | None) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # a TOML local time is UTC
     return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 

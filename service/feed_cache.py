@@ -157,6 +157,15 @@ class FeedCache:
             evicted, _ = self._queried.popitem(last=False)
             self._locks.pop(evicted, None)
 
+    def fresh(self, feed_name: str) -> Snapshot | None:
+        """The plain feed's snapshot if it can be served with no I/O at all (the hot path)."""
+        checked = self._checked.get(feed_name)
+        watch = self.watch
+        if checked is None or watch is None or not watch.still_valid(feed_name, checked.stamp, checked.at):
+            return None
+        snapshot = self._plain.get(feed_name)
+        return snapshot if snapshot is not None and snapshot.version == checked.version else None
+
     async def snapshot(self, feed: FeedConfig, query: FeedQuery | None = None) -> Snapshot:
         query = query or FeedQuery()
         key = (feed.name, query.key)

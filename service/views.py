@@ -84,7 +84,10 @@ async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: st
             query = parse_query(list(request.query.items()), feed)
         except QueryError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-    snapshot = await request.app[FEED_CACHE].snapshot(feed, query)
+    cache = request.app[FEED_CACHE]
+    snapshot = cache.fresh(feed.name) if query is None else None
+    if snapshot is None:
+        snapshot = await cache.snapshot(feed, query)
     return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
 
 
@@ -121,6 +124,8 @@ def not_modified(request: web.Request, rendered: Rendered, last_modified: dateti
     If-Modified-Since only without it."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
+        if if_none_match == rendered.etag:  # the common case: a reader echoing our plain ETag
+            return True
         return any(tag == "*" or rendered.same_content(tag) for tag in (t.strip() for t in if_none_match.split(",")))
     if_modified_since = request.headers.get("If-Modified-Since")
     if if_modified_since and last_modified is not None:

@@ -7,7 +7,8 @@ from redis.asyncio import Redis
 
 from service.clock import Clock
 from service.config import Settings
-from service.feed_cache import FeedCache
+from service.feed_cache import FeedCache, Rendered
+from service.feed_watch import FeedWatch
 from service.store import Store
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -15,3 +16,5 @@ REDIS = web.AppKey("redis", Redis)
 STORE = web.AppKey("store", Store)
 FEED_CACHE = web.AppKey("feed_cache", FeedCache)
 CLOCK = web.AppKey("clock", Clock)
+FEED_WATCH = web.AppKey("feed_watch", FeedWatch)
+STATIC_PAGES = web.AppKey("static_pages", dict[str, Rendered])  # "/", the OPML lists: built once

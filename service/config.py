@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -182,6 +183,10 @@ class FeedConfig(Section):
     sources: list[str] = []
     tags: list[str] = []
     limit: int = Field(100, ge=1, le=1000)
+    include_keywords: list[str] = Field([], description="keep only items whose title/summary has one of these words")
+    exclude_keywords: list[str] = Field([], description="drop items whose title/summary has one of these words")
+    languages: list[str] = Field([], description="keep items in these languages (prefix match: en covers en-GB)")
+    min_date: datetime | date | None = Field(None, description="drop items published before this")
 
 
 class Settings(BaseSettings):

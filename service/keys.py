@@ -105,3 +105,9 @@ def pages_seen(source_id: str) -> str:
 def full_text_seen(source_id: str) -> str:
     """zset: ``{article id}:{feed-side content hash}`` -> fetched (unix seconds), for full_content."""
     return f"{PREFIX}source:{source_id}:full-text-seen"
+
+
+def feed_changes_channel(db: int) -> str:
+    """Pub/sub channel carrying the name of every feed whose version moved. Channels are not
+    per-DB in Redis, so the DB number is part of the name."""
+    return f"{PREFIX}feed-changes:{db}"

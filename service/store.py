@@ -214,6 +214,7 @@ class Store:
         for feed in feeds:
             pipe.zadd(keys.feed_index(feed), {article.id: score})
             pipe.incr(keys.feed_version(feed))
+            pipe.publish(self.changes_channel, feed)
 
     async def trim_source(self, source_id: str) -> int:
         """Apply retention: keep the newest ``retention_per_source`` articles of the source."""
@@ -254,6 +255,7 @@ class Store:
                     pipe.zrem(keys.feed_index(feed), *doomed)
             for feed in feeds:
                 pipe.incr(keys.feed_version(feed))
+                pipe.publish(self.changes_channel, feed)
             await pipe.execute()
         log.info("retention removed %d articles of %s (%d deleted)", len(listed), source_id, len(doomed))
         return len(listed)
@@ -283,6 +285,27 @@ class Store:
     async def feed_version(self, feed_name: str) -> int:
         return int(await self.redis.get(keys.feed_version(feed_name)) or 0)
 
+    @property
+    def changes_channel(self) -> str:
+        """Where a feed's name is published whenever its version moves (see service.feed_watch)."""
+        return keys.feed_changes_channel(int(self.redis.connection_pool.connection_kwargs.get("db", 0)))
+
+    async def feed_index_page(self, feed_name: str, after: tuple[float, str] | None, count: int) -> list[tuple[str, float]]:
+        """Up to ``count`` (id, score) of the feed index, newest first, strictly after the position
+        ``after`` = (score, id) in that order (Redis orders equal scores by id, reversed here)."""
+        index = keys.feed_index(feed_name)
+        if after is None:
+            rows = await self.redis.zrevrange(index, 0, count - 1, withscores=True)
+            return [(i.decode(), s) for i, s in rows]
+        score, last_id = after
+        async with self.redis.pipeline(transaction=False) as pipe:
+            # Same score, smaller id (lexicographic range), then strictly lower scores.
+            pipe.zrevrangebyscore(index, score, score, withscores=True)
+            pipe.zrevrangebyscore(index, f"({score!r}", "-inf", start=0, num=count, withscores=True)
+            same, lower = await pipe.execute()
+        ties = [(i.decode(), s) for i, s in same if i.decode() < last_id]
+        return (ties + [(i.decode(), s) for i, s in lower])[:count]
+
     async def rebuild_feed_indexes(self) -> None:
         """Derive a feed's index from its sources' when its membership changed in the config."""
         for feed in self.settings.feeds:
@@ -297,6 +320,7 @@ class Store:
                     pipe.zunionstore(keys.feed_index(feed.name), [keys.source_index(s) for s in members], aggregate="MAX")
                 pipe.set(keys.feed_members(feed.name), fingerprint)
                 pipe.incr(keys.feed_version(feed.name))
+                pipe.publish(self.changes_channel, feed.name)
                 await pipe.execute()
 
     # -- sources ----------------------------------------------------------------------------

@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from service.appkeys import FEED_CACHE, REDIS, SETTINGS
+from service.appkeys import FEED_CACHE, REDIS, SETTINGS, STATIC_PAGES
+from service.config import FeedConfig
 from service.feed_cache import Rendered
+from service.feed_query import QueryError, parse_query
+from service.negotiate import choose_coding, negotiate_format
 from service.merge import FORMATS, feed_urls
 from service.render.xmltext import rfc3339
 
@@ -55,39 +58,75 @@ async def feed_list(request: web.Request) -> web.Response:
 
 
 async def merged_feed(request: web.Request) -> web.StreamResponse:
+    """``/feeds/{name}.{fmt}``, with optional ``?tag= &source= &q= &limit= &cursor=``."""
     settings = request.app[SETTINGS]
     name, fmt = request.match_info["name"], request.match_info["fmt"]
     feed = settings.feed(name)
     if feed is None or fmt not in FORMATS:
         raise web.HTTPNotFound(text=f"no feed named {name!r} in format {fmt!r}")
-    snapshot = await request.app[FEED_CACHE].snapshot(feed)
-    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age)
+    return await _serve_feed(request, feed, fmt, "Accept-Encoding")
 
 
-def conditional_response(request: web.Request, rendered: Rendered, max_age: int) -> web.Response:
-    headers = {
-        "ETag": rendered.etag,
-        "Cache-Control": f"public, max-age={max_age}",
-        "Vary": "Accept-Encoding",
-    }
-    if rendered.last_modified is not None:
-        headers["Last-Modified"] = format_datetime(rendered.last_modified, usegmt=True)
-    if not_modified(request, rendered.etag, rendered.last_modified):
-        return web.Response(status=304, headers=headers)
-    body = rendered.body
-    if "gzip" in request.headers.get("Accept-Encoding", ""):
-        body = rendered.gzip
-        headers["Content-Encoding"] = "gzip"
-    headers["Content-Type"] = rendered.content_type
-    return web.Response(body=body, headers=headers)
+async def negotiated_feed(request: web.Request) -> web.StreamResponse:
+    """``/feeds/{name}``: the format ``Accept`` asks for (Atom by default, HTML for browsers)."""
+    feed = request.app[SETTINGS].feed(request.match_info["name"])
+    if feed is None:
+        raise web.HTTPNotFound(text=f"no feed named {request.match_info['name']!r}")
+    fmt = negotiate_format(request.headers.get("Accept"))
+    return await _serve_feed(request, feed, fmt, "Accept, Accept-Encoding")
 
 
-def not_modified(request: web.Request, etag: str, last_modified: datetime | None) -> bool:
-    """RFC 9110 13.2.2: If-None-Match wins; If-Modified-Since only without it."""
+async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: str) -> web.StreamResponse:
+    settings = request.app[SETTINGS]
+    query = None
+    if request.query_string:
+        try:
+            query = parse_query(list(request.query.items()), feed)
+        except QueryError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from exc
+    cache = request.app[FEED_CACHE]
+    snapshot = cache.fresh(feed.name) if query is None else None
+    if snapshot is None:
+        snapshot = await cache.snapshot(feed, query)
+    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
+
+
+async def index_page(request: web.Request) -> web.StreamResponse:
+    """``/``: every merged feed with its subscribe links, for people."""
+    rendered = request.app[STATIC_PAGES].get("index")
+    return conditional_response(request, rendered, request.app[SETTINGS].server.cache_max_age)
+
+
+async def feeds_opml(request: web.Request) -> web.StreamResponse:
+    return conditional_response(request, request.app[STATIC_PAGES].get("feeds.opml"), request.app[SETTINGS].server.cache_max_age)
+
+
+async def sources_opml(request: web.Request) -> web.StreamResponse:
+    return conditional_response(request, request.app[STATIC_PAGES].get("sources.opml"), request.app[SETTINGS].server.cache_max_age)
+
+
+def conditional_response(
+    request: web.Request,
+    rendered: Rendered,
+    max_age: int,
+    *,
+    vary: str = "Accept-Encoding",
+) -> web.Response:
+    """200 with the body in the best accepted coding, or 304; headers come prebuilt."""
+    coding = choose_coding(request.headers.get("Accept-Encoding"))
+    if not_modified(request, rendered, rendered.last_modified):
+        return web.Response(status=304, headers=rendered.headers(coding, max_age, vary, False))
+    return web.Response(body=rendered.encoded(coding), headers=rendered.headers(coding, max_age, vary, True))
+
+
+def not_modified(request: web.Request, rendered: Rendered, last_modified: datetime | None) -> bool:
+    """RFC 9110 13.2.2: If-None-Match wins (weak comparison, any coding of the same content);
+    If-Modified-Since only without it."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
-        candidates = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-        return "*" in candidates or etag in candidates
+        if if_none_match == rendered.etag:  # the common case: a reader echoing our plain ETag
+            return True
+        return any(tag == "*" or rendered.same_content(tag) for tag in (t.strip() for t in if_none_match.split(",")))
     if_modified_since = request.headers.get("If-Modified-Since")
     if if_modified_since and last_modified is not None:
         try:
@@ -102,3 +141,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/feeds", feed_list)
     app.router.add_get(r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
+    app.router.add_get("/", index_page)
+    app.router.add_get("/feeds.opml", feeds_opml)
+    app.router.add_get("/sources.opml", sources_opml)
+    app.router.add_get(r"/feeds/{name:[a-z0-9][a-z0-9-]*}", negotiated_feed)

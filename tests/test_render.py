@@ -93,7 +93,11 @@ HOSTILE_ARTICLE = article(
     language=HOSTILE,
     content_hash="0" * 64,  # the model's own hash cannot encode a lone surrogate
 )
-FEEDS = {"full": merged(*FULL), "empty": merged(), "hostile": merged(HOSTILE_ARTICLE, *FULL[:2])}
+PAGED = build_merged_feed(
+    SETTINGS, SETTINGS.feeds[0], FULL[:3], limit=2,
+    query="?tag=a+b&limit=2&cursor=MTIzLjU6MDAw", next_query="?tag=a+b&limit=2&cursor=NDU2OjAwMA", first_query="?tag=a+b&limit=2",
+)
+FEEDS = {"full": merged(*FULL), "empty": merged(), "hostile": merged(HOSTILE_ARTICLE, *FULL[:2]), "paged": PAGED}
 
 
 def _struct(value: time.struct_time | None) -> datetime | None:
@@ -243,6 +247,8 @@ def test_json_carries_the_metadata() -> None:
     ]
     assert post2["_tributary"] == {
         "source": {"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml"},
+        "sources": [{"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml",
+                     "first_seen": "2023-09-19T19:12:00Z"}],
         "image": {"caption": "A picture", "credit": "Jane"},
     }
     assert (post2["authors"], post2["image"], post2["summary"]) == (
@@ -341,3 +347,44 @@ def test_render_speed_of_100_items() -> None:
     for fmt in FORMATS:
         seconds = min(timeit.repeat(lambda: render(feed, fmt), number=20, repeat=3)) / 20  # noqa: B023
         print(f"render {fmt:4} 100 items: {seconds * 1000:.2f} ms, {len(render(feed, fmt)) // 1024} KiB")
+
+
+PAGED_LINKS = {
+    "self": "http://127.0.0.1:8080/feeds/tech.{fmt}?tag=a+b&limit=2&cursor=MTIzLjU6MDAw",
+    "hub": "http://127.0.0.1:8080/hub",
+    "first": "http://127.0.0.1:8080/feeds/tech.{fmt}?tag=a+b&limit=2",
+    "next": "http://127.0.0.1:8080/feeds/tech.{fmt}?tag=a+b&limit=2&cursor=NDU2OjAwMA",
+    "prev-archive": "http://127.0.0.1:8080/feeds/tech.{fmt}?tag=a+b&limit=2&cursor=NDU2OjAwMA",
+}
+
+
+@pytest.mark.parametrize(("fmt", "xpath"), [("atom", "/a:feed/a:link"), ("rss", "/rss/channel/atom:link")])
+def test_xml_feeds_advertise_hub_self_and_rfc5005_pages(fmt: str, xpath: str) -> None:
+    links = etree.fromstring(render(PAGED, fmt)).xpath(xpath, namespaces=XPATH_NS)
+    got = {link.get("rel"): link.get("href") for link in links if link.get("rel") != "alternate"}
+    assert got == {rel: href.format(fmt=fmt) for rel, href in PAGED_LINKS.items()}
+    parsed = feedparser.parse(render(PAGED, fmt))
+    assert parsed.bozo == 0
+    assert {link.rel for link in parsed.feed.links} >= {"self", "hub", "next", "prev-archive"}
+
+
+def test_json_feed_advertises_hub_and_next_url() -> None:
+    doc = json.loads(render(PAGED, "json"))
+    assert doc["hubs"] == [{"type": "WebSub", "url": "http://127.0.0.1:8080/hub"}]
+    assert doc["next_url"] == PAGED_LINKS["next"].format(fmt="json")
+    assert doc["feed_url"] == PAGED_LINKS["self"].format(fmt="json")
+    assert "next_url" not in json.loads(render(FEEDS["full"], "json"))  # the last page has none
+
+
+def test_provenance_lists_every_source_that_carried_the_item() -> None:
+    from service.models import SourceRef
+
+    refs = (SourceRef(id="alpha", name="Alpha", link="https://alpha.example/feed.xml", first_seen=T0),
+            SourceRef(id="gamma", name="Gamma <3", link=None, first_seen=T0 + timedelta(hours=1)))
+    doc = json.loads(render(merged(article(1, sources=refs)), "json"))
+    assert doc["items"][0]["_tributary"]["sources"] == [
+        {"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml", "first_seen": "2023-09-19T17:12:00Z"},
+        {"id": "gamma", "name": "Gamma <3", "url": None, "first_seen": "2023-09-19T18:12:00Z"},
+    ]
+    atom = etree.fromstring(render(merged(article(1, sources=refs)), "atom"))
+    assert atom.xpath("string(//a:entry/a:source/a:title)", namespaces=XPATH_NS) == "Alpha"

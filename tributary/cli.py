@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -187,6 +188,30 @@ async def _poll_once(settings: Settings, redis_url: str, source_id: str):  # typ
     finally:
         await session.close()
         await redis.aclose()
+
+
+@main.command("import-opml")
+@config_option
+@click.argument("opml_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="print the sources that would be added; change nothing")
+@click.pass_obj
+def import_opml_command(obj: Context, opml_file: Path, dry_run: bool) -> None:
+    """Add the feeds of a reader's OPML export as [[sources]] of the config file."""
+    from service.config import config_path
+    from tributary.opml_import import import_opml
+
+    target = config_path(obj.config)
+    try:
+        added, skipped, toml_text = import_opml(opml_file, target, dry_run=dry_run)
+    except TributaryError as exc:
+        raise click.ClickException(str(exc)) from exc
+    for reason in skipped:
+        click.echo(f"skipped {reason}", err=True)
+    if dry_run:
+        click.echo(toml_text, nl=False)
+        click.echo(f"would add {len(added)} sources to {target}", err=True)
+    else:
+        click.echo(f"added {len(added)} sources to {target}" + (f": {', '.join(s.id for s in added)}" if added else ""))
 
 
 def entrypoint() -> None:

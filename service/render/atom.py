@@ -11,6 +11,7 @@ from service.models import Article
 from service.render.xmltext import (
     GENERATOR,
     absolute_uri,
+    paging_links,
     article_source,
     article_uri,
     rfc3339,
@@ -42,6 +43,8 @@ def render_atom(feed: MergedFeed) -> bytes:
     ET.SubElement(root, "updated").text = rfc3339(updated)
     ET.SubElement(root, "link", rel="self", type="application/atom+xml", href=safe_uri(feed.self_urls["atom"]))
     ET.SubElement(root, "link", rel="alternate", type="text/html", href=safe_uri(feed.home_url))
+    for rel, href in paging_links(feed, "atom"):
+        ET.SubElement(root, "link", rel=rel, href=safe_uri(href))
     ET.SubElement(root, "generator").text = GENERATOR
     # Every entry needs an author of its own or of its feed; a feed author covers those without.
     ET.SubElement(ET.SubElement(root, "author"), "name").text = xml_safe(feed.title)

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import html
 import json
-import re
 from typing import Any
 
 from service.merge import MergedFeed
-from service.models import Article
-from service.render.xmltext import absolute_uri, article_source, article_uri, rfc3339, safe_uri, xml_safe
+from service.models import Article, SourceRef
+from service.render.xmltext import (
+    absolute_uri,
+    article_source,
+    article_uri,
+    plain_text,
+    rfc3339,
+    safe_uri,
+    xml_safe,
+)
 
 VERSION = "https://jsonfeed.org/version/1.1"
 UNKNOWN_MIME_TYPE = "application/octet-stream"
 
-_INVISIBLE = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
-_BLOCK_TAG = re.compile(
-    r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|blockquote|pre|figure|figcaption|hr|table|section|article)\b[^>]*>",
-    re.IGNORECASE,
-)
-_TAG = re.compile(r"<[^>]*>")
-_SPACE = re.compile(r"\s+")
 
 
 def render_jsonfeed(feed: MergedFeed) -> bytes:
@@ -32,6 +31,8 @@ def render_jsonfeed(feed: MergedFeed) -> bytes:
         "home_page_url": safe_uri(feed.home_url),
         "feed_url": safe_uri(feed.self_urls["json"]),
         "description": xml_safe(feed.description),
+        **({"next_url": safe_uri(feed.next_urls["json"])} if feed.next_urls else {}),
+        **({"hubs": [{"type": "WebSub", "url": safe_uri(feed.hub_url)}]} if feed.hub_url else {}),
         "_tributary": {
             "updated": rfc3339(feed.updated) if feed.updated is not None else None,
             "name": xml_safe(feed.name),
@@ -54,7 +55,7 @@ def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
     else:
         item["content_text"] = ""  # an item must have content_html or content_text
     if article.summary:
-        summary = _plain_text(article.summary)
+        summary = plain_text(article.summary)
         if summary:
             item["summary"] = summary
     image_url = absolute_uri(article.image.url if article.image else None)
@@ -80,6 +81,18 @@ def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
             "url": absolute_uri(source.link),
         }
     }
+    # Every source that carried the item (cross-source provenance); an article stored before
+    # provenance was recorded names its own source.
+    refs = article.sources or (SourceRef(id=source.id, name=source.name, link=source.link, first_seen=article.first_seen),)
+    extension["sources"] = [
+        {
+            "id": xml_safe(ref.id),
+            "name": xml_safe(ref.name),
+            "url": absolute_uri(ref.link),
+            "first_seen": rfc3339(ref.first_seen),
+        }
+        for ref in refs
+    ]
     image = article.image
     if image is not None and (image.caption or image.credit):
         extension["image"] = {
@@ -107,8 +120,3 @@ def _attachment(url: str, mime_type: str | None, length: int | None) -> dict[str
         attachment["size_in_bytes"] = length
     return attachment
 
-
-def _plain_text(markup: str) -> str:
-    """Readable text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
-    text = _TAG.sub("", _BLOCK_TAG.sub(" ", _INVISIBLE.sub(" ", markup)))
-    return xml_safe(_SPACE.sub(" ", html.unescape(text)).strip())

@@ -9,6 +9,7 @@ from service.models import Article
 from service.render.xmltext import (
     GENERATOR,
     absolute_uri,
+    paging_links,
     article_source,
     article_uri,
     rfc822,
@@ -35,6 +36,8 @@ def render_rss(feed: MergedFeed) -> bytes:
     ET.SubElement(
         channel, "atom:link", href=safe_uri(feed.self_urls["rss"]), rel="self", type="application/rss+xml"
     )
+    for rel, href in paging_links(feed, "rss"):
+        ET.SubElement(channel, "atom:link", href=safe_uri(href), rel=rel)
     if feed.updated is not None:
         ET.SubElement(channel, "lastBuildDate").text = rfc822(feed.updated)
     ET.SubElement(channel, "generator").text = GENERATOR

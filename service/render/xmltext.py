@@ -6,6 +6,7 @@ the same cleaned text, the same id, the same link.
 
 from __future__ import annotations
 
+import html
 import re
 from datetime import UTC, datetime
 
@@ -31,6 +32,14 @@ _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 GENERATOR = "Tributary"
+
+_INVISIBLE = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|blockquote|pre|figure|figcaption|hr|table|section|article)\b[^>]*>",
+    re.IGNORECASE,
+)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
 
 
 def xml_safe(text: str) -> str:
@@ -107,3 +116,26 @@ def article_source(feed: MergedFeed, article: Article) -> SourceInfo | SourceRef
         if ref.id == article.source_id:
             return ref
     return SourceRef(id=article.source_id, name=article.source_id, first_seen=article.first_seen)
+
+
+def plain_text(markup: str) -> str:
+    """Readable text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    text = _TAG.sub("", _BLOCK_TAG.sub(" ", _INVISIBLE.sub(" ", markup)))
+    return xml_safe(_SPACE.sub(" ", html.unescape(text)).strip())
+
+
+def paging_links(feed: MergedFeed, fmt: str) -> list[tuple[str, str]]:
+    """(rel, href) of the discovery and RFC 5005 links besides ``self``, for the XML formats.
+
+    ``next`` (paged feed) and ``prev-archive`` (archived feed) both name the older page: readers
+    implement one or the other, and our cursor pages are stable either way.
+    """
+    links = []
+    if feed.hub_url:
+        links.append(("hub", feed.hub_url))
+    if feed.first_urls:
+        links.append(("first", feed.first_urls[fmt]))
+    if feed.next_urls:
+        links.append(("next", feed.next_urls[fmt]))
+        links.append(("prev-archive", feed.next_urls[fmt]))
+    return links

@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from service import jobs
 from service.config import Settings
 from service.hub_store import HubStore
+from service.feed_query import feed_filter_matches
 from service.merge import FORMATS, build_merged_feed
 from service.render import render
 from service.store import Store
@@ -180,8 +181,8 @@ async def notify(res: Resources, feed_name: str, change: str, article_ids: list[
     subscriptions = await store.live_subscriptions(feed_name, res.clock())
     if not subscriptions:
         return 0
-    articles = await res.store.articles(article_ids)
-    if not articles:
+    articles = [a for a in await res.store.articles(article_ids) if feed_filter_matches(feed, a)]
+    if not articles:  # nothing a reader of this feed would see
         return 0
     merged = build_merged_feed(res.settings, feed, articles)
     for fmt in sorted({s.topic.fmt for s in subscriptions}):

@@ -10,6 +10,7 @@ INGEST_DEAD = PREFIX + "ingest:dead"  # stream of entries that failed every deli
 SCHEDULE = PREFIX + "schedule"  # zset: source id -> next due (unix seconds)
 CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
+DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
 
 
 def article(article_id: str) -> str:
@@ -42,3 +43,9 @@ def feed_version(feed_name: str) -> str:
 def feed_members(feed_name: str) -> str:
     """The source ids the feed index was built from, to rebuild it when the config changes."""
     return f"{PREFIX}feed:{feed_name}:members"
+
+
+def host_budget(host: str) -> tuple[str, str, str]:
+    """One host's politeness budget: active request slots (zset), rate bucket (hash), pause."""
+    base = f"{PREFIX}host:{host}"
+    return f"{base}:active", f"{base}:rate", f"{base}:pause"

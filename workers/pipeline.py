@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
+from urllib.parse import urlsplit
 
 import aiohttp
 from redis.asyncio import Redis
@@ -20,16 +22,18 @@ from service import keys
 from service.clock import Clock
 from service.config import Settings, SourceConfig
 from service.errors import ErrorKind, SourceError
-from service.models import Article, SourceState
+from service.models import Article, RedirectRecord, SourceState
 from service.store import Store
-from workers import dispatch, ingest
-from workers.fetch import fetch
+from workers import dispatch, ingest, publisher_hints
+from workers.fetch import FetchResult, fetch
+from workers.host_budget import Deferred, HostBudget
 from workers.normalise import normalise_feed
-from workers.parse import parse_feed
-from workers.schedule import next_poll_at
+from workers.parse import ParsedFeed, parse_feed
+from workers.schedule import decide_next_poll
 
 log = logging.getLogger(__name__)
 
+MAX_REDIRECT_HISTORY = 10
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
@@ -38,6 +42,8 @@ class PollStatus(StrEnum):
     NOT_MODIFIED = "not_modified"
     FAILED = "failed"
     BUSY = "busy"  # another poll of this source holds its lease
+    DEFERRED = "deferred"  # the host's budget (pause, rate, concurrency) said later; no request made
+    DISABLED = "disabled"  # an operator or the publisher (410) took the source off the schedule
 
 
 @dataclass
@@ -61,44 +67,163 @@ class Resources:
     store: Store
     session: aiohttp.ClientSession
     clock: Clock
+    hosts: HostBudget | None = None
+
+    def host_budget(self) -> HostBudget:
+        if self.hosts is None:
+            self.hosts = HostBudget(self.redis, self.settings.fetch)
+        return self.hosts
 
 
 async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None = None) -> PollReport:
-    """Poll ``source`` once. Never raises for a source's own failure: that goes in its state."""
+    """Poll ``source`` once. Never raises for a source's own failure: that goes in its state.
+
+    Redis round trips: one pipeline takes the lease and reads the state, one Lua call takes a
+    slot of the host's budget, one pipeline at the end saves everything and lets go.
+    """
     token = uuid.uuid4().hex
     lease_ms = res.settings.worker.lease_seconds * 1000
-    if not await res.redis.set(keys.poll_lease(source.id), token, nx=True, px=lease_ms):
+    async with res.redis.pipeline(transaction=False) as pipe:
+        pipe.set(keys.poll_lease(source.id), token, nx=True, px=lease_ms)
+        pipe.get(keys.source_state(source.id))
+        leased, raw_state = await pipe.execute()
+    if not leased:
         return PollReport(source.id, PollStatus.BUSY)
+    finish = res.redis.pipeline(transaction=False)
     try:
-        state = await res.store.source_state(source.id)
+        state = SourceState.model_validate_json(raw_state) if raw_state else SourceState()
         now = res.clock()
-        try:
-            report = await _poll(res, source, state, now)
-        except SourceError as exc:
-            report = _record_failure(source, state, now, exc)
-        except Exception as exc:  # a bug must not kill the worker nor strand the source
-            log.exception("unexpected failure polling %s", source.id)
-            wrapped = SourceError(source.id, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
-            report = _record_failure(source, state, now, wrapped)
-        report.next_poll = state.next_poll = next_poll_at(
-            source, now, consecutive_failures=state.consecutive_failures
-        )
-        await res.store.save_source_state(source.id, state)
-        await dispatch.reschedule(res.redis, source.id, state.next_poll, claim)
+        if state.disabled and claim is not None:  # claimed just before an operator or a 410 disabled it
+            dispatch.disable_into(finish, source.id)
+            return PollReport(source.id, PollStatus.DISABLED)
+        report = await _poll_with_budget(res, source, state, now, claim, finish)
         return report
     finally:
-        await res.redis.eval(_RELEASE, 1, keys.poll_lease(source.id), token)
+        finish.eval(_RELEASE, 1, keys.poll_lease(source.id), token)
+        await finish.execute()
+        await finish.reset()
 
 
-async def _poll(res: Resources, source: SourceConfig, state: SourceState, now: datetime) -> PollReport:
+async def _poll_with_budget(
+    res: Resources, source: SourceConfig, state: SourceState, now: datetime, claim: str | None, finish: Redis
+) -> PollReport:
+    fetch_config = res.settings.fetch
+    hosts = res.host_budget()
+    url = state.current_url or source.url
+    host = urlsplit(url).hostname or ""
+    slot = await hosts.acquire(host)
+    if isinstance(slot, Deferred):
+        # Nothing was asked of the host: not a failure, just later. The claim stays ours.
+        state.next_poll = now + timedelta(seconds=slot.wait_seconds)
+        state.next_poll_reason = f"host-{slot.verdict.name.lower().replace('_', '-')}"
+        finish.set(keys.source_state(source.id), state.model_dump_json())
+        dispatch.reschedule_into(finish, source.id, state.next_poll, claim)
+        return PollReport(source.id, PollStatus.DEFERRED, next_poll=state.next_poll)
+    hosts.release_into(finish, slot)
+    seen = _Seen()
+    was_disabled = state.disabled
+    try:
+        report = await _poll(res, source, state, now, seen=seen)
+    except SourceError as exc:
+        report = _record_failure(source, state, now, exc)
+        seen.headers = getattr(exc, "headers", None) or {}
+        seen.status = exc.status
+    except Exception as exc:  # a bug must not kill the worker nor strand the source
+        log.exception("unexpected failure polling %s", source.id)
+        wrapped = SourceError(source.id, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+        report = _record_failure(source, state, now, wrapped)
+
+    retry_after = None
+    if seen.status in (429, 503):
+        retry_after = publisher_hints.retry_after(seen.headers, now)
+        if retry_after is not None:
+            retry_after = min(retry_after, fetch_config.retry_after_max_seconds)
+            hosts.pause_into(finish, host, retry_after)  # every source on this host waits
+    decision = decide_next_poll(
+        source,
+        fetch_config,
+        now,
+        consecutive_failures=state.consecutive_failures,
+        cache_seconds=publisher_hints.cache_lifetime(seen.headers, now) if report.status is not PollStatus.FAILED else None,
+        feed_seconds=state.publisher_interval_seconds,
+        retry_after_seconds=retry_after,
+        recent_published=state.recent_published,
+    )
+    report.next_poll = state.next_poll = decision.at
+    state.next_poll_reason = decision.reason
+    _maybe_disable(source, state, now, seen.status, fetch_config.max_consecutive_failures, fetch_config.disable_after_failing_days)
+    if state.disabled:
+        report.next_poll = state.next_poll = None
+        state.next_poll_reason = "disabled"
+        dispatch.disable_into(finish, source.id)
+    elif was_disabled:  # a success (say `tributary poll`) re-enables the source
+        log.info("%s re-enabled by a successful poll", source.id)
+        dispatch.enable_into(finish, source.id, decision.at)
+    else:
+        dispatch.reschedule_into(finish, source.id, decision.at, claim)
+    finish.set(keys.source_state(source.id), state.model_dump_json())
+    return report
+
+
+@dataclass
+class _Seen:
+    """What the fetch saw that the scheduler needs: the last response's headers and status."""
+
+    headers: Mapping[str, str] = field(default_factory=dict)
+    status: int | None = None
+
+
+def _maybe_disable(
+    source: SourceConfig, state: SourceState, now: datetime, status: int | None, max_failures: int, max_days: float
+) -> None:
+    if not state.consecutive_failures:
+        return
+    reason = None
+    if status == 410:
+        reason = "HTTP 410 Gone: the publisher removed the feed"
+    elif state.consecutive_failures >= max_failures:
+        reason = f"{state.consecutive_failures} consecutive failures"
+    elif state.failing_since is not None and now - state.failing_since >= timedelta(days=max_days):
+        reason = f"failing since {state.failing_since.isoformat()}"
+    if reason is not None:
+        log.warning("disabling %s: %s (re-enable with `tributary enable %s`)", source.id, reason, source.id)
+        state.disabled, state.disabled_reason, state.disabled_at = True, reason, now
+
+
+def _wants_unconditional(state: SourceState, now: datetime, every_hours: float) -> bool:
+    """Some servers answer 304 forever while the feed changes: refetch in full now and then."""
+    if not (state.etag or state.last_modified):
+        return True
+    return state.last_unconditional is None or now - state.last_unconditional >= timedelta(hours=every_hours)
+
+
+def _record_move(source: SourceConfig, state: SourceState, result: FetchResult, now: datetime) -> None:
+    """A 301/308 chain moves the stored URL (the config URL stays the source's key)."""
+    moved_to = result.permanent_url
+    if moved_to is None:
+        return
+    previous = state.current_url or source.url
+    if moved_to == previous:
+        return
+    log.warning("%s moved permanently: %s -> %s", source.id, previous, moved_to)
+    status = result.redirects[-1][0]
+    state.redirects = [*state.redirects, RedirectRecord(at=now, status=status, from_url=previous, to_url=moved_to)][-MAX_REDIRECT_HISTORY:]
+    state.current_url = None if moved_to == source.url else moved_to
+
+
+async def _poll(res: Resources, source: SourceConfig, state: SourceState, now: datetime, *, seen: _Seen | None = None) -> PollReport:
+    seen = seen if seen is not None else _Seen()
+    unconditional = _wants_unconditional(state, now, res.settings.fetch.force_unconditional_hours)
     result = await fetch(
         res.session,
-        source.url,
+        state.current_url or source.url,
         source_id=source.id,
         config=res.settings.fetch,
-        etag=state.etag,
-        last_modified=state.last_modified,
+        etag=None if unconditional else state.etag,
+        last_modified=None if unconditional else state.last_modified,
     )
+    seen.headers, seen.status = result.headers, result.status
+    _record_move(source, state, result, now)
     state.last_poll = now
     state.last_status = result.status
     if result.not_modified:
@@ -126,8 +251,19 @@ async def _poll(res: Resources, source: SourceConfig, state: SourceState, now: d
     report.unchanged = len(articles) - len(fresh)
     state.etag = result.etag
     state.last_modified = result.last_modified
+    if unconditional:
+        state.last_unconditional = now
+    state.publisher_interval_seconds = publisher_hints.feed_interval(
+        parsed.ttl_minutes, parsed.update_period, parsed.update_frequency
+    )
+    state.recent_published = _recent_published(parsed, res.settings.fetch.adaptive_window_items)
     _record_success(state, now)
     return report
+
+
+def _recent_published(parsed: ParsedFeed, window: int) -> list[float]:
+    times = sorted((e.published or e.updated).timestamp() for e in parsed.entries if e.published or e.updated)
+    return times[-window:]
 
 
 def _unique(articles: list[Article]) -> list[Article]:
@@ -142,6 +278,8 @@ def _record_success(state: SourceState, now: datetime) -> None:
     state.last_success = now
     state.consecutive_failures = 0
     state.last_error = state.last_error_kind = None
+    state.failing_since = None
+    state.disabled, state.disabled_reason, state.disabled_at = False, None, None
 
 
 def _record_failure(source: SourceConfig, state: SourceState, now: datetime, exc: SourceError) -> PollReport:
@@ -151,6 +289,7 @@ def _record_failure(source: SourceConfig, state: SourceState, now: datetime, exc
     state.last_error_kind = exc.kind
     state.last_error_at = now
     state.consecutive_failures += 1
+    state.failing_since = state.failing_since or now
     if exc.status is not None:
         state.last_status = exc.status
     return PollReport(source.id, PollStatus.FAILED, error=exc.message, error_kind=exc.kind)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -76,28 +76,41 @@ def client_timeout(config: FetchConfig) -> aiohttp.ClientTimeout:
     )
 
 
-def new_connector(config: FetchConfig, resolver: aiohttp.abc.AbstractResolver | None = None) -> aiohttp.TCPConnector:
+def new_connector(
+    config: FetchConfig,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+    *,
+    address_allowed: Callable[[str], bool] = netguard.is_public,
+    limit: int = 200,
+) -> aiohttp.TCPConnector:
     """The pool every outgoing request uses; refuses non-public addresses unless allowed."""
     if config.allow_private_networks:
-        return aiohttp.TCPConnector(limit=200, limit_per_host=8, ttl_dns_cache=300, resolver=resolver)
+        return aiohttp.TCPConnector(limit=limit, limit_per_host=8, ttl_dns_cache=300, resolver=resolver)
     return aiohttp.TCPConnector(
-        limit=200,
+        limit=limit,
         limit_per_host=8,
         ttl_dns_cache=300,
-        resolver=netguard.GuardedResolver(resolver),
-        socket_factory=netguard.guarded_socket,
+        resolver=netguard.GuardedResolver(resolver, address_allowed),
+        socket_factory=netguard.socket_guard(address_allowed),
     )
 
 
-def new_session(config: FetchConfig, *, resolver: aiohttp.abc.AbstractResolver | None = None) -> aiohttp.ClientSession:
+def new_session(
+    config: FetchConfig,
+    *,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+    address_allowed: Callable[[str], bool] = netguard.is_public,
+    limit: int = 200,
+) -> aiohttp.ClientSession:
     """One session per worker process; its connector pools connections across sources.
 
-    Every user (polls, WebSub callbacks) gets the SSRF guard of :func:`new_connector`.
+    Every user (polls, WebSub callbacks) gets the SSRF guard of :func:`new_connector`;
+    ``resolver`` and ``address_allowed`` exist for tests and the benchmark.
     """
     return aiohttp.ClientSession(
         timeout=client_timeout(config),
         headers={"User-Agent": config.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
-        connector=new_connector(config, resolver),
+        connector=new_connector(config, resolver, address_allowed=address_allowed, limit=limit),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=True,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
@@ -51,12 +52,13 @@ def is_public(address: str) -> bool:
 class GuardedResolver(AbstractResolver):
     """Wraps a resolver; answers only the public addresses of a host, else refuses it."""
 
-    def __init__(self, inner: AbstractResolver | None = None):
+    def __init__(self, inner: AbstractResolver | None = None, allowed: Callable[[str], bool] = is_public):
         self._inner = inner if inner is not None else DefaultResolver()
+        self._allowed = allowed
 
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
         answers = await self._inner.resolve(host, port, family)
-        allowed = [a for a in answers if is_public(a["host"])]
+        allowed = [a for a in answers if self._allowed(a["host"])]
         if not allowed:
             raise BlockedAddress(host, ", ".join(sorted({a["host"] for a in answers})) or "nothing")
         return allowed
@@ -65,12 +67,16 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def guarded_socket(addr_info: Any) -> socket.socket:
-    """aiohttp ``socket_factory``: refuse to even open a socket towards a non-public address."""
-    family, type_, proto, _, sockaddr = addr_info
-    if not is_public(sockaddr[0]):
-        raise BlockedAddress(str(sockaddr[0]), str(sockaddr[0]))
-    return socket.socket(family=family, type=type_, proto=proto)
+def socket_guard(allowed: Callable[[str], bool] = is_public) -> Callable[[Any], socket.socket]:
+    """An aiohttp ``socket_factory`` refusing to even open a socket towards a refused address."""
+
+    def guarded_socket(addr_info: Any) -> socket.socket:
+        family, type_, proto, _, sockaddr = addr_info
+        if not allowed(str(sockaddr[0])):
+            raise BlockedAddress(str(sockaddr[0]), str(sockaddr[0]))
+        return socket.socket(family=family, type=type_, proto=proto)
+
+    return guarded_socket
 
 
 def is_blocked_error(exc: BaseException) -> bool:

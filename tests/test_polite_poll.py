@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from http import HTTPStatus
 from typing import Any
 
 import pytest
@@ -159,7 +160,7 @@ async def test_http_errors_stored_with_code_and_backoff(poller: Poller, status: 
         poller.clock.advance(1)
     state = await poller.state("s")
     assert (state.last_status, state.consecutive_failures, state.last_error_kind) == (status, 3, kind.value)
-    assert state.last_error == f"HTTP {status} {__import__('http').HTTPStatus(status).phrase}"
+    assert state.last_error == f"HTTP {status} {HTTPStatus(status).phrase}"
     assert state.failing_since is not None and state.last_error_at == poller.clock() - timedelta(seconds=1)
     poller.server.set("/e.rss", RSS)
     assert (await poller.poll("s")).status is PollStatus.FETCHED

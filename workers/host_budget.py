@@ -24,29 +24,45 @@ from service.config import FetchConfig
 
 log = logging.getLogger(__name__)
 
-# Returns {verdict, wait_ms}. verdict: 0 granted, 1 host paused, 2 no free slot, 3 rate limited.
-ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local pause = redis.call('PTTL', KEYS[3])
-if pause > 0 then return {1, pause} end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then
-  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return {2, math.min(tonumber(first[2]) - now, 100)}
+# acquire() returns {verdict, wait_ms}. verdict: 0 granted, 1 host paused, 2 no free slot, 3 rate limited.
+_ACQUIRE_FUNCTION = """
+local function acquire(active, rate, pause, token, concurrency, per_minute, slot_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local paused = redis.call('PTTL', pause)
+  if paused > 0 then return {1, paused} end
+  redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
+  if redis.call('ZCARD', active) >= concurrency then
+    local first = redis.call('ZRANGE', active, 0, 0, 'WITHSCORES')
+    return {2, math.min(tonumber(first[2]) - now, 100)}
+  end
+  local per_ms = per_minute / 60000
+  local capacity = math.max(1, per_minute / 6)
+  local bucket = redis.call('HMGET', rate, 'tokens', 'ts')
+  local tokens = tonumber(bucket[1]) or capacity
+  local ts = tonumber(bucket[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - ts) * per_ms)
+  if tokens < 1 then return {3, math.ceil((1 - tokens) / per_ms)} end
+  redis.call('HSET', rate, 'tokens', tostring(tokens - 1), 'ts', now)
+  redis.call('PEXPIRE', rate, 120000)
+  redis.call('ZADD', active, now + slot_ms, token)
+  redis.call('PEXPIRE', active, slot_ms)
+  return {0, 0}
 end
-local per_ms = tonumber(ARGV[3]) / 60000
-local capacity = math.max(1, tonumber(ARGV[3]) / 6)
-local bucket = redis.call('HMGET', KEYS[2], 'tokens', 'ts')
-local tokens = tonumber(bucket[1]) or capacity
-local ts = tonumber(bucket[2]) or now
-tokens = math.min(capacity, tokens + math.max(0, now - ts) * per_ms)
-if tokens < 1 then return {3, math.ceil((1 - tokens) / per_ms)} end
-redis.call('HSET', KEYS[2], 'tokens', tokens - 1, 'ts', now)
-redis.call('PEXPIRE', KEYS[2], 120000)
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[1])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
-return {0, 0}
+"""
+
+ACQUIRE = _ACQUIRE_FUNCTION + """
+return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+"""
+
+# The start of a poll in one round trip: take the source's lease, read its state, take a slot
+# on the host of its configured URL. Returns {0} when another poll holds the lease, else
+# {1, state or nil, verdict, wait_ms}.
+BEGIN_POLL = _ACQUIRE_FUNCTION + """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+local state = redis.call('GET', KEYS[2])
+local verdict = acquire(KEYS[3], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
+return {1, state, verdict[1], verdict[2]}
 """
 
 
@@ -79,23 +95,39 @@ class HostBudget:
         self.max_wait_seconds = max_wait_seconds
         # A slot outlives the longest request (every redirect hop timing out) and then expires.
         self.slot_ms = int(config.timeout_seconds * (config.max_redirects + 1) * 1000) + 5000
-        self._sha: str | None = None
+        self._shas: dict[str, str] = {}
 
-    def acquire_args(self, host: str) -> tuple[list[str], list[object], str]:
-        token = uuid.uuid4().hex
-        return list(keys.host_budget(host)), [token, self.config.host_concurrency, self.config.host_requests_per_minute, self.slot_ms], token
+    async def run(self, script: str, keys_: list[str], args: list[object]) -> list[object]:
+        """EVALSHA, loading the script once per process (and again after a server restart)."""
+        sha = self._shas.get(script)
+        if sha is None:
+            sha = self._shas[script] = await self.redis.script_load(script)
+        try:
+            return await self.redis.evalsha(sha, len(keys_), *keys_, *args)
+        except NoScriptError:
+            del self._shas[script]
+            return await self.run(script, keys_, args)
+
+    def _limits(self) -> list[object]:
+        return [self.config.host_concurrency, self.config.host_requests_per_minute, self.slot_ms]
 
     async def try_acquire(self, host: str) -> tuple[Verdict, float, Slot | None]:
-        keys_, args, token = self.acquire_args(host)
-        if self._sha is None:
-            self._sha = await self.redis.script_load(ACQUIRE)
-        try:
-            verdict, wait_ms = await self.redis.evalsha(self._sha, len(keys_), *keys_, *args)
-        except NoScriptError:  # the server restarted or was flushed of scripts
-            self._sha = None
-            return await self.try_acquire(host)
+        token = uuid.uuid4().hex
+        verdict, wait_ms = await self.run(ACQUIRE, list(keys.host_budget(host)), [token, *self._limits()])
         verdict = Verdict(int(verdict))
         return verdict, max(int(wait_ms), 0) / 1000, Slot(host, token) if verdict is Verdict.GRANTED else None
+
+    async def begin_poll(
+        self, lease_key: str, lease_token: str, lease_ms: int, state_key: str, host: str
+    ) -> tuple[bool, bytes | None, tuple[Verdict, float], str]:
+        """Lease + state + a host slot in one round trip: (leased, raw state, verdict, slot token)."""
+        token = uuid.uuid4().hex
+        reply = await self.run(
+            BEGIN_POLL, [lease_key, state_key, *keys.host_budget(host)], [lease_token, lease_ms, token, *self._limits()]
+        )
+        if not int(reply[0]):
+            return False, None, (Verdict.BUSY, 0.0), token
+        return True, reply[1], (Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000), token
 
     async def acquire(self, host: str, first: tuple[Verdict, float] | None = None, token: str | None = None) -> Slot | Deferred:
         """A slot on ``host``, waiting briefly; a longer wait (a pause, a rate limit) defers.

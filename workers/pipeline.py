@@ -24,17 +24,17 @@ from service.config import Settings, SourceConfig
 from service.errors import ErrorKind, SourceError
 from service.models import Article, RedirectRecord, SourceState
 from service.store import Store
-from workers import dispatch, ingest, publisher_hints
+from workers import ingest, publisher_hints
 from workers.fetch import FetchResult, fetch
-from workers.host_budget import Deferred, HostBudget
+from workers.host_budget import Deferred, HostBudget, Slot, Verdict
 from workers.normalise import normalise_feed
 from workers.parse import ParsedFeed, parse_feed
+from workers.poll_end import PollEnd
 from workers.schedule import decide_next_poll
 
 log = logging.getLogger(__name__)
 
 MAX_REDIRECT_HISTORY = 10
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
 class PollStatus(StrEnum):
@@ -78,48 +78,52 @@ class Resources:
 async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None = None) -> PollReport:
     """Poll ``source`` once. Never raises for a source's own failure: that goes in its state.
 
-    Redis round trips: one pipeline takes the lease and reads the state, one Lua call takes a
-    slot of the host's budget, one pipeline at the end saves everything and lets go.
+    Two Redis round trips when nothing waits: one Lua call takes the lease, reads the state and
+    takes a slot of the host's budget; one Lua call at the end (:class:`PollEnd`) frees the
+    slot, saves the state, reschedules and lets go of the lease.
     """
     token = uuid.uuid4().hex
     lease_ms = res.settings.worker.lease_seconds * 1000
-    async with res.redis.pipeline(transaction=False) as pipe:
-        pipe.set(keys.poll_lease(source.id), token, nx=True, px=lease_ms)
-        pipe.get(keys.source_state(source.id))
-        leased, raw_state = await pipe.execute()
+    hosts = res.host_budget()
+    host = urlsplit(source.url).hostname or ""
+    leased, raw_state, first, slot_token = await hosts.begin_poll(
+        keys.poll_lease(source.id), token, lease_ms, keys.source_state(source.id), host
+    )
     if not leased:
         return PollReport(source.id, PollStatus.BUSY)
-    finish = res.redis.pipeline(transaction=False)
+    finish = PollEnd(source.id, token)
     try:
         state = SourceState.model_validate_json(raw_state) if raw_state else SourceState()
         now = res.clock()
+        if first[0] is Verdict.GRANTED:
+            finish.slots.append(Slot(host, slot_token))
         if state.disabled and claim is not None:  # claimed just before an operator or a 410 disabled it
-            dispatch.disable_into(finish, source.id)
+            finish.disable()
             return PollReport(source.id, PollStatus.DISABLED)
-        report = await _poll_with_budget(res, source, state, now, claim, finish)
-        return report
+        url = state.current_url or source.url
+        if (urlsplit(url).hostname or "") != host:  # moved to another host: its budget applies
+            host, first = urlsplit(url).hostname or "", None
+        slot = await hosts.acquire(host, first=first, token=slot_token)
+        if isinstance(slot, Slot) and slot.token != slot_token:  # taken after waiting, or on the new host
+            finish.slots.append(slot)
+        return await _poll_with_budget(res, source, state, now, claim, finish, slot)
     finally:
-        finish.eval(_RELEASE, 1, keys.poll_lease(source.id), token)
-        await finish.execute()
-        await finish.reset()
+        await finish.commit(hosts)
 
 
 async def _poll_with_budget(
-    res: Resources, source: SourceConfig, state: SourceState, now: datetime, claim: str | None, finish: Redis
+    res: Resources, source: SourceConfig, state: SourceState, now: datetime, claim: str | None, finish: PollEnd,
+    slot: Slot | Deferred,
 ) -> PollReport:
     fetch_config = res.settings.fetch
-    hosts = res.host_budget()
-    url = state.current_url or source.url
-    host = urlsplit(url).hostname or ""
-    slot = await hosts.acquire(host)
+    host = slot.host
     if isinstance(slot, Deferred):
         # Nothing was asked of the host: not a failure, just later. The claim stays ours.
         state.next_poll = now + timedelta(seconds=slot.wait_seconds)
         state.next_poll_reason = f"host-{slot.verdict.name.lower().replace('_', '-')}"
-        finish.set(keys.source_state(source.id), state.model_dump_json())
-        dispatch.reschedule_into(finish, source.id, state.next_poll, claim)
+        finish.state_json = state.model_dump_json()
+        finish.reschedule(state.next_poll, claim)
         return PollReport(source.id, PollStatus.DEFERRED, next_poll=state.next_poll)
-    hosts.release_into(finish, slot)
     seen = _Seen()
     was_disabled = state.disabled
     try:
@@ -138,7 +142,7 @@ async def _poll_with_budget(
         retry_after = publisher_hints.retry_after(seen.headers, now)
         if retry_after is not None:
             retry_after = min(retry_after, fetch_config.retry_after_max_seconds)
-            hosts.pause_into(finish, host, retry_after)  # every source on this host waits
+            finish.pause(host, retry_after)  # every source on this host waits
     decision = decide_next_poll(
         source,
         fetch_config,
@@ -155,13 +159,13 @@ async def _poll_with_budget(
     if state.disabled:
         report.next_poll = state.next_poll = None
         state.next_poll_reason = "disabled"
-        dispatch.disable_into(finish, source.id)
+        finish.disable()
     elif was_disabled:  # a success (say `tributary poll`) re-enables the source
         log.info("%s re-enabled by a successful poll", source.id)
-        dispatch.enable_into(finish, source.id, decision.at)
+        finish.enable(decision.at)
     else:
-        dispatch.reschedule_into(finish, source.id, decision.at, claim)
-    finish.set(keys.source_state(source.id), state.model_dump_json())
+        finish.reschedule(decision.at, claim)
+    finish.state_json = state.model_dump_json()
     return report
 
 

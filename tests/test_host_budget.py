@@ -42,3 +42,16 @@ async def test_a_dead_workers_slot_expires(redis) -> None:  # type: ignore[no-un
     budget.slot_ms = 50
     assert isinstance(await budget.acquire("h"), Slot)  # never released
     assert isinstance(await budget.acquire("h"), Slot)  # waited for the slot's expiry
+
+
+async def test_batched_calls_survive_an_unknown_script(redis) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+
+    budget = HostBudget(redis, FetchConfig(host_concurrency=100, host_requests_per_minute=6000))
+    first = await asyncio.gather(*(budget.try_acquire(f"h{n % 3}") for n in range(30)))
+    assert all(v is Verdict.GRANTED for v, _, _ in first)
+    from workers.host_budget import ACQUIRE
+
+    budget._batcher._shas[ACQUIRE] = "0" * 40  # a script Redis does not know, as after a restart
+    again = await asyncio.gather(*(budget.try_acquire("h0") for _ in range(5)))
+    assert all(v is Verdict.GRANTED for v, _, _ in again)

@@ -15,9 +15,10 @@ import math
 import uuid
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError
+from workers.redis_batch import ScriptBatcher
 
 from service import keys
 from service.config import FetchConfig
@@ -95,18 +96,11 @@ class HostBudget:
         self.max_wait_seconds = max_wait_seconds
         # A slot outlives the longest request (every redirect hop timing out) and then expires.
         self.slot_ms = int(config.timeout_seconds * (config.max_redirects + 1) * 1000) + 5000
-        self._shas: dict[str, str] = {}
+        self._batcher = ScriptBatcher(redis)
 
-    async def run(self, script: str, keys_: list[str], args: list[object]) -> list[object]:
-        """EVALSHA, loading the script once per process (and again after a server restart)."""
-        sha = self._shas.get(script)
-        if sha is None:
-            sha = self._shas[script] = await self.redis.script_load(script)
-        try:
-            return await self.redis.evalsha(sha, len(keys_), *keys_, *args)
-        except NoScriptError:
-            del self._shas[script]
-            return await self.run(script, keys_, args)
+    async def run(self, script: str, keys_: list[str], args: list[object]) -> Any:
+        """EVALSHA, batched with the concurrent calls of other polls (one pipeline per turn)."""
+        return await self._batcher.run(script, keys_, args)
 
     def _limits(self) -> list[object]:
         return [self.config.host_concurrency, self.config.host_requests_per_minute, self.slot_ms]

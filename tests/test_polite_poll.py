@@ -324,3 +324,19 @@ async def test_adaptive_source_polls_a_busy_feed_faster(poller: Poller) -> None:
     report = await poller.poll("s")
     assert report.status is PollStatus.NOT_MODIFIED
     assert report.next_poll == poller.after(int((7 * 86400 + 57 * 60) / 20))  # the mean gap up to now
+
+
+async def test_unreadable_state_is_started_afresh(poller: Poller) -> None:
+    url = poller.server.set("/f.rss", RSS)
+    poller.setup([{"id": "s", "url": url}])
+    await poller.redis.set(keys.source_state("s"), b"{not json")
+    assert (await poller.poll("s")).status is PollStatus.FETCHED
+    assert (await poller.state("s")).etag == poller.server.routes["/f.rss"].etag
+
+
+async def test_a_second_poll_of_a_leased_source_is_busy(poller: Poller) -> None:
+    url = poller.server.set("/f.rss", RSS)
+    poller.setup([{"id": "s", "url": url}])
+    await poller.redis.set(keys.poll_lease("s"), "someone-else", px=60000)
+    assert (await poller.poll("s")).status is PollStatus.BUSY
+    assert poller.server.requests == []

@@ -93,7 +93,7 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
         return PollReport(source.id, PollStatus.BUSY)
     finish = PollEnd(source.id, token)
     try:
-        state = SourceState.model_validate_json(raw_state) if raw_state else SourceState()
+        state = _load_state(source.id, raw_state)
         now = res.clock()
         if first[0] is Verdict.GRANTED:
             finish.slots.append(Slot(host, slot_token))
@@ -167,6 +167,17 @@ async def _poll_with_budget(
         finish.reschedule(decision.at, claim)
     finish.state_json = state.model_dump_json()
     return report
+
+
+def _load_state(source_id: str, raw: bytes | None) -> SourceState:
+    """A stored state this version cannot read is logged and started afresh, not a stuck source."""
+    if not raw:
+        return SourceState()
+    try:
+        return SourceState.model_validate_json(raw)
+    except ValueError as exc:
+        log.error("%s: unreadable source state, starting afresh: %s", source_id, exc)
+        return SourceState()
 
 
 @dataclass

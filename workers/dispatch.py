@@ -71,14 +71,6 @@ async def reschedule(redis: Redis, source_id: str, at: datetime, token: str | No
     return bool(await redis.eval(_RESCHEDULE, 1, keys.SCHEDULE, source_id, token, at.timestamp()))
 
 
-def reschedule_into(pipe: Redis, source_id: str, at: datetime, token: str | None = None) -> None:
-    """:func:`reschedule`, queued on a pipeline so a poll ends in one round trip."""
-    if token is None:
-        pipe.zadd(keys.SCHEDULE, {source_id: at.timestamp()})
-    else:
-        pipe.eval(_RESCHEDULE, 1, keys.SCHEDULE, source_id, token, at.timestamp())
-
-
 def disable_into(pipe: Redis, source_id: str) -> None:
     """Take the source off the schedule; it stays configured and listed."""
     pipe.sadd(keys.DISABLED, source_id)

@@ -18,10 +18,10 @@ from enum import IntEnum
 from typing import Any
 
 from redis.asyncio import Redis
-from workers.redis_batch import ScriptBatcher
 
 from service import keys
 from service.config import FetchConfig
+from workers.redis_batch import ScriptBatcher
 
 log = logging.getLogger(__name__)
 

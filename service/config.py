@@ -47,6 +47,17 @@ class FetchConfig(Section):
     max_redirects: int = Field(5, ge=0, le=20)
     allow_private_networks: bool = False
     user_agent: str = "Tributary/0.1 (+https://github.com/tributary/tributary; feed aggregator)"
+    # How Tributary treats publishers (docs/publishers.md).
+    force_unconditional_hours: float = Field(12, gt=0, description="refetch without validators at least this often")
+    max_interval_seconds: int = Field(86400, ge=1, description="cap on publisher hints and adaptive intervals")
+    retry_after_max_seconds: int = Field(172800, ge=1, description="cap on an honoured Retry-After")
+    max_backoff_seconds: int = Field(86400, ge=1, description="cap on the per-source failure backoff")
+    host_concurrency: int = Field(2, ge=1, description="concurrent requests per host, across all workers")
+    host_requests_per_minute: int = Field(60, ge=1, description="requests per minute per host, across all workers")
+    max_consecutive_failures: int = Field(50, ge=1, description="failures in a row before a source is disabled")
+    disable_after_failing_days: float = Field(30, gt=0, description="days of failing in a row before a source is disabled")
+    adaptive_window_items: int = Field(20, ge=2, description="newest items the adaptive interval looks at")
+    jitter_fraction: float = Field(0.1, ge=0, le=1, description="up to this fraction is added to each interval")
 
 
 class StorageConfig(Section):
@@ -148,6 +159,9 @@ class SourceConfig(Section):
     interval_seconds: int = Field(600, ge=1)
     tags: list[str] = []
     timezone: str = Field("UTC", description="zone for dates that carry none, e.g. Asia/Hong_Kong")
+    adaptive: bool = Field(True, description="poll busy sources faster and quiet ones slower")
+    min_interval_seconds: int | None = Field(None, ge=1, description="adaptive floor; default min(interval, 300)")
+    max_interval_seconds: int | None = Field(None, ge=1, description="adaptive ceiling; default [fetch] max_interval_seconds")
     full_content: bool = Field(False, description="fetch each new item's page and store its extracted text")
     selectors: PageSelectors | None = None
     max_pages_per_poll: int = Field(20, ge=1, le=1000, description="article pages fetched per poll at most")

@@ -12,6 +12,7 @@ INGEST_DEAD = PREFIX + "ingest:dead"  # stream of entries that failed every deli
 SCHEDULE = PREFIX + "schedule"  # zset: source id -> next due (unix seconds)
 CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
+DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
 
 
 def article(article_id: str) -> str:
@@ -111,3 +112,9 @@ def feed_changes_channel(db: int) -> str:
     """Pub/sub channel carrying the name of every feed whose version moved. Channels are not
     per-DB in Redis, so the DB number is part of the name."""
     return f"{PREFIX}feed-changes:{db}"
+
+
+def host_budget(host: str) -> tuple[str, str, str]:
+    """One host's politeness budget: active request slots (zset), rate bucket (hash), pause."""
+    base = f"{PREFIX}host:{host}"
+    return f"{base}:active", f"{base}:rate", f"{base}:pause"

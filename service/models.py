@@ -160,3 +160,25 @@ class SourceState(BaseModel):
     next_poll: UtcDatetime | None = None
     last_status: int | None = None
     articles_total: int = 0
+    # Publisher-facing behaviour (workers/pipeline.py, docs/publishers.md).
+    disabled: bool = False
+    disabled_reason: str | None = None
+    disabled_at: UtcDatetime | None = None
+    current_url: str | None = None
+    """Where the feed lives after a permanent redirect (301/308); the config URL stays the key."""
+    redirects: list[RedirectRecord] = []
+    """The newest permanent moves, oldest first (capped)."""
+    failing_since: UtcDatetime | None = None
+    last_unconditional: UtcDatetime | None = None
+    next_poll_reason: str | None = None
+    publisher_interval_seconds: int | None = None
+    """The interval the feed body asked for (RSS ``<ttl>``, ``sy:updatePeriod``), kept for 304s."""
+    recent_published: list[float] = []
+    """Unix times of the newest items, for the adaptive interval."""
+
+
+class RedirectRecord(BaseModel):
+    at: UtcDatetime
+    status: int
+    from_url: str
+    to_url: str

@@ -59,7 +59,8 @@ class FeedServer:
             headers.update({"ETag": route.etag, "Last-Modified": self.LAST_MODIFIED})
             if request.headers.get("If-None-Match") == route.etag:
                 self.requests.append(Seen(request.path, dict(request.headers), 304))
-                return web.Response(status=304, headers={"ETag": route.etag})
+                freshness = {k: v for k, v in route.headers.items() if k.lower() in ("cache-control", "expires", "date")}
+                return web.Response(status=304, headers={"ETag": route.etag, **freshness})
         self.requests.append(Seen(request.path, dict(request.headers), route.status))
         return web.Response(body=route.body, status=route.status, headers=headers)
 

@@ -31,8 +31,11 @@ async def test_one_story_two_sources(redis, redis_url, feed_server, clock, aioht
     }
     settings = settings_from_dict(
         {
-            "fetch": {"allow_private_networks": True},
-            "sources": [{"id": name, "name": name.title(), "url": url, "tags": ["hk"]} for name, url in urls.items()],
+            "fetch": {"allow_private_networks": True, "jitter_fraction": 0},
+            "sources": [
+                {"id": name, "name": name.title(), "url": url, "tags": ["hk"], "adaptive": False}
+                for name, url in urls.items()
+            ],
             "feeds": [{"name": "hk", "title": "HK", "tags": ["hk"]}],
         }
     )

@@ -26,13 +26,13 @@ def e2e_settings(server: FeedServer) -> Settings:
     for source_id, fixture in SOURCES.items():
         ext = fixture.rsplit(".", 1)[1]
         url = server.set(f"/{fixture}", (DATA / "e2e" / fixture).read_bytes(), content_type=CONTENT_TYPES[ext])
-        sources.append({"id": source_id, "url": url, "interval_seconds": 60, "tags": ["e2e"]})
+        sources.append({"id": source_id, "url": url, "interval_seconds": 60, "tags": ["e2e"], "adaptive": False})
     broken = server.set("/broken.xml", b"\x00\x01 <<< not a feed", content_type="text/xml")
-    sources.append({"id": "broken-src", "url": broken, "interval_seconds": 60, "tags": ["e2e"]})
+    sources.append({"id": "broken-src", "url": broken, "interval_seconds": 60, "tags": ["e2e"], "adaptive": False})
     return settings_from_dict(
         {
             "server": {"base_url": "http://feeds.test"},
-            "fetch": {"allow_private_networks": True, "timeout_seconds": 5},
+            "fetch": {"allow_private_networks": True, "timeout_seconds": 5, "jitter_fraction": 0},
             "sources": sources,
             "feeds": [{"name": "all", "title": "Everything", "tags": ["e2e"], "limit": 50}],
         }

@@ -49,9 +49,9 @@ def hub_settings(server: FeedServer) -> Settings:
     return settings_from_dict(
         {
             "server": {"base_url": BASE},
-            "fetch": {"allow_private_networks": True, "timeout_seconds": 5},
+            "fetch": {"allow_private_networks": True, "timeout_seconds": 5, "jitter_fraction": 0},
             "websub": {"retry_base_seconds": 0.02, "delivery_attempts": 4, "min_lease_seconds": 300},
-            "sources": [{"id": "src", "url": url, "interval_seconds": 60}],
+            "sources": [{"id": "src", "url": url, "interval_seconds": 60, "adaptive": False}],
             "feeds": [{"name": "news", "title": "News", "sources": ["src"]}],
         }
     )

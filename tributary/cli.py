@@ -212,6 +212,42 @@ def import_opml_command(obj: Context, opml_file: Path, dry_run: bool) -> None:
         click.echo(f"would add {len(added)} sources to {target}", err=True)
     else:
         click.echo(f"added {len(added)} sources to {target}" + (f": {', '.join(s.id for s in added)}" if added else ""))
+@main.command()
+@config_option
+@click.argument("source_id")
+@click.pass_obj
+def enable(obj: Context, source_id: str) -> None:
+    """Re-enable a disabled source (410 Gone, too many failures): it is due again now."""
+    settings = obj.settings()
+    if settings.source(source_id) is None:
+        raise click.ClickException(f"no source {source_id!r} in the config")
+    with redis_for(settings) as url:
+        was = asyncio.run(_enable(url, source_id))
+    click.echo(f"{source_id}: enabled" + (f" (was disabled: {was})" if was else " (was not disabled)"))
+
+
+async def _enable(redis_url: str, source_id: str) -> str | None:
+    from redis.asyncio import Redis
+
+    from service import keys
+    from service.clock import utcnow
+    from service.models import SourceState
+    from workers import dispatch
+
+    redis = Redis.from_url(redis_url)
+    try:
+        raw = await redis.get(keys.source_state(source_id))
+        state = SourceState.model_validate_json(raw) if raw else SourceState()
+        was = state.disabled_reason or ("yes" if state.disabled or await dispatch.is_disabled(redis, source_id) else None)
+        state.disabled, state.disabled_reason, state.disabled_at = False, None, None
+        state.consecutive_failures, state.failing_since = 0, None
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.source_state(source_id), state.model_dump_json())
+            dispatch.enable_into(pipe, source_id, utcnow())
+            await pipe.execute()
+        return was
+    finally:
+        await redis.aclose()
 
 
 def entrypoint() -> None:

@@ -32,8 +32,11 @@ return 0
 
 
 async def sync_schedule(redis: Redis, source_ids: Iterable[str], now: datetime) -> None:
-    """New sources become due now, known ones keep their time, removed ones are dropped."""
-    wanted = set(source_ids)
+    """New sources become due now, known ones keep their time, removed ones are dropped.
+
+    Disabled sources (see :func:`disable`) stay off the schedule until re-enabled.
+    """
+    wanted = set(source_ids) - {m.decode() for m in await redis.smembers(keys.DISABLED)}
     scheduled = {m.decode() for m in await redis.zrange(keys.SCHEDULE, 0, -1)}
     async with redis.pipeline(transaction=True) as pipe:
         if wanted:
@@ -66,3 +69,18 @@ async def reschedule(redis: Redis, source_id: str, at: datetime, token: str | No
         await redis.zadd(keys.SCHEDULE, {source_id: at.timestamp()})
         return True
     return bool(await redis.eval(_RESCHEDULE, 1, keys.SCHEDULE, source_id, token, at.timestamp()))
+
+
+def disable_into(pipe: Redis, source_id: str) -> None:
+    """Take the source off the schedule; it stays configured and listed."""
+    pipe.sadd(keys.DISABLED, source_id)
+    pipe.zrem(keys.SCHEDULE, source_id)
+
+
+def enable_into(pipe: Redis, source_id: str, at: datetime) -> None:
+    pipe.srem(keys.DISABLED, source_id)
+    pipe.zadd(keys.SCHEDULE, {source_id: at.timestamp()})
+
+
+async def is_disabled(redis: Redis, source_id: str) -> bool:
+    return bool(await redis.sismember(keys.DISABLED, source_id))

@@ -26,7 +26,8 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
     if claim is not None and not await dispatch.holds_claim(res.redis, source_id, claim):
         return {"source_id": source_id, "status": "claim_superseded"}
     report = await poll_source(res, source, claim=claim)
-    await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
+    if report.new or report.updated:  # a 304 queued nothing; the drain cron covers leftovers
+        await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
     log.info(
         "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
         source_id, report.status, report.new, report.updated, report.unchanged, report.next_poll,

@@ -116,6 +116,8 @@ def parse_xml_feed(
         language=meta.get("language") or _detail_language(meta.get("title_detail")),
         version=version,
         ttl_minutes=_non_negative_int(meta.get("ttl")),
+        update_period=_text(meta.get("sy_updateperiod")),
+        update_frequency=_non_negative_int(meta.get("sy_updatefrequency")),
         entries=tuple(entries),
         warnings=tuple(warnings),
     )

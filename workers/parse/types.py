@@ -39,6 +39,10 @@ class ParsedFeed(Frozen):
     version: str | None = None
     """Format and version as feedparser names them: ``rss20``, ``atom10``, ``json11``…"""
     ttl_minutes: int | None = None
+    update_period: str | None = None
+    """``sy:updatePeriod`` (hourly, daily, weekly, monthly, yearly)."""
+    update_frequency: int | None = None
+    """``sy:updateFrequency``: updates per ``update_period``."""
     entries: tuple[ParsedEntry, ...] = ()
     warnings: tuple[str, ...] = ()
     """One line per problem survived: a skipped entry, a bozo feed, a dropped member."""

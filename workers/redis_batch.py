@@ -1,0 +1,72 @@
+"""Coalesce the Lua calls of concurrent polls into one pipeline per event-loop turn.
+
+Fifty polls starting in the same turn would each pay a round trip (a connection from the
+pool, a write, a read, two syscalls, a wake-up of Redis). Queued here, they go out as one
+pipeline: same commands, same atomicity per call (each is still its own script), a fraction
+of the per-call cost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+MAX_BATCH = 256
+
+
+class ScriptBatcher:
+    def __init__(self, redis: Redis):
+        self.redis = redis
+        self._shas: dict[str, str] = {}
+        self._queue: list[tuple[str, list[Any], asyncio.Future[Any]]] = []
+        self._scheduled = False
+        self._sending: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+
+    async def run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
+        if script not in self._shas:
+            self._shas[script] = await self.redis.script_load(script)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((script, [*keys_, *args], future))
+        self._queue[-1][1].insert(0, len(keys_))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        return await future
+
+    def _flush_soon(self) -> None:
+        self._scheduled = False
+        batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+        if self._queue:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush_soon)
+        task = asyncio.ensure_future(self._send(batch))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[tuple[str, list[Any], asyncio.Future[Any]]]) -> None:
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for script, call_args, _ in batch:
+                    pipe.evalsha(self._shas[script], *call_args)
+                results = await pipe.execute(raise_on_error=False)
+        except Exception as exc:  # the connection failed: every caller learns it
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (script, call_args, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue
+            if isinstance(result, NoScriptError):  # Redis restarted: load again, run this one alone
+                try:
+                    self._shas[script] = await self.redis.script_load(script)
+                    future.set_result(await self.redis.evalsha(self._shas[script], *call_args))
+                except Exception as exc:
+                    future.set_exception(exc)
+            elif isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                future.set_result(result)

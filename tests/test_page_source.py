@@ -283,3 +283,18 @@ def test_page_config_from_toml(tmp_path) -> None:  # type: ignore[no-untyped-def
         "page", "a.ns2-title", [".itemSocialSharing"], 20
     )
     assert (feed.kind, feed.full_content, feed.selectors) == ("feed", True, None)
+
+
+async def test_article_pages_share_the_host_budget(resources, feed_server, clock, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Article pages count against their host's requests/minute like polls: with a budget the
+    listing used up, no page is fetched now; they wait for a later poll instead of exceeding it."""
+    listing = serve_pages(feed_server)
+    res = resources(make_settings(
+        {"id": "p", "url": listing, "kind": "page", "selectors": {"links": "a.ns2-title"}},
+        host_requests_per_minute=2,
+    ))
+    assert (await poll(res, "p", clock)).new == 0
+    assert feed_server.seen(RTHK) == [] and feed_server.seen(GENEVA) == []
+    assert caplog.text.count("rate_limited, retried next poll") == 2
+    state = await res.store.source_state("p")
+    assert state.etag is None  # pages were left over: the listing is read in full next time

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
 
@@ -25,6 +26,7 @@ from service.errors import ErrorKind, SourceError
 from service.models import Article
 from workers.extract import ExtractedPage, extract_page
 from workers.fetch import fetch
+from workers.host_budget import Deferred
 
 if TYPE_CHECKING:
     from workers.pipeline import Resources
@@ -81,6 +83,18 @@ async def fetch_pages(res: Resources, source: SourceConfig, urls: Sequence[str])
 
 
 async def _fetch_page(res: Resources, source: SourceConfig, url: str) -> PageOutcome:
+    """One article page, within its host's politeness budget like any poll (a busy host: later)."""
+    hosts = res.host_budget()
+    slot = await hosts.acquire(urlsplit(url).hostname or "")
+    if isinstance(slot, Deferred):
+        return PageOutcome(url, error=f"host {slot.host} {slot.verdict.name.lower()}, retried next poll", transient=True)
+    try:
+        return await _fetch_and_extract(res, source, url)
+    finally:
+        await hosts.release(slot)
+
+
+async def _fetch_and_extract(res: Resources, source: SourceConfig, url: str) -> PageOutcome:
     try:
         result = await fetch(res.session, url, source_id=source.id, config=res.settings.fetch)
         page = await asyncio.to_thread(

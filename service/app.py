@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -21,21 +20,6 @@ from service.store import Store
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
 
-log = logging.getLogger(__name__)
-
-
-@web.middleware
-async def json_errors(request: web.Request, handler: views.Handler) -> web.StreamResponse:
-    """Every error leaves as JSON ``{"error": {"status", "message"}}``; a bug is logged, not leaked."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        return views.json_error(exc.status, exc.reason if exc.text is None or not exc.text.strip() else exc.text)
-    except Exception:
-        log.exception("unhandled error serving %s %s", request.method, request.path)
-        return views.json_error(500, "internal server error")
 
 
 def static_pages(settings: Settings) -> dict[str, Rendered]:
@@ -68,7 +52,7 @@ def create_app(
     """
     if redis is None and redis_url is None:
         raise ValueError("create_app needs redis or redis_url")
-    app = web.Application(middlewares=[json_errors])
+    app = web.Application()
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[STATIC_PAGES] = static_pages(settings)
@@ -92,4 +76,5 @@ def create_app(
     app.cleanup_ctx.append(resources)
     views.add_routes(app)
     hub_views.add_routes(app)
+    views.add_fallback_route(app)
     return app

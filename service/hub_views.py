@@ -16,7 +16,7 @@ from aiohttp import web
 from service import jobs
 from service.appkeys import CLOCK, REDIS, SETTINGS
 from service.hub_store import HubStore
-from service.views import json_response
+from service.views import guarded, json_response
 from service.websub import HubRequestError, hub_url, parse_hub_request
 
 log = logging.getLogger(__name__)
@@ -100,5 +100,5 @@ async def hub_get(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post("/hub", hub_post)
-    app.router.add_get("/hub", hub_get)
+    app.router.add_post("/hub", guarded(hub_post))
+    app.router.add_get("/hub", guarded(hub_get))

@@ -148,3 +148,11 @@ async def test_feed_list_and_errors(journey, redis_url, clock) -> None:  # type:
     assert missing.status == 404
     assert (await missing.json())["error"]["status"] == 404
     assert (await client.get("/healthz")).status == 200
+    # Unknown paths and methods are JSON errors too (the fallback route, no middleware).
+    unknown = await client.get("/no/such/path")
+    assert unknown.status == 404 and (await unknown.json())["error"]["status"] == 404
+    wrong_method = await client.post("/feeds")
+    assert wrong_method.status == 405 and "GET" in wrong_method.headers["Allow"]
+    assert (await wrong_method.json())["error"]["status"] == 405
+    bad_query = await client.get("/feeds/all.atom?limit=zero")
+    assert bad_query.status == 400 and (await bad_query.json())["error"]["status"] == 400

@@ -10,7 +10,7 @@ import pytest
 
 from service.config import SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image
-from workers.normalise import absolutise_links, article_id, html_to_text, normalise_entry, normalise_feed
+from workers.normalise import article_id, html_to_text, normalise_entry, normalise_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
@@ -139,29 +139,6 @@ def test_summary_and_content_links_resolve_against_the_entry_link() -> None:
         '<p><img src="https://example.com/2023/09/img/a.png" srcset="https://example.com/2023/09/img/a2.png 2x">'
         ' <a href="https://abs.org/" rel="noopener noreferrer">y</a></p>'
     )
-
-
-@pytest.mark.parametrize(
-    ("html", "base", "expected"),
-    [
-        ('<a href="b">x</a>', "https://e.com/a/", '<a href="https://e.com/a/b">x</a>'),
-        ('text <a href="/b">x</a> tail', "https://e.com/a/", 'text <a href="https://e.com/b">x</a> tail'),
-        ('<img src="i.png"><video poster="p.jpg"></video>', "https://e.com/", '<img src="https://e.com/i.png"><video poster="https://e.com/p.jpg"></video>'),
-        ('<a href="#frag">x</a>', "https://e.com/p", '<a href="https://e.com/p#frag">x</a>'),
-        ('<a href="http://[::1">x</a>', "https://e.com/", '<a href="http://[::1">x</a>'),
-        ("no markup &amp; no links", "https://e.com/", "no markup &amp; no links"),
-        ('<a href="b">x</a>', None, '<a href="b">x</a>'),
-        ("", "https://e.com/", ""),
-        ("<html><body><p>x</p></body></html>", "https://e.com/", "<p>x</p>"),
-        ('<img srcset="a.png 1x, /b.png 2x,data:image/png;base64,AA= 3x">', "https://e.com/d/",
-         '<img srcset="https://e.com/d/a.png 1x, https://e.com/b.png 2x, data:image/png;base64,AA= 3x">'),
-        # lxml parses as HTML4: the HTML5 void <source> gets an end tag, which browsers ignore.
-        ('<picture><source srcset="s.webp"></picture>', "https://e.com/", '<picture><source srcset="https://e.com/s.webp"></source></picture>'),
-        ('<script>alert(1)</script><a href="b">x</a>', "https://e.com/", '<script>alert(1)</script><a href="https://e.com/b">x</a>'),
-    ],
-)
-def test_absolutise_links_resolves_only(html: str, base: str | None, expected: str) -> None:
-    assert absolutise_links(html, base) == expected
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 Decides identity, plain-text titles, canonical URLs (:mod:`workers.canonical`), the date
 fallbacks and clamps described in :mod:`service.models`, and sanitises summary and content
 (:mod:`workers.sanitise`, which also makes their links absolute against the item's link).
-:func:`absolutise_links` stays as the resolve-only step for callers that sanitise later.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from workers.canonical import canonical_url, strip_tracking
 from workers.sanitise import first_image, sanitise_html
 from workers.parse.types import ParsedEntry, ParsedFeed
 
-__all__ = ["absolutise_links", "article_id", "html_to_text", "normalise_entry", "normalise_feed"]
+__all__ = ["article_id", "html_to_text", "normalise_entry", "normalise_feed"]
 
 UNTITLED = "(untitled)"
 TITLE_EXCERPT_CHARS = 80
@@ -32,7 +31,6 @@ FUTURE_TOLERANCE = timedelta(days=1)
 DEFAULT_SANITISE = SanitiseConfig()
 DEFAULT_CANONICAL = CanonicalConfig()
 _WEB_SCHEMES = frozenset({"http", "https"})
-_WRAPPER_OPEN, _WRAPPER_CLOSE = "<div>", "</div>"
 
 
 def normalise_feed(
@@ -165,58 +163,6 @@ def article_id(
     else:
         raise ValueError("entry has no guid, link or title to identify it by")
     return hashlib.sha256(f"{source_id}\0{identity}".encode()).hexdigest()[:32]
-
-
-def absolutise_links(html: str, base: str | None) -> str:
-    """``html`` with every relative link (href, src, srcset, CSS url()…) resolved against ``base``.
-
-    Only resolves; it does not sanitise. Markup lxml cannot read comes back unchanged.
-    """
-    if not html or not base or "<" not in html:
-        return html
-    try:
-        wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
-    except (etree.ParserError, ValueError):
-        return html
-    wrapper.make_links_absolute(base, resolve_base_href=True, handle_failures="ignore")
-    # lxml's link list predates these two.
-    for element in wrapper.iter("img", "source", "video"):
-        if poster := element.get("poster"):
-            element.set("poster", _join(base, poster))
-        if srcset := element.get("srcset"):
-            element.set("srcset", _absolute_srcset(srcset, base))
-    serialised = lxml.html.tostring(wrapper, encoding="unicode")
-    return serialised[len(_WRAPPER_OPEN) : -len(_WRAPPER_CLOSE)]
-
-
-def _absolute_srcset(srcset: str, base: str) -> str:
-    """Resolve each candidate URL of a srcset; URLs may contain commas (``data:`` URLs)."""
-    candidates: list[str] = []
-    position, length = 0, len(srcset)
-    while position < length:
-        while position < length and (srcset[position].isspace() or srcset[position] == ","):
-            position += 1
-        start = position
-        while position < length and not srcset[position].isspace():
-            position += 1
-        url, descriptor = srcset[start:position], ""
-        if url.endswith(","):
-            url = url.rstrip(",")
-        else:
-            start = position
-            while position < length and srcset[position] != ",":
-                position += 1
-            descriptor = srcset[start:position].strip()
-        if url:
-            candidates.append(f"{_join(base, url)} {descriptor}".rstrip())
-    return ", ".join(candidates)
-
-
-def _join(base: str, url: str) -> str:
-    try:
-        return urljoin(base, url.strip())
-    except ValueError:
-        return url
 
 
 def html_to_text(html: str | None) -> str:

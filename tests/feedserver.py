@@ -28,14 +28,37 @@ class Seen:
     status: int
 
 
-class FeedServer:
+class LocalServer:
+    """An aiohttp app on 127.0.0.1 at a free port; subclasses add their routes."""
+
+    def __init__(self) -> None:
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def add_routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def start(self) -> None:
+        app = web.Application()
+        self.add_routes(app)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+
+class FeedServer(LocalServer):
     LAST_MODIFIED = "Tue, 24 Nov 2026 10:00:00 GMT"
 
     def __init__(self) -> None:
+        super().__init__()
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     def set(self, path: str, body: bytes | str, *, status: int = 200, content_type: str = "application/xml",
             headers: dict[str, str] | None = None, conditional: bool = True) -> str:
@@ -64,15 +87,5 @@ class FeedServer:
         self.requests.append(Seen(request.path, dict(request.headers), route.status))
         return web.Response(body=route.body, status=route.status, headers=headers)
 
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_route("*", "/{tail:.*}", self._handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

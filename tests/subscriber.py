@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from tests.feedserver import LocalServer
+
 
 @dataclass
 class Callback:
@@ -20,11 +22,10 @@ class Callback:
         return [(headers, body) for headers, body, status in self.posts if 200 <= status < 300]
 
 
-class Subscriber:
+class Subscriber(LocalServer):
     def __init__(self) -> None:
+        super().__init__()
         self.callbacks: dict[str, Callback] = {}
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     def callback(self, name: str, **behaviour: object) -> str:
         self.callbacks[name] = Callback(**behaviour)  # type: ignore[arg-type]
@@ -52,16 +53,6 @@ class Subscriber:
         cb.posts.append((dict(request.headers), await request.read(), status))
         return web.Response(status=status, text="thanks")
 
-    async def start(self) -> None:
-        app = web.Application()
+    def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/cb/{name}", self._get)
         app.router.add_post("/cb/{name}", self._post)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()

@@ -36,9 +36,9 @@ from redis.asyncio import Redis  # noqa: E402
 
 from service.clock import utcnow  # noqa: E402
 from service.config import settings_from_dict  # noqa: E402
-from service.store import Store  # noqa: E402
-from workers.fetch import ACCEPT, fetch, new_session  # noqa: E402
-from workers.pipeline import PollStatus, Resources, poll_source  # noqa: E402
+from service.store.articles import Store  # noqa: E402
+from workers.fetch.client import ACCEPT, fetch, new_session  # noqa: E402
+from workers.poll.pipeline import PollStatus, Resources, poll_source  # noqa: E402
 
 ITEMS = 50
 
@@ -214,7 +214,7 @@ def main() -> None:
 
             redis_url = with_db(os.environ["REDIS_URL"], args.db)
         else:
-            from service.embedded_redis import EmbeddedRedis
+            from service.store.embedded_redis import EmbeddedRedis
 
             embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")), persist=False)
             embedded.start()

@@ -4,7 +4,7 @@ Seeds a 100-item merged feed (~100 KB of Atom) into Redis (``REDIS_URL``, else a
 redis-server in a temporary directory), then, one at a time and each in its own process, serves
 it with
 
-- **real**: ``service.app.create_app`` as ``tributary serve`` runs it (feed-change subscription on),
+- **real**: ``service.web.app.create_app`` as ``tributary serve`` runs it (feed-change subscription on),
 - **ceiling**: a minimal aiohttp app returning the same bytes and headers, precomputed,
 
 and drives both with the same load generator (``wrk`` if installed, else an aiohttp client loop
@@ -64,7 +64,7 @@ async def seed(redis_url: str) -> None:
 
     from service.config import settings_from_dict
     from service.models import Article
-    from service.store import Store
+    from service.store.articles import Store
 
     settings = settings_from_dict(settings_dict(0))
     redis = Redis.from_url(redis_url)
@@ -111,7 +111,7 @@ async def unseed(redis_url: str) -> None:
 def serve_real(port: int, redis_url: str) -> None:
     from aiohttp import web
 
-    from service.app import create_app
+    from service.web.app import create_app
     from service.config import settings_from_dict
 
     web.run_app(create_app(settings_from_dict(settings_dict(port)), redis_url=redis_url), host="127.0.0.1", port=port,
@@ -251,7 +251,7 @@ def main() -> None:
     if args.serve == "ceiling":
         return serve_ceiling(args.port, Path(args.arg))
 
-    from service.embedded_redis import EmbeddedRedis
+    from service.store.embedded_redis import EmbeddedRedis
 
     with tempfile.TemporaryDirectory() as tmp:
         embedded = None

@@ -47,7 +47,7 @@ def feed_members(feed_name: str) -> str:
     return f"{PREFIX}feed:{feed_name}:members"
 
 
-# -- WebSub hub (service/hub_store.py) -------------------------------------------------------
+# -- WebSub hub (service/hub/subscriptions.py) -------------------------------------------------------
 
 HUB_SEQ = PREFIX + "websub:seq"  # counter: order of hub requests, so a later request wins
 

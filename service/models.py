@@ -6,13 +6,13 @@ converted, so nothing downstream (store scores, renderers, the API) ever has to 
 `Article` fields:
 
 - ``id``: stable, ``sha256(source_id + "\\0" + identity)[:32]`` where identity is the entry
-  guid, else its link, else title + date (see ``workers.normalise.article_id``). Never changes
+  guid, else its link, else title + date (see ``workers.normalise.entry.article_id``). Never changes
   for the same entry, so readers never see an item twice or "new" again.
 - ``source_id`` / ``guid`` / ``url``: where it came from; ``url`` is absolute.
 - ``title``: plain text, entities decoded, whitespace folded. ``summary`` / ``content``:
   sanitised HTML with absolute links. ``summary_text``: plain text of the summary (else the
   content), at most ~280 characters cut on a word boundary, for JSON consumers.
-- ``url``: the canonical URL (tracking parameters stripped, see ``workers.canonical``).
+- ``url``: the canonical URL (tracking parameters stripped, see ``workers.normalise.canonical``).
 - ``published`` / ``updated``: from the source when it gives them (converted to UTC), else
   the first-seen time; ``updated >= published`` always holds.
 - ``first_seen``: when Tributary first stored the article.
@@ -160,7 +160,7 @@ class SourceState(BaseModel):
     next_poll: UtcDatetime | None = None
     last_status: int | None = None
     articles_total: int = 0
-    # Publisher-facing behaviour (workers/pipeline.py, docs/publishers.md).
+    # Publisher-facing behaviour (workers/poll/pipeline.py, docs/publishers.md).
     disabled: bool = False
     disabled_reason: str | None = None
     disabled_at: UtcDatetime | None = None

@@ -7,10 +7,10 @@ from typing import Any
 from redis.asyncio import Redis
 
 from service.config import Settings, settings_from_dict
-from service.store import Store
+from service.store.articles import Store
 from tests.conftest import ManualClock
-from workers.fetch import new_session
-from workers.pipeline import Resources
+from workers.fetch.client import new_session
+from workers.poll.pipeline import Resources
 
 TEST_FETCH = {"allow_private_networks": True, "timeout_seconds": 5, "jitter_fraction": 0}
 

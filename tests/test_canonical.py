@@ -1,11 +1,11 @@
-"""workers.canonical: one spelling per article URL. Table-driven, pure."""
+"""workers.normalise.canonical: one spelling per article URL. Table-driven, pure."""
 
 from __future__ import annotations
 
 import pytest
 
 from service.config import CanonicalConfig
-from workers.canonical import canonical_url, strip_tracking
+from workers.normalise.canonical import canonical_url, strip_tracking
 
 UNWRAP = CanonicalConfig(unwrap_redirects=["news.google.com", "l.facebook.com"])
 

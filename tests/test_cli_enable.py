@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from service import keys
 from service.models import SourceState
 from tributary.cli import main
-from workers import dispatch
+from workers.poll import dispatch
 
 
 async def test_enable_puts_a_disabled_source_back(redis, redis_url, tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]

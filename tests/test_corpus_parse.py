@@ -18,8 +18,8 @@ import pytest
 from service.config import SourceConfig
 from service.errors import ErrorKind, ParseError
 from service.models import Article
-from workers.canonical import canonical_url
-from workers.normalise import SUMMARY_TEXT_CHARS, normalise_feed
+from workers.normalise.canonical import canonical_url
+from workers.normalise.entry import SUMMARY_TEXT_CHARS, normalise_feed
 from workers.parse import parse_feed
 
 CORPORA = next(

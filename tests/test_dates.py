@@ -1,4 +1,4 @@
-"""workers.dates.parse_date: every supported shape, named zones, default zone, junk → None."""
+"""workers.parse.dates.parse_date: every supported shape, named zones, default zone, junk → None."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workers.dates import ZONE_OFFSETS, parse_date
+from workers.parse.dates import ZONE_OFFSETS, parse_date
 
 
 def utc(*args: int) -> datetime:

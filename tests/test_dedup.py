@@ -10,10 +10,10 @@ import pytest
 
 from service import keys
 from service.config import settings_from_dict
-from service.dedup import add_sources, fuzzy_match, identifies_article
+from service.store.dedup import add_sources, fuzzy_match, identifies_article
 from service.models import Article, UpsertOutcome
-from service.store import Store
-from workers.normalise import normalise_entry
+from service.store.articles import Store
+from workers.normalise.entry import normalise_entry
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 T0 = datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
@@ -75,7 +75,7 @@ def test_add_sources_keeps_the_owner_and_skips_known_sources() -> None:
     ],
 )
 def test_fuzzy_match(title: str, other_title: str, source: str, hours: int, match: bool) -> None:
-    from service.dedup import title_key
+    from service.store.dedup import title_key
 
     candidates = [("x" * 32, source, title_key(other_title), (T0 + timedelta(hours=hours)).timestamp())]
     found = fuzzy_match(title, T0, candidates, source_id="a", threshold=0.9, window_hours=48)

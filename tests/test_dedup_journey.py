@@ -8,9 +8,9 @@ import json
 
 from aiohttp.test_utils import TestClient
 
-from service.app import create_app
+from service.web.app import create_app
 from service.config import settings_from_dict
-from service.store import Store
+from service.store.articles import Store
 from tests.test_e2e import run_worker
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>

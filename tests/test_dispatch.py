@@ -3,7 +3,7 @@
 import asyncio
 
 from service import keys
-from workers import dispatch
+from workers.poll import dispatch
 
 
 async def test_concurrent_claimers_split_due_sources_without_overlap(redis, clock) -> None:  # type: ignore[no-untyped-def]

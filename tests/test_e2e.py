@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service import keys
-from service.app import create_app
+from service.web.app import create_app
 from service.config import Settings, settings_from_dict
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer

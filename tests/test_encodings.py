@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import pytest
 
 from service.config import FetchConfig, SourceConfig, settings_from_dict
-from service.store import Store
-from workers.fetch import fetch, new_session
-from workers.normalise import normalise_feed
+from service.store.articles import Store
+from workers.fetch.client import fetch, new_session
+from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed
 
 NOW = datetime(2023, 9, 20, 2, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ from service.config import PageSelectors
 from service.errors import ParseError
 from tests.conftest import DATA
 from workers.extract import MAX_PAGE_BYTES, DateSource, extract_article, extract_links, extract_page, split_credit
-from workers.normalise import html_to_text
+from workers.normalise.entry import html_to_text
 
 PAGES = DATA / "pages"
 HKT = ZoneInfo("Asia/Hong_Kong")

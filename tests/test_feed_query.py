@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from service.config import FeedConfig, settings_from_dict
-from service.feed_query import Cursor, QueryError, feed_filter_matches, parse_query
+from service.feeds.query import Cursor, QueryError, feed_filter_matches, parse_query
 from service.models import Article
-from service.negotiate import choose_coding, negotiate_format
+from service.web.negotiate import choose_coding, negotiate_format
 
 FEED = FeedConfig(name="all", title="All", limit=20)
 

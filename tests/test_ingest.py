@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 from service import keys
 from service.config import settings_from_dict
 from service.models import Article, UpsertOutcome
-from service.store import Store
-from workers import ingest
+from service.store.articles import Store
+from workers.ingest import drain as ingest
 
 T0 = datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
 SETTINGS = settings_from_dict(

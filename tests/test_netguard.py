@@ -11,9 +11,9 @@ from service.config import FetchConfig
 from service.errors import ErrorKind, FetchError
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
-from workers.fetch import fetch, new_session
-from workers.netguard import BlockedAddress, GuardedResolver, is_public
-from workers.pipeline import PollStatus, poll_source
+from workers.fetch.client import fetch, new_session
+from workers.fetch.netguard import BlockedAddress, GuardedResolver, is_public
+from workers.poll.pipeline import PollStatus, poll_source
 
 
 @pytest.mark.parametrize(

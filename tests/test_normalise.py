@@ -10,7 +10,7 @@ import pytest
 
 from service.config import SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image
-from workers.normalise import article_id, html_to_text, normalise_entry, normalise_feed
+from workers.normalise.entry import article_id, html_to_text, normalise_entry, normalise_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
@@ -176,7 +176,7 @@ def test_naive_now_is_refused() -> None:
 
 # -- schema rules: summary_text, canonical URL, provenance, identity -----------------------
 
-from workers.normalise import summary_text  # noqa: E402
+from workers.normalise.entry import summary_text  # noqa: E402
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,13 @@ from redis.asyncio import Redis
 from service import keys
 from service.config import Settings, SourceConfig, settings_from_dict
 from service.models import Article
-from service.store import Store
+from service.store.articles import Store
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
-from workers import ingest
-from workers.fetch import new_session
-from workers.normalise import html_to_text
-from workers.pipeline import PollStatus, Resources, poll_source
+from workers.ingest import drain as ingest
+from workers.fetch.client import new_session
+from workers.normalise.entry import html_to_text
+from workers.poll.pipeline import PollStatus, Resources, poll_source
 
 PAGES = DATA / "pages"
 LISTING = "/rthk/en/world-news.htm"

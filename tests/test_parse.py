@@ -13,10 +13,10 @@ import pytest
 import workers.parse as parse_module
 from service.config import SourceConfig
 from service.errors import ErrorKind, ParseError
-from workers.normalise import normalise_feed
+from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed
-from workers.parse.feed import parse_xml_feed
-from workers.parse.jsonfeed import parse_json_feed
+from workers.parse.xml_adapter import parse_xml_feed
+from workers.parse.json_adapter import parse_json_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 EXPECTED = json.loads((FEEDS / "expected.json").read_text(encoding="utf-8"))
@@ -202,7 +202,7 @@ def test_entry_dates(xml: str, published: str | None, updated: str | None) -> No
 
 def test_broken_entry_is_skipped_with_a_warning_not_the_feed(monkeypatch: pytest.MonkeyPatch) -> None:
     body = b'<rss version="2.0"><channel><title>T</title><item><guid isPermaLink="false">a</guid></item><item><guid isPermaLink="false">b</guid><enclosure url="/x" length="12"/></item></channel></rss>'
-    import workers.parse.feed as feed_module
+    import workers.parse.xml_adapter as feed_module
 
     real = feed_module._enclosures
 
@@ -218,7 +218,7 @@ def test_broken_entry_is_skipped_with_a_warning_not_the_feed(monkeypatch: pytest
 
 
 def test_feed_fails_only_when_no_entry_is_readable(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workers.parse.feed as feed_module
+    import workers.parse.xml_adapter as feed_module
 
     monkeypatch.setattr(feed_module, "_enclosures", lambda raw, base: 1 / 0)
     with pytest.raises(ParseError) as caught:

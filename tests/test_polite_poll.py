@@ -17,8 +17,8 @@ from service.errors import ErrorKind
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
-from workers import dispatch
-from workers.pipeline import PollReport, PollStatus, Resources, poll_source
+from workers.poll import dispatch
+from workers.poll.pipeline import PollReport, PollStatus, Resources, poll_source
 
 RSS = (DATA / "e2e" / "news.rss").read_bytes()
 

@@ -19,10 +19,10 @@ from jsonschema import Draft7Validator, FormatChecker
 from lxml import etree
 
 from service.config import FeedConfig, Settings, SourceConfig
-from service.merge import FORMATS, MergedFeed, build_merged_feed
+from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
 from service.models import Article, Author, Enclosure, Image
-from service.render import RENDERERS, article_uri, render, rfc822, rfc3339, xml_safe
-from service.render.xmltext import absolute_uri, safe_uri
+from service.feeds.render import RENDERERS, article_uri, render, rfc822, rfc3339, xml_safe
+from service.feeds.render.xmltext import absolute_uri, safe_uri
 
 CORPORA = Path("/work/shared/corpora")
 ATOM_RNG = CORPORA / "atom-rfc4287-schema" / "atom.rng"

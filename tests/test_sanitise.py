@@ -1,11 +1,11 @@
-"""workers.sanitise: hostile HTML in, republishable HTML out. Table-driven, pure."""
+"""workers.normalise.sanitise: hostile HTML in, republishable HTML out. Table-driven, pure."""
 
 from __future__ import annotations
 
 import pytest
 
 from service.config import SanitiseConfig
-from workers.sanitise import first_image, resolve_srcset, sanitise_html
+from workers.normalise.sanitise import first_image, resolve_srcset, sanitise_html
 
 BASE = "https://news.example.com/2023/09/story.html"
 REL = ' rel="noopener noreferrer"'

@@ -9,7 +9,7 @@ import pytest
 
 from service.config import settings_from_dict
 from service.errors import ConfigError
-from workers.normalise import normalise_entry
+from workers.normalise.entry import normalise_entry
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 

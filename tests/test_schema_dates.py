@@ -10,8 +10,8 @@ import pytest
 
 from service.config import SourceConfig
 from service.models import Article, ArticleFlag
-from service.upsert import decide_upsert
-from workers.normalise import normalise_entry, normalise_feed
+from service.store.upsert import decide_upsert
+from workers.normalise.entry import normalise_entry, normalise_feed
 from workers.parse import parse_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from service.config import SourceConfig
 from service.models import Enclosure, Image
-from workers.normalise import normalise_feed
+from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed
 
 FIXTURE = Path(__file__).parent / "data" / "schema" / "podcast-media.rss"
@@ -34,7 +34,7 @@ def test_enclosures_and_images() -> None:
     feed = parse_feed(FIXTURE.read_bytes(), source_id="radio", url=URL, content_type="application/rss+xml")
     articles, warnings = normalise_feed(feed, source=SourceConfig(id="radio", url=URL), now=datetime(2024, 1, 1, tzinfo=UTC))
     assert warnings == []
-    # feedparser resolves relative guids against the feed URL (see workers/parse/feed.py).
+    # feedparser resolves relative guids against the feed URL (see workers/parse/xml_adapter.py).
     assert {(a.guid or "").rsplit("/", 1)[-1]: (a.image, a.enclosures) for a in articles} == EXPECTED
     assert articles[0].url == "https://radio.example.hk/ep/1"  # tracking parameter stripped
     assert [e.model_dump() for e in articles[0].enclosures] == [

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime, timedelta
 
 from service.models import Article, ArticleFlag, UpsertOutcome
-from service.upsert import decide_upsert
+from service.store.upsert import decide_upsert
 
 T0 = datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
 NOW = T0 + timedelta(days=1)

@@ -8,7 +8,7 @@ import pytest
 
 from service.config import settings_from_dict
 from service.errors import ConfigError
-from service.websub import (
+from service.hub.protocol import (
     HubRequestError,
     challenge_echoed,
     clamp_lease,

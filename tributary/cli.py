@@ -21,7 +21,7 @@ import click
 from aiohttp import web
 
 from service.config import Settings, load_settings
-from service.embedded_redis import resolve_redis_url
+from service.store.embedded_redis import resolve_redis_url
 from service.errors import ConfigError, TributaryError
 
 log = logging.getLogger("tributary")
@@ -90,7 +90,7 @@ def config_option(f):  # type: ignore[no-untyped-def]
 
 
 def serve_app(settings: Settings, redis_url: str) -> None:
-    from service.app import create_app
+    from service.web.app import create_app
 
     web.run_app(
         create_app(settings, redis_url=redis_url),
@@ -172,10 +172,10 @@ async def _poll_once(settings: Settings, redis_url: str, source_id: str):  # typ
     from redis.asyncio import Redis
 
     from service.clock import utcnow
-    from service.store import Store
-    from workers import ingest
-    from workers.fetch import new_session
-    from workers.pipeline import Resources, poll_source
+    from service.store.articles import Store
+    from workers.ingest import drain as ingest
+    from workers.fetch.client import new_session
+    from workers.poll.pipeline import Resources, poll_source
 
     redis = Redis.from_url(redis_url)
     session = new_session(settings.fetch)
@@ -232,7 +232,7 @@ async def _enable(redis_url: str, source_id: str) -> str | None:
     from service import keys
     from service.clock import utcnow
     from service.models import SourceState
-    from workers import dispatch
+    from workers.poll import dispatch
 
     redis = Redis.from_url(redis_url)
     try:

@@ -15,10 +15,12 @@ from redis.asyncio import ConnectionPool
 from service import keys
 from service.clock import Clock, utcnow
 from service.config import Settings
-from service.store import Store
-from workers import dispatch, ingest, tasks
-from workers.fetch import new_session
-from workers.pipeline import Resources
+from service.store.articles import Store
+from workers import tasks
+from workers.ingest import drain as ingest
+from workers.poll import dispatch
+from workers.fetch.client import new_session
+from workers.poll.pipeline import Resources
 
 
 def job_serializer(obj: Any) -> bytes:

@@ -8,9 +8,11 @@ from typing import Any
 
 from arq import Retry
 
-from service.websub import retry_delay
-from workers import dispatch, ingest, websub
-from workers.pipeline import Resources, poll_source
+from service.hub.protocol import retry_delay
+from workers.hub import deliveries as websub
+from workers.ingest import drain as ingest
+from workers.poll import dispatch
+from workers.poll.pipeline import Resources, poll_source
 
 log = logging.getLogger(__name__)
 

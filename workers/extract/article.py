@@ -4,7 +4,7 @@ Pure (HTML in, data out). What each field comes from, first match wins:
 
 - title: ``selectors.title`` → ``og:title`` / trafilatura's metadata → ``<title>``;
 - published / updated: the selector (its ``datetime`` or ``content`` attribute, else its
-  text, read by :func:`workers.dates.parse_date` in the source's zone) → ``article:*_time``,
+  text, read by :func:`workers.parse.dates.parse_date` in the source's zone) → ``article:*_time``,
   ``itemprop`` and JSON-LD metadata → for published only, trafilatura's day-precision guess;
 - image: ``selectors.image`` (an ``<img>``, something holding one, or a ``<meta>``) →
   ``og:image``; caption: ``selectors.caption`` → the ``<figcaption>`` of the image's figure,
@@ -13,7 +13,7 @@ Pure (HTML in, data out). What each field comes from, first match wins:
 
 Noise is dropped before either body path runs: ``selectors.remove`` plus share/social/weather/
 related widgets recognised by class or id, and the image caption where the page repeats it in
-the text. The HTML is left unsanitised: :func:`workers.normalise.normalise_entry` does that
+the text. The HTML is left unsanitised: :func:`workers.normalise.entry.normalise_entry` does that
 for every entry alike.
 """
 
@@ -34,7 +34,7 @@ from lxml import etree
 from service.config import PageSelectors
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Image
-from workers.dates import parse_date
+from workers.parse.dates import parse_date
 from workers.extract.page import fold, load_page, select, select_first
 from workers.parse.types import ParsedEntry
 

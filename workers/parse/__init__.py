@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from datetime import UTC, tzinfo
 
 from service.errors import ErrorKind, ParseError
-from workers.parse.feed import parse_xml_feed
-from workers.parse.jsonfeed import parse_json_feed
+from workers.parse.xml_adapter import parse_xml_feed
+from workers.parse.json_adapter import parse_json_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 __all__ = ["ParsedEntry", "ParsedFeed", "parse_feed"]

@@ -1,8 +1,8 @@
 """What the parse stage hands to normalise: one feed's data as the feed stated it.
 
 These types never leave the worker side. Dates are already resolved to aware UTC (parsers call
-:func:`workers.dates.parse_date`), HTML is unsanitised, and URLs are absolute where the
-document gave a base; everything else is left for :mod:`workers.normalise`.
+:func:`workers.parse.dates.parse_date`), HTML is unsanitised, and URLs are absolute where the
+document gave a base; everything else is left for :mod:`workers.normalise.entry`.
 """
 
 from __future__ import annotations

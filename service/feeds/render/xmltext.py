@@ -1,0 +1,141 @@
+"""How values are spelled in published feeds: safe text, dates, URIs and item ids.
+
+Shared by all three renderers so that an item reads the same in RSS, Atom and JSON Feed:
+the same cleaned text, the same id, the same link.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from datetime import UTC, datetime
+
+from service.feeds.merge import MergedFeed, SourceInfo
+from service.models import Article, SourceRef
+
+# XML 1.0 `Char` leaves out C0 controls other than tab/LF/CR, U+FFFE/U+FFFF and every surrogate
+# (a str surrogate is always "lone": a well-formed pair would be one astral code point).
+_NOT_XML_CHAR = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_C0_BYTES = bytes(c for c in range(0x20) if c not in (0x09, 0x0A, 0x0D))
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+# What RFC 3986 lets appear literally in a URI; anything else gets percent-encoded. Brackets
+# are only allowed around an IPv6 host, so they are kept in the authority and escaped after it.
+_URI_OK = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*")
+_URI_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]")
+_AUTHORITY_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
+_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+GENERATOR = "Tributary"
+
+_INVISIBLE = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
+_BLOCK_TAG = re.compile(
+    r"</?(?:p|br|div|li|ul|ol|h[1-6]|tr|td|th|blockquote|pre|figure|figcaption|hr|table|section|article)\b[^>]*>",
+    re.IGNORECASE,
+)
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the characters XML 1.0 cannot carry (also what UTF-8 cannot encode)."""
+    if text.isascii():
+        # Only C0 controls can be wrong here; deleting bytes is ~10x faster than the regex scan.
+        ascii_bytes = text.encode("ascii")
+        if len(ascii_bytes.translate(None, _C0_BYTES)) == len(ascii_bytes):
+            return text
+    elif _NOT_XML_CHAR.search(text) is None:
+        return text
+    if _SURROGATE.search(text) is not None:
+        # Rejoin surrogate pairs split by a bad decode (emoji survive), drop the lone ones.
+        text = text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "ignore")
+    return _NOT_XML_CHAR.sub("", text)
+
+
+def safe_uri(url: str) -> str:
+    """``url`` percent-encoded where RFC 3986 requires it (spaces, controls, non-ASCII, stray %)."""
+    if _URI_OK.fullmatch(url) is not None and "%" not in url:
+        return url
+    url = xml_safe(url)
+    authority = _AUTHORITY.match(url)
+    head = authority.group() if authority is not None else ""
+    return _AUTHORITY_ESCAPE.sub(_percent, head) + _URI_ESCAPE.sub(_percent, url[len(head) :])
+
+
+def absolute_uri(url: str | None) -> str | None:
+    """``url`` made safe by :func:`safe_uri` if it names a scheme, else None: a relative
+    reference in a feed has nothing to resolve against, so it is left out everywhere."""
+    if not url:
+        return None
+    url = safe_uri(url)
+    return url if _SCHEME.match(url) is not None else None
+
+
+def _percent(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8"))
+
+
+def _utc(dt: datetime) -> datetime:
+    if dt.tzinfo is None:
+        # A naive time would be read as server-local: output would depend on the host.
+        raise ValueError(f"naive datetime {dt!r}: feed dates must be timezone-aware")
+    return dt.astimezone(UTC)
+
+
+def rfc822(dt: datetime) -> str:
+    """RSS date, e.g. ``Tue, 19 Sep 2023 17:12:00 +0000``; English names whatever the locale."""
+    dt = _utc(dt)
+    return (
+        f"{_DAYS[dt.weekday()]}, {dt.day:02d} {_MONTHS[dt.month - 1]} {dt.year:04d} "
+        f"{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d} +0000"
+    )
+
+
+def rfc3339(dt: datetime) -> str:
+    """Atom/JSON Feed date, e.g. ``2023-09-19T17:12:00Z``; microseconds kept when present."""
+    return _utc(dt).isoformat()[:-6] + "Z"  # a UTC isoformat() always ends "+00:00"
+
+
+def article_uri(article: Article) -> str:
+    """The item id in every format: ``urn:uuid:`` + the stable 32-hex article id, dashed."""
+    h = article.id  # the model guarantees 32 lowercase hex digits
+    return f"urn:uuid:{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def article_source(feed: MergedFeed, article: Article) -> SourceInfo | SourceRef:
+    """Where an item came from: the feed's source table, else the article's own provenance."""
+    info = feed.sources.get(article.source_id)
+    if info is not None:
+        return info
+    for ref in article.sources:
+        if ref.id == article.source_id:
+            return ref
+    return SourceRef(id=article.source_id, name=article.source_id, first_seen=article.first_seen)
+
+
+def plain_text(markup: str) -> str:
+    """Readable text of an HTML fragment: tags dropped, entities decoded, whitespace collapsed."""
+    text = _TAG.sub("", _BLOCK_TAG.sub(" ", _INVISIBLE.sub(" ", markup)))
+    return xml_safe(_SPACE.sub(" ", html.unescape(text)).strip())
+
+
+def paging_links(feed: MergedFeed, fmt: str) -> list[tuple[str, str]]:
+    """(rel, href) of the discovery and RFC 5005 links besides ``self``, for the XML formats.
+
+    ``next`` (paged feed) and ``prev-archive`` (archived feed) both name the older page: readers
+    implement one or the other, and our cursor pages are stable either way.
+    """
+    links = []
+    if feed.hub_url:
+        links.append(("hub", feed.hub_url))
+    if feed.first_urls:
+        links.append(("first", feed.first_urls[fmt]))
+    if feed.next_urls:
+        links.append(("next", feed.next_urls[fmt]))
+        links.append(("prev-archive", feed.next_urls[fmt]))
+    return links

@@ -1,0 +1,80 @@
+"""The aiohttp application factory: resources in ``cleanup_ctx``, typed app keys, JSON errors."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+from redis.asyncio import Redis
+
+from service.web import feed_views, hub_endpoint
+from service.web.appkeys import CLOCK, FEED_CACHE, FEED_WATCH, REDIS, SETTINGS, STATIC_PAGES, STORE
+from service.clock import Clock, utcnow
+from service.config import Settings
+from service.feeds.cache import HTML_TYPE, FeedCache, Rendered
+from service.feeds.watch import FeedWatch
+from service.feeds.merge import feed_urls
+from service.feeds.render.html import render_index
+from service.feeds.render.opml import render_feeds_opml, render_sources_opml
+from service.store.articles import Store
+
+OPML_TYPE = "text/x-opml; charset=utf-8"
+
+
+
+def static_pages(settings: Settings) -> dict[str, Rendered]:
+    """Pages that depend on the config only, rendered once per process."""
+    base = settings.server.base_url
+    index = render_index(
+        "Tributary feeds",
+        f"{base}/feeds.opml",
+        [(f.title, f.description, f"{base}/feeds/{f.name}", feed_urls(base, f.name)) for f in settings.feeds],
+    )
+    return {
+        "index": Rendered(index, HTML_TYPE, None),
+        "feeds.opml": Rendered(render_feeds_opml(settings), OPML_TYPE, None),
+        "sources.opml": Rendered(render_sources_opml(settings), OPML_TYPE, None),
+    }
+
+
+def create_app(
+    settings: Settings,
+    *,
+    redis_url: str | None = None,
+    redis: Redis | None = None,
+    clock: Clock = utcnow,
+    watch_changes: bool = True,
+) -> web.Application:
+    """Build the app; pass an open ``redis`` (tests) or a ``redis_url`` to open one.
+
+    ``watch_changes`` subscribes to feed-change announcements so cached feeds are served with
+    no Redis round trip; off, every feed request reads the feed's version (one GET).
+    """
+    if redis is None and redis_url is None:
+        raise ValueError("create_app needs redis or redis_url")
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+    app[STATIC_PAGES] = static_pages(settings)
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        client = redis if redis is not None else Redis.from_url(redis_url)
+        app[REDIS] = client
+        app[STORE] = Store(client, settings)
+        watch = None
+        if watch_changes:
+            watch = FeedWatch(client, app[STORE].changes_channel)
+            await watch.start()
+            app[FEED_WATCH] = watch
+        app[FEED_CACHE] = FeedCache(app[STORE], settings, watch)
+        yield
+        if watch is not None:
+            await watch.stop()
+        if redis is None:
+            await client.aclose()
+
+    app.cleanup_ctx.append(resources)
+    feed_views.add_routes(app)
+    hub_endpoint.add_routes(app)
+    feed_views.add_fallback_route(app)
+    return app

@@ -1,0 +1,104 @@
+"""``/hub``: the WebSub hub endpoint (subscribe/unsubscribe) and its operator summary.
+
+``POST /hub`` answers before any outgoing request (spec 5.1.2: the response must not depend on
+verification): 400 with a plain-text reason for a request it refuses, else 202 and an arq job
+``websub_verify`` does the verification of intent. ``GET /hub`` lists live subscriptions per feed.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from urllib.parse import parse_qsl
+
+from aiohttp import web
+
+from service import jobs
+from service.web.appkeys import CLOCK, REDIS, SETTINGS
+from service.hub.subscriptions import HubStore
+from service.web.feed_views import guarded, json_response
+from service.hub.protocol import HubRequestError, hub_url, parse_hub_request
+
+log = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+MAX_FORM_BYTES = 16 * 1024
+
+
+def plain(status: int, text: str) -> web.Response:
+    """Spec 5.1.2: errors carry a plain-text description for the subscriber's developer."""
+    return web.Response(status=status, text=text + "\n", content_type="text/plain", charset="utf-8")
+
+
+def hub_store(app: web.Application) -> HubStore:
+    return HubStore(app[REDIS], app[SETTINGS].websub.max_lease_seconds)
+
+
+async def hub_post(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if request.content_type != FORM:
+        return plain(400, f"Content-Type must be {FORM}")
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
+    body = await _read_capped(request, MAX_FORM_BYTES)
+    if body is None:
+        return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
+    try:
+        form = _decode_form(body)
+    except ValueError as exc:
+        return plain(400, f"unreadable form: {exc}")
+    store = hub_store(request.app)
+    request_id = uuid.uuid4().hex
+    try:
+        hub_request = parse_hub_request(
+            form, settings, request_id=request_id, seq=0, received=request.app[CLOCK]()
+        )
+    except HubRequestError as exc:
+        return plain(400, str(exc))
+    hub_request = hub_request.model_copy(update={"seq": await store.next_seq()})
+    await store.park(hub_request)
+    await jobs.enqueue(request.app[REDIS], "websub_verify", request_id, job_id=f"websub:verify:{request_id}")
+    log.info(
+        "hub: %s request %s for %s (subscription %s) accepted for verification",
+        hub_request.mode, request_id, hub_request.topic.url, hub_request.subscription_id,
+    )
+    return plain(202, "Accepted: intent will be verified at the callback")
+
+
+async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+    """The body, or None once it passes ``limit`` (chunked bodies declare no length)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _decode_form(body: bytes) -> dict[str, str]:
+    """First value of each field, UTF-8 (spec 5.1); non-UTF-8 bytes are refused."""
+    text = body.decode("utf-8")  # UnicodeDecodeError is a ValueError
+    form: dict[str, str] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True, strict_parsing=False, max_num_fields=64):
+        form.setdefault(name, value)
+    return form
+
+
+async def hub_get(request: web.Request) -> web.Response:
+    """Operators: live subscriptions per merged feed (no callbacks, no secrets)."""
+    settings = request.app[SETTINGS]
+    counts = await hub_store(request.app).counts((f.name for f in settings.feeds), request.app[CLOCK]())
+    return json_response(
+        {
+            "hub": hub_url(settings),
+            "feeds": [{"name": name, "subscriptions": count} for name, count in counts.items()],
+            "subscriptions": sum(counts.values()),
+        }
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/hub", guarded(hub_post))
+    app.router.add_get("/hub", guarded(hub_get))

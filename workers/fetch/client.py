@@ -1,0 +1,195 @@
+"""HTTP fetching: conditional GET, timeouts, a streaming body cap, failures sorted into kinds.
+
+Redirects are followed here, hop by hop (at most ``[fetch] max_redirects``), so the caller
+learns whether the feed moved for good (every hop a 301/308) and every hop goes through the
+session's SSRF guard (:mod:`workers.fetch.netguard`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Callable, Mapping
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict
+
+from service.config import FetchConfig
+from service.errors import ErrorKind, FetchError
+from workers.fetch import netguard
+
+ACCEPT = (
+    "application/atom+xml, application/rss+xml, application/feed+json, application/json;q=0.9, "
+    "application/rdf+xml;q=0.9, application/xml;q=0.8, text/xml;q=0.8, text/html;q=0.5, */*;q=0.1"
+)
+CHUNK = 64 * 1024
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+PERMANENT = frozenset({301, 308})
+
+
+class HTTPStatusError(FetchError):
+    """An error status; keeps the headers (``Retry-After``) for the scheduler."""
+
+    def __init__(self, source_id: str, kind: ErrorKind, message: str, *, status: int, headers: Mapping[str, str]):
+        super().__init__(source_id, kind, message, status=status)
+        self.headers = headers
+
+
+class FetchResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    url: str  # final URL after redirects
+    status: int
+    headers: Mapping[str, str]
+    body: bytes = b""
+    redirects: tuple[tuple[int, str], ...] = ()
+    """(status, target) per hop followed."""
+
+    @property
+    def permanent_url(self) -> str | None:
+        """The new address when every hop was a permanent redirect (301/308), else None."""
+        if self.redirects and all(status in PERMANENT for status, _ in self.redirects):
+            return self.redirects[-1][1]
+        return None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
+
+    @property
+    def etag(self) -> str | None:
+        return self.headers.get("etag")
+
+    @property
+    def last_modified(self) -> str | None:
+        return self.headers.get("last-modified")
+
+    @property
+    def content_type(self) -> str | None:
+        return self.headers.get("content-type")
+
+
+def client_timeout(config: FetchConfig) -> aiohttp.ClientTimeout:
+    return aiohttp.ClientTimeout(
+        total=config.timeout_seconds, sock_connect=config.connect_timeout_seconds, sock_read=config.timeout_seconds
+    )
+
+
+def new_connector(
+    config: FetchConfig,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+    *,
+    address_allowed: Callable[[str], bool] = netguard.is_public,
+    limit: int = 200,
+) -> aiohttp.TCPConnector:
+    """The pool every outgoing request uses; refuses non-public addresses unless allowed."""
+    if config.allow_private_networks:
+        return aiohttp.TCPConnector(limit=limit, limit_per_host=8, ttl_dns_cache=300, resolver=resolver)
+    return aiohttp.TCPConnector(
+        limit=limit,
+        limit_per_host=8,
+        ttl_dns_cache=300,
+        resolver=netguard.GuardedResolver(resolver, address_allowed),
+        socket_factory=netguard.socket_guard(address_allowed),
+    )
+
+
+def new_session(
+    config: FetchConfig,
+    *,
+    resolver: aiohttp.abc.AbstractResolver | None = None,
+    address_allowed: Callable[[str], bool] = netguard.is_public,
+    limit: int = 200,
+) -> aiohttp.ClientSession:
+    """One session per worker process; its connector pools connections across sources.
+
+    Every user (polls, WebSub callbacks) gets the SSRF guard of :func:`new_connector`;
+    ``resolver`` and ``address_allowed`` exist for tests and the benchmark.
+    """
+    return aiohttp.ClientSession(
+        timeout=client_timeout(config),
+        headers={"User-Agent": config.user_agent, "Accept": ACCEPT, "Accept-Encoding": "gzip, deflate"},
+        connector=new_connector(config, resolver, address_allowed=address_allowed, limit=limit),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        auto_decompress=True,
+    )
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    source_id: str,
+    config: FetchConfig,
+    etag: str | None = None,
+    last_modified: str | None = None,
+) -> FetchResult:
+    """GET ``url`` conditionally; raise :class:`FetchError` with a kind for every failure."""
+    headers = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    redirects: list[tuple[int, str]] = []
+    try:
+        while True:
+            if urlsplit(url).scheme not in ("http", "https"):
+                raise FetchError(source_id, ErrorKind.BLOCKED, f"refusing to fetch a non-HTTP URL: {url}")
+            async with session.get(url, headers=headers, allow_redirects=False) as response:
+                response_headers = {k.lower(): v for k, v in response.headers.items()}
+                location = response.headers.get("Location")
+                if response.status in REDIRECTS and location:
+                    if len(redirects) >= config.max_redirects:
+                        raise FetchError(source_id, ErrorKind.HTTP_4XX, f"more than {config.max_redirects} redirects", status=response.status)
+                    url = urljoin(str(response.url), location)
+                    redirects.append((response.status, url))
+                    continue
+                if response.status == 304:
+                    return FetchResult(url=url, status=304, headers=response_headers, redirects=tuple(redirects))
+                if response.status >= 300:
+                    kind = ErrorKind.HTTP_5XX if response.status >= 500 else ErrorKind.HTTP_4XX
+                    message = f"HTTP {response.status} {response.reason}"
+                    raise HTTPStatusError(source_id, kind, message, status=response.status, headers=response_headers)
+                body = await _read_capped(response, config.max_body_bytes, source_id)
+                return FetchResult(url=url, status=response.status, headers=response_headers, body=body, redirects=tuple(redirects))
+    except FetchError:
+        raise
+    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        raise FetchError(source_id, ErrorKind.TIMEOUT, f"no complete answer within {config.timeout_seconds}s") from exc
+    except aiohttp.ClientConnectorError as exc:
+        if netguard.is_blocked_error(exc):
+            raise FetchError(source_id, ErrorKind.BLOCKED, f"{url}: {_blocked_message(exc)}") from exc
+        if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError)):
+            raise FetchError(source_id, ErrorKind.TLS, str(exc)) from exc
+        if isinstance(exc, aiohttp.ClientConnectorDNSError):
+            raise FetchError(source_id, ErrorKind.DNS, str(exc)) from exc
+        raise FetchError(source_id, ErrorKind.CONNECT, str(exc)) from exc
+    except (aiohttp.ClientSSLError, ssl.SSLError) as exc:
+        raise FetchError(source_id, ErrorKind.TLS, str(exc)) from exc
+    except (aiohttp.ClientError, ValueError) as exc:
+        raise FetchError(source_id, ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _blocked_message(exc: BaseException) -> str:
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, netguard.BlockedAddress):
+            return str(current)
+        current = getattr(current, "os_error", None) or current.__cause__
+    return f"address {netguard.BLOCKED_MARK}"
+
+
+async def _read_capped(response: aiohttp.ClientResponse, limit: int, source_id: str) -> bytes:
+    """Read the (decompressed) body, aborting as soon as it passes ``limit``: never buffer more."""
+    declared = response.content_length
+    if declared is not None and declared > limit and "content-encoding" not in response.headers:
+        raise FetchError(source_id, ErrorKind.TOO_LARGE, f"Content-Length {declared} exceeds {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise FetchError(source_id, ErrorKind.TOO_LARGE, f"body exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,148 @@
+"""The hand-off from polling to the store: a Redis stream read by a consumer group.
+
+Why a stream rather than one arq job per batch: an entry stays *pending* until the consumer that
+read it acknowledges it after the upsert, so a worker killed in between leaves it pending and the
+next drain (any worker) reclaims it with XAUTOCLAIM. Delivery is at least once and the upsert is
+idempotent (same content hash -> unchanged), so nothing is lost and nothing is duplicated. The
+stream is also an operator-visible queue (length, pending, deliveries) for free. Entries that fail
+``MAX_DELIVERIES`` times move to a dead-letter stream with their error instead of blocking the queue.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import TypeAdapter, ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from service import keys
+from service.clock import Clock
+from service.models import Article, UpsertOutcome
+from service.store.articles import Store
+from workers.hub import deliveries as websub
+
+log = logging.getLogger(__name__)
+
+ARTICLES = TypeAdapter(list[Article])
+MAX_DELIVERIES = 5
+RECLAIM_IDLE_MS = 60_000
+BATCH = 20
+
+
+@dataclass
+class IngestReport:
+    outcomes: Counter[UpsertOutcome] = field(default_factory=Counter)
+    entries: int = 0
+    dead: int = 0
+    sources: set[str] = field(default_factory=set)
+    changed: dict[str, set[str]] = field(default_factory=dict)  # feed -> ids new/updated in it
+
+
+async def ensure_group(redis: Redis) -> None:
+    try:
+        await redis.xgroup_create(keys.INGEST_STREAM, keys.INGEST_GROUP, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> str | None:
+    """Queue one poll's new and changed articles; returns the stream entry id."""
+    if not articles:
+        return None
+    entry_id = await redis.xadd(
+        keys.INGEST_STREAM, {"source_id": source_id, "articles": ARTICLES.dump_json(list(articles))}
+    )
+    return entry_id.decode()
+
+
+async def drain(
+    redis: Redis, store: Store, clock: Clock, consumer: str, *, max_entries: int = 1000, reclaim_idle_ms: int = RECLAIM_IDLE_MS
+) -> IngestReport:
+    """Upsert queued articles until the stream has nothing for us (or ``max_entries``)."""
+    await ensure_group(redis)
+    report = IngestReport()
+    while report.entries < max_entries:
+        entries = await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
+        if not entries:
+            break
+        for entry_id, fields in entries:
+            await _ingest_entry(redis, store, clock(), entry_id, fields, report)
+    for source_id in report.sources:
+        await store.trim_source(source_id)
+    if report.changed:
+        await _notify_hub(redis, store, clock(), report.changed)
+    return report
+
+
+async def _notify_hub(redis: Redis, store: Store, now: datetime, changed: dict[str, set[str]]) -> None:
+    """Tell the WebSub hub which feeds moved; a hub failure never fails ingest."""
+    try:
+        await websub.notify_changes(redis, store, now, changed)
+    except Exception:
+        log.exception("could not queue WebSub notifications for %s", ", ".join(sorted(changed)))
+
+
+async def _read_new(redis: Redis, consumer: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    answer = await redis.xreadgroup(keys.INGEST_GROUP, consumer, {keys.INGEST_STREAM: ">"}, count=BATCH)
+    return answer[0][1] if answer else []
+
+
+async def _reclaim(redis: Redis, consumer: str, idle_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    """Entries another consumer read but never acknowledged (it died mid-ingest)."""
+    _, claimed, *_ = await redis.xautoclaim(
+        keys.INGEST_STREAM, keys.INGEST_GROUP, consumer, min_idle_time=idle_ms, start_id="0-0", count=BATCH
+    )
+    return [(eid, fields) for eid, fields in claimed if fields]
+
+
+async def _ingest_entry(
+    redis: Redis, store: Store, now: datetime, entry_id: bytes, fields: dict[bytes, bytes], report: IngestReport
+) -> None:
+    try:
+        articles = ARTICLES.validate_json(fields[b"articles"])
+        for article in articles:
+            outcome = await store.upsert(article, now)
+            report.outcomes[outcome] += 1
+            if outcome is not UpsertOutcome.UNCHANGED:
+                # a merged copy shows up in its source's feeds as the article that owns it
+                shown = await redis.get(keys.alias(article.id)) if outcome is UpsertOutcome.MERGED else None
+                shown_id = shown.decode() if shown else article.id
+                for feed in store.settings.feeds_of_source(article.source_id):
+                    report.changed.setdefault(feed, set()).add(shown_id)
+            report.sources.add(article.source_id)
+    except (ValidationError, KeyError) as exc:
+        await _dead_letter(redis, entry_id, fields, f"undecodable entry: {exc}")
+        report.dead += 1
+    except Exception as exc:
+        deliveries = await _deliveries(redis, entry_id)
+        if deliveries < MAX_DELIVERIES:
+            log.warning("ingest of %s failed (try %d), will retry: %r", entry_id, deliveries, exc)
+            return  # left pending; reclaimed after RECLAIM_IDLE_MS
+        await _dead_letter(redis, entry_id, fields, repr(exc))
+        report.dead += 1
+    else:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, entry_id)
+            pipe.xdel(keys.INGEST_STREAM, entry_id)
+            await pipe.execute()
+    report.entries += 1
+
+
+async def _deliveries(redis: Redis, entry_id: bytes) -> int:
+    pending = await redis.xpending_range(keys.INGEST_STREAM, keys.INGEST_GROUP, entry_id, entry_id, 1)
+    return int(pending[0]["times_delivered"]) if pending else 1
+
+
+async def _dead_letter(redis: Redis, entry_id: bytes, fields: dict[bytes, bytes], error: str) -> None:
+    log.error("ingest entry %s moved to dead letters: %s", entry_id, error)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xadd(keys.INGEST_DEAD, {**fields, b"error": error.encode(), b"original_id": entry_id})
+        pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, entry_id)
+        pipe.xdel(keys.INGEST_STREAM, entry_id)
+        await pipe.execute()

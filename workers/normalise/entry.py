@@ -1,0 +1,232 @@
+"""Normalise stage: :class:`ParsedFeed` entries → :class:`Article`, pure (``now`` is passed in).
+
+Decides identity, plain-text titles, canonical URLs (:mod:`workers.normalise.canonical`), the date
+fallbacks and clamps described in :mod:`service.models`, and sanitises summary and content
+(:mod:`workers.normalise.sanitise`, which also makes their links absolute against the item's link).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as htmllib
+from datetime import UTC, datetime, timedelta
+from urllib.parse import urljoin, urlsplit
+
+import lxml.html
+from lxml import etree
+
+from service.config import CanonicalConfig, SanitiseConfig, SourceConfig
+from service.models import Article, ArticleFlag, Image, SourceRef
+from workers.normalise.canonical import canonical_url, strip_tracking
+from workers.normalise.sanitise import first_image, sanitise_html
+from workers.parse.types import ParsedEntry, ParsedFeed
+
+__all__ = ["article_id", "html_to_text", "normalise_entry", "normalise_feed"]
+
+UNTITLED = "(untitled)"
+TITLE_EXCERPT_CHARS = 80
+SUMMARY_TEXT_CHARS = 280
+FUTURE_TOLERANCE = timedelta(days=1)
+"""A date further ahead than this is a feed's mistake: clamped to first-seen and flagged."""
+DEFAULT_SANITISE = SanitiseConfig()
+DEFAULT_CANONICAL = CanonicalConfig()
+_WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def normalise_feed(
+    feed: ParsedFeed,
+    *,
+    source: SourceConfig,
+    now: datetime,
+    sanitise: SanitiseConfig = DEFAULT_SANITISE,
+    canonical: CanonicalConfig = DEFAULT_CANONICAL,
+) -> tuple[list[Article], list[str]]:
+    """Every entry that normalises, in feed order, plus one warning per entry that did not.
+
+    Only this stage's warnings are returned; ``feed.warnings`` are not repeated. An entry
+    whose id repeats an earlier one in the same document is dropped: the first one wins.
+    """
+    articles: list[Article] = []
+    warnings: list[str] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(feed.entries):
+        try:
+            article = normalise_entry(entry, source=source, feed=feed, now=now, sanitise=sanitise, canonical=canonical)
+        except ValueError as exc:  # pydantic's ValidationError included
+            warnings.append(f"entry {index} skipped: {' '.join(str(exc).split())}")
+            continue
+        if article.id in seen:
+            warnings.append(f"entry {index} skipped: repeats the id of an earlier entry ({entry.guid or entry.link})")
+            continue
+        seen.add(article.id)
+        articles.append(article)
+    return articles, warnings
+
+
+def normalise_entry(
+    entry: ParsedEntry,
+    *,
+    source: SourceConfig,
+    feed: ParsedFeed,
+    now: datetime,
+    sanitise: SanitiseConfig = DEFAULT_SANITISE,
+    canonical: CanonicalConfig = DEFAULT_CANONICAL,
+) -> Article:
+    """One entry as an :class:`Article`; raises ``ValueError`` when it cannot be identified."""
+    base = _feed_base(feed, source)
+    link = _web_url(entry.link, base)
+    url = canonical_url(link, canonical) if link else None
+    # Plain titles are entity-decoded too: feeds that escape twice are common, titles never
+    # legitimately show "&amp;".
+    title = html_to_text(entry.title) if entry.title_is_html else _fold(htmllib.unescape(entry.title or ""))
+    # RSS allows items with only a description; their excerpt stands in as title and identity.
+    title = title or _excerpt(entry.summary) or _excerpt(entry.content)
+
+    flags: set[ArticleFlag] = set()
+    feed_published = entry.published or entry.updated
+    if feed_published is None:
+        flags.add(ArticleFlag.PUBLISHED_MISSING)
+    if entry.updated is None:
+        flags.add(ArticleFlag.UPDATED_MISSING)
+    published, updated = _clamp(feed_published, now), _clamp(entry.updated, now)
+    if published != feed_published or updated != entry.updated:
+        flags.add(ArticleFlag.DATE_CLAMPED)
+
+    links_base = url or base
+    summary = sanitise_html(entry.summary, links_base, sanitise, canonical)
+    content = sanitise_html(entry.content, links_base, sanitise, canonical)
+    image = entry.image
+    if image is None and (fallback := first_image(content) or first_image(summary)):
+        image = Image(url=fallback)
+    return Article(
+        # Identity uses the feed's own date, never `now`, so it is the same on every poll.
+        id=article_id(source.id, _identity_guid(entry.guid, canonical), url, title, feed_published),
+        source_id=source.id,
+        guid=entry.guid,
+        url=url,
+        title=title or UNTITLED,
+        summary=summary,
+        summary_text=summary_text(summary or content),
+        content=content,
+        authors=entry.authors,
+        tags=_unique_tags(entry.tags),
+        image=image,
+        enclosures=entry.enclosures,
+        language=entry.language or feed.language,
+        published=published or now,
+        updated=updated or published or now,
+        first_seen=now,
+        sources=(SourceRef(id=source.id, name=source.display_name, link=source.url, url=link, first_seen=now),),
+        flags=frozenset(flags),
+    )
+
+
+def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
+    """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary."""
+    text = html_to_text(html)
+    if not text:
+        return None
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if not text[limit - 1].isspace() and " " in cut:
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def _clamp(value: datetime | None, now: datetime) -> datetime | None:
+    return now if value is not None and value > now + FUTURE_TOLERANCE else value
+
+
+def _identity_guid(guid: str | None, canonical: CanonicalConfig) -> str | None:
+    """A permalink guid without its tracking parameters, so a changed utm_* is not a new entry."""
+    if guid and guid[:8].lower().startswith(("http://", "https://")):
+        return strip_tracking(guid, canonical)
+    return guid
+
+
+def article_id(
+    source_id: str, guid: str | None, link: str | None, title: str | None, date: datetime | None
+) -> str:
+    """Stable article id: the source plus the strongest identity the entry offers.
+
+    guid, else link, else title + date (``title`` may be the summary excerpt standing in for a
+    missing title, never the "(untitled)" placeholder). Raises ``ValueError`` when the entry
+    has none of them.
+    """
+    if guid:
+        identity = f"guid:{guid}"
+    elif link:
+        identity = f"link:{link}"
+    elif title:
+        identity = f"title:{title}|{date.astimezone(UTC).isoformat() if date else ''}"
+    else:
+        raise ValueError("entry has no guid, link or title to identify it by")
+    return hashlib.sha256(f"{source_id}\0{identity}".encode()).hexdigest()[:32]
+
+
+def html_to_text(html: str | None) -> str:
+    """The visible text of an HTML fragment, entities decoded, whitespace folded."""
+    if not html:
+        return ""
+    if "<" not in html and "&" not in html:
+        return _fold(html)
+    try:
+        wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return _fold(html)
+    for hidden in wrapper.xpath(".//script | .//style | .//template"):
+        hidden.drop_tree()
+    for block in wrapper.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
+        block.text = " " + (block.text or "")
+        block.tail = " " + (block.tail or "")
+    return _fold(wrapper.text_content())
+
+
+_BLOCKS = (
+    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
+    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
+    "section", "table", "td", "th", "tr", "ul",
+)
+
+
+def _excerpt(html: str | None) -> str:
+    text = html_to_text(html)
+    if len(text) <= TITLE_EXCERPT_CHARS:
+        return text
+    return text[:TITLE_EXCERPT_CHARS].rstrip() + "…"
+
+
+def _fold(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _feed_base(feed: ParsedFeed, source: SourceConfig) -> str:
+    if feed.link:
+        try:
+            return urljoin(source.url, feed.link)
+        except ValueError:
+            pass
+    return source.url
+
+
+def _web_url(link: str | None, base: str) -> str | None:
+    """``link`` made absolute; only http(s) URLs are kept (no ``javascript:`` article links)."""
+    if not link:
+        return None
+    try:
+        url = urljoin(base, link.strip())
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        return None
+    return url if scheme in _WEB_SCHEMES else None
+
+
+def _unique_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
+    """Whitespace-folded, first spelling kept, case-insensitive duplicates dropped."""
+    unique: dict[str, str] = {}
+    for tag in tags:
+        folded = _fold(tag)
+        if folded:
+            unique.setdefault(folded.casefold(), folded)
+    return tuple(unique.values())

@@ -1,0 +1,318 @@
+"""RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 through feedparser, adapted to :class:`ParsedFeed`.
+
+feedparser is told to resolve relative URIs (against ``url``, passed as Content-Location) and
+not to sanitise: sanitising is a later stage of ours, done once for every format.
+
+Things feedparser does that this module works around:
+
+- Given ``bytes``, ``feedparser.parse`` first tries ``open(body)``: a body that happens to be a
+  path would be read from disk. The body always goes in as a stream.
+- It drops "unsafe" ``<!ENTITY`` declarations with a line-based regex and lets expat (which
+  never fetches external entities here) parse the rest, so billion-laughs bodies do not expand
+  today; but the outcome depends on line layout, so such bodies are refused outright.
+- ``*_parsed`` dates read every zone it does not know as UTC; raw strings go through
+  :func:`workers.parse.dates.parse_date` first and ``*_parsed`` is only the fallback.
+- ``FeedParserDict.get("updated")`` silently returns ``published``; dates are read with
+  ``dict.get`` to bypass that.
+- Relative ``<enclosure url>`` and Media RSS URLs are not resolved; they are resolved here.
+- A UTF-16/32 body with a BOM but no XML declaration is read as UTF-8 and fails; such bodies
+  are re-encoded as UTF-8 first.
+- ``summary`` is a copy of ``content`` when the entry has no summary; only ``summary_detail``
+  (present when the feed really had one) is used.
+
+Known and not worked around: an RSS ``<guid>`` (isPermaLink) or Atom ``<id>`` that is a
+relative reference is resolved against ``url``, so such guids change with the feed URL; Media
+RSS ``<media:description>`` lands in ``summary``; an Atom ``<author>`` with a ``<uri>`` but no
+``<email>`` inherits the previous author's email.
+"""
+
+from __future__ import annotations
+
+import calendar
+import html
+import io
+import re
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+from urllib.parse import urljoin
+
+import feedparser
+
+from service.errors import ErrorKind, ParseError
+from service.models import Author, Enclosure, Image
+from workers.parse.dates import parse_date
+from workers.parse.types import ParsedEntry, ParsedFeed
+
+__all__ = ["parse_xml_feed", "reject_entity_declarations"]
+
+HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+# Complaints about headers, not about the document: the feed itself parsed fine.
+SURVIVABLE_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
+
+_ROOT_ELEMENT = re.compile(r"<[A-Za-z_]")
+_ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
+_FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(?:rss|feed|rdf|channel)\b", re.IGNORECASE)
+_HTML_ROOT = re.compile(r"<!doctype\s+html|<html\b", re.IGNORECASE)
+_SNIFF_CHARS = 4096
+
+
+def parse_xml_feed(
+    body: bytes,
+    *,
+    url: str,
+    headers: Mapping[str, str],
+    source_id: str | None = None,
+    default_tz: tzinfo = UTC,
+) -> ParsedFeed:
+    """Parse an RSS/Atom document fetched from ``url`` with response ``headers``.
+
+    ``default_tz`` reads dates that name no zone; ``source_id`` labels errors (default ``url``).
+    Raises :class:`ParseError` when no feed can be read: no entries and either no recognised
+    format or a not-well-formed document without even a title. Broken entries are skipped with
+    a warning instead, and the feed fails only if every entry is broken.
+    """
+    error_id = source_id or url
+    reject_entity_declarations(body, source_id=error_id)
+
+    body = _undeclared_wide_to_utf8(body)
+    response_headers = {key.lower(): value for key, value in headers.items()}
+    response_headers["content-location"] = url
+    result = feedparser.parse(
+        io.BytesIO(body),
+        response_headers=response_headers,
+        resolve_relative_uris=True,
+        sanitize_html=False,
+    )
+
+    warnings: list[str] = []
+    bozo = result.get("bozo_exception") if result.get("bozo") else None
+    broken = bozo is not None and not isinstance(bozo, SURVIVABLE_BOZO)
+    if bozo is not None:
+        lead = "not well-formed, parsed leniently" if broken else "accepted despite"
+        warnings.append(f"{lead}: {type(bozo).__name__}: {bozo}")
+
+    meta = result.get("feed") or {}
+    title = meta.get("title") or None
+    raw_entries = result.get("entries") or []
+    version = result.get("version") or None
+    if not raw_entries and (not version or (broken and not title)):
+        kind, reason = _why_no_feed(_decoded_head(body), version=version, bozo=bozo if broken else None)
+        raise ParseError(error_id, kind, reason) from bozo
+
+    entries: list[ParsedEntry] = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            entries.append(_entry(raw, base=url, default_tz=default_tz))
+        except Exception as exc:  # one bad entry must not cost the rest of the feed
+            warnings.append(f"entry {index} skipped: {type(exc).__name__}: {exc}")
+    if raw_entries and not entries:
+        raise ParseError(error_id, ErrorKind.PARSE_ERROR, f"no readable entries; first problem: {warnings[-1]}")
+
+    return ParsedFeed(
+        title=title,
+        link=_absolute(meta.get("link"), url),
+        language=meta.get("language") or _detail_language(meta.get("title_detail")),
+        version=version,
+        ttl_minutes=_non_negative_int(meta.get("ttl")),
+        update_period=_text(meta.get("sy_updateperiod")),
+        update_frequency=_non_negative_int(meta.get("sy_updatefrequency")),
+        entries=tuple(entries),
+        warnings=tuple(warnings),
+    )
+
+
+def reject_entity_declarations(body: bytes, *, source_id: str) -> None:
+    """Refuse documents that declare entities (billion laughs, external entities).
+
+    Only the prolog can declare entities, so only the text before the root element is
+    examined; a post *about* ``<!ENTITY`` in a CDATA section is not refused.
+    """
+    text = _decoded_head(body)
+    root = _ROOT_ELEMENT.search(text)
+    if not root and len(body) > _SNIFF_CHARS:
+        text = _decoded_head(body, limit=None)
+        root = _ROOT_ELEMENT.search(text)
+    prolog = text[: root.start()] if root else text
+    if _ENTITY_DECLARATION.search(prolog):
+        raise ParseError(source_id, ErrorKind.PARSE_ERROR, "XML entity declarations are not accepted")
+
+
+def _decoded_head(body: bytes, limit: int | None = _SNIFF_CHARS) -> str:
+    """The start of the document as text, good enough to look for markup.
+
+    UTF-16/32 are decoded properly; everything else is read as Latin-1, which keeps ASCII
+    markup intact whatever the real (ASCII-compatible) encoding is.
+    """
+    chunk = body if limit is None else body[: limit * 4]
+    for codec, marks in _WIDE_ENCODINGS:
+        if chunk.startswith(marks):
+            text = chunk.decode(codec, "replace")
+            break
+    else:
+        text = chunk.decode("latin-1")
+    return text if limit is None else text[:limit]
+
+
+_BOM_ENCODINGS = (
+    ("utf-32", (b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")),  # before utf-16: same first bytes
+    ("utf-16", (b"\xff\xfe", b"\xfe\xff")),
+)
+_WIDE_ENCODINGS = (
+    _BOM_ENCODINGS[0],
+    ("utf-32-le", (b"<\x00\x00\x00",)),
+    ("utf-32-be", (b"\x00\x00\x00<",)),
+    _BOM_ENCODINGS[1],
+    ("utf-16-le", (b"<\x00",)),
+    ("utf-16-be", (b"\x00<",)),
+)
+
+
+def _undeclared_wide_to_utf8(body: bytes) -> bytes:
+    """UTF-16/32 with a BOM but no XML declaration, re-encoded as UTF-8.
+
+    feedparser ignores the BOM when there is no declaration and reads such bodies as UTF-8.
+    """
+    for codec, marks in _BOM_ENCODINGS:
+        if body.startswith(marks):
+            try:
+                text = body.decode(codec)
+            except UnicodeDecodeError:
+                return body
+            return body if text.lstrip().startswith("<?xml") else text.encode("utf-8")
+    return body
+
+
+def _why_no_feed(text_head: str, *, version: str | None, bozo: Exception | None) -> tuple[ErrorKind, str]:
+    looks_like_feed = bool(version) or bool(_FEED_ROOT.search(text_head))
+    if _HTML_ROOT.search(text_head) and not looks_like_feed:
+        return ErrorKind.NOT_A_FEED, "an HTML page, not a feed"
+    if bozo is None:
+        # Well-formed XML of another kind (OPML, sitemap, an unsupported format).
+        kind = ErrorKind.PARSE_ERROR if looks_like_feed else ErrorKind.NOT_A_FEED
+        return kind, "no RSS or Atom feed found"
+    # Broken XML might have been a feed; anything else is not even markup.
+    is_markup = looks_like_feed or text_head.lstrip("\ufeff \t\r\n").startswith("<")
+    kind = ErrorKind.PARSE_ERROR if is_markup else ErrorKind.NOT_A_FEED
+    return kind, f"not well-formed: {type(bozo).__name__}: {bozo}"
+
+
+def _entry(raw: Any, *, base: str, default_tz: tzinfo) -> ParsedEntry:
+    title_detail = raw.get("title_detail") or {}
+    summary_detail = raw.get("summary_detail") or {}
+    content = _pick_content(raw.get("content") or ())
+    return ParsedEntry(
+        guid=_text(raw.get("id")),
+        link=_absolute(raw.get("link"), base),
+        title=_text(raw.get("title"), strip=False),
+        title_is_html=title_detail.get("type") in HTML_TYPES,
+        summary=_as_html(summary_detail),
+        content=_as_html(content),
+        authors=_authors(raw.get("authors") or ()),
+        tags=tuple(t for t in (_text(tag.get("term") or tag.get("label")) for tag in raw.get("tags") or ()) if t),
+        published=_date(raw, "published", default_tz) or _date(raw, "created", default_tz),
+        updated=_date(raw, "updated", default_tz),
+        enclosures=_enclosures(raw, base),
+        image=_image(raw, base),
+        language=(
+            _detail_language(content) or _detail_language(summary_detail) or _detail_language(title_detail)
+        ),
+    )
+
+
+def _pick_content(contents: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    contents = [c for c in contents if c.get("value")]
+    return next((c for c in contents if c.get("type") in HTML_TYPES), contents[0] if contents else None)
+
+
+def _as_html(detail: Mapping[str, Any] | None) -> str | None:
+    if not detail or not detail.get("value"):
+        return None
+    value = detail["value"]
+    return value if detail.get("type", "text/html") in HTML_TYPES else html.escape(value, quote=False)
+
+
+def _authors(raw_authors: Iterable[Mapping[str, Any]]) -> tuple[Author, ...]:
+    authors: list[Author] = []
+    for raw in raw_authors:
+        author = Author(name=_text(raw.get("name")), email=_text(raw.get("email")), url=_text(raw.get("href")))
+        if (author.name or author.email or author.url) and author not in authors:
+            authors.append(author)
+    return tuple(authors)
+
+
+def _date(raw: Mapping[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
+    # dict.get, not FeedParserDict.get: the latter answers "updated" with "published".
+    text = dict.get(raw, key)
+    if isinstance(text, str) and (parsed := parse_date(text, default_tz)):
+        return parsed
+    struct = dict.get(raw, f"{key}_parsed")
+    if struct:
+        try:
+            return datetime.fromtimestamp(calendar.timegm(struct), UTC)
+        except (OverflowError, ValueError, OSError):
+            return None
+    return None
+
+
+def _enclosures(raw: Mapping[str, Any], base: str) -> tuple[Enclosure, ...]:
+    found: dict[str, Enclosure] = {}
+    candidates = [
+        (link.get("href"), link.get("type"), link.get("length"))
+        for link in raw.get("links") or ()
+        if link.get("rel") == "enclosure"
+    ]
+    candidates += [(m.get("url"), m.get("type"), m.get("filesize")) for m in raw.get("media_content") or ()]
+    for href, media_type, length in candidates:
+        url = _absolute(href, base)
+        if url and url not in found:
+            found[url] = Enclosure(url=url, type=_text(media_type), length=_non_negative_int(length))
+    return tuple(found.values())
+
+
+def _image(raw: Mapping[str, Any], base: str) -> Image | None:
+    candidates = [t.get("url") for t in raw.get("media_thumbnail") or ()]
+    candidates += [
+        m.get("url")
+        for m in raw.get("media_content") or ()
+        if m.get("medium") == "image" or str(m.get("type") or "").startswith("image/")
+    ]
+    candidates.append((raw.get("image") or {}).get("href"))
+    for candidate in candidates:
+        if url := _absolute(candidate, base):
+            credits = raw.get("media_credit") or ()
+            credit = _text(credits[0].get("content")) if credits and isinstance(credits[0], Mapping) else None
+            return Image(url=url, credit=credit)
+    return None
+
+
+def _detail_language(detail: Mapping[str, Any] | None) -> str | None:
+    return _text(detail.get("language")) if detail else None
+
+
+def _absolute(value: Any, base: str) -> str | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return urljoin(base, text)
+    except ValueError:  # e.g. a malformed IPv6 host
+        return None
+
+
+def _text(value: Any, *, strip: bool = True) -> str | None:
+    if not isinstance(value, str):
+        return None
+    stripped = value.strip()
+    if not stripped:
+        return None
+    return stripped if strip else value
+
+
+def _non_negative_int(value: Any) -> int | None:
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        return None
+    return number if number >= 0 else None

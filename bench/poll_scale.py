@@ -38,7 +38,8 @@ from service.clock import utcnow  # noqa: E402
 from service.config import settings_from_dict  # noqa: E402
 from service.store.articles import Store  # noqa: E402
 from workers.fetch.client import ACCEPT, fetch, new_session  # noqa: E402
-from workers.poll.pipeline import PollStatus, Resources, poll_source  # noqa: E402
+from workers.poll.pipeline import PollStatus, poll_source
+from workers.resources import Resources  # noqa: E402
 
 ITEMS = 50
 

@@ -111,8 +111,8 @@ async def unseed(redis_url: str) -> None:
 def serve_real(port: int, redis_url: str) -> None:
     from aiohttp import web
 
-    from service.web.app import create_app
     from service.config import settings_from_dict
+    from service.web.app import create_app
 
     web.run_app(create_app(settings_from_dict(settings_dict(port)), redis_url=redis_url), host="127.0.0.1", port=port,
                 access_log=None, print=None)

@@ -10,7 +10,7 @@ from service.config import Settings, settings_from_dict
 from service.store.articles import Store
 from tests.conftest import ManualClock
 from workers.fetch.client import new_session
-from workers.poll.pipeline import Resources
+from workers.resources import Resources
 
 TEST_FETCH = {"allow_private_networks": True, "timeout_seconds": 5, "jitter_fraction": 0}
 

@@ -10,9 +10,9 @@ import pytest
 
 from service import keys
 from service.config import settings_from_dict
-from service.store.dedup import add_sources, fuzzy_match, identifies_article
 from service.models import Article, UpsertOutcome
 from service.store.articles import Store
+from service.store.dedup import add_sources, fuzzy_match, identifies_article
 from workers.normalise.entry import normalise_entry
 from workers.parse.types import ParsedEntry, ParsedFeed
 

@@ -8,9 +8,9 @@ import json
 
 from aiohttp.test_utils import TestClient
 
-from service.web.app import create_app
 from service.config import settings_from_dict
 from service.store.articles import Store
+from service.web.app import create_app
 from tests.test_e2e import run_worker
 
 FEED = """<?xml version="1.0" encoding="utf-8"?>

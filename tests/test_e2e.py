@@ -11,8 +11,8 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service import keys
-from service.web.app import create_app
 from service.config import Settings, settings_from_dict
+from service.web.app import create_app
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from workers.settings import build_worker

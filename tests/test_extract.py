@@ -10,7 +10,14 @@ import pytest
 from service.config import PageSelectors
 from service.errors import ParseError
 from tests.conftest import DATA
-from workers.extract import MAX_PAGE_BYTES, DateSource, extract_article, extract_links, extract_page, split_credit
+from workers.extract import (
+    MAX_PAGE_BYTES,
+    DateSource,
+    extract_article,
+    extract_links,
+    extract_page,
+    split_credit,
+)
 from workers.normalise.entry import html_to_text
 
 PAGES = DATA / "pages"

@@ -16,13 +16,13 @@ from aiohttp.test_utils import TestClient
 from lxml import etree
 
 from service import keys
-from service.web.app import create_app
-from service.web.appkeys import FEED_CACHE, FEED_WATCH
 from service.config import Settings, settings_from_dict
 from service.feeds.cache import MAX_QUERY_ENTRIES
-from service.models import Article
 from service.feeds.render.xmltext import article_uri
+from service.models import Article
 from service.store.articles import Store
+from service.web.app import create_app
+from service.web.appkeys import FEED_CACHE, FEED_WATCH
 from tests.test_render import HOSTILE_ARTICLE, atom_schema, jsonfeed_validator
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -10,7 +10,12 @@ import pytest
 
 from service.config import SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image
-from workers.normalise.entry import article_id, html_to_text, normalise_entry, normalise_feed
+from workers.normalise.entry import (
+    article_id,
+    html_to_text,
+    normalise_entry,
+    normalise_feed,
+)
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)

@@ -16,10 +16,11 @@ from service.models import Article
 from service.store.articles import Store
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
-from workers.ingest import drain as ingest
 from workers.fetch.client import new_session
+from workers.ingest import drain as ingest
 from workers.normalise.entry import html_to_text
-from workers.poll.pipeline import PollStatus, Resources, poll_source
+from workers.poll.pipeline import PollStatus, poll_source
+from workers.resources import Resources
 
 PAGES = DATA / "pages"
 LISTING = "/rthk/en/world-news.htm"

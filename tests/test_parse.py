@@ -15,8 +15,8 @@ from service.config import SourceConfig
 from service.errors import ErrorKind, ParseError
 from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed
-from workers.parse.xml_adapter import parse_xml_feed
 from workers.parse.json_adapter import parse_json_feed
+from workers.parse.xml_adapter import parse_xml_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 EXPECTED = json.loads((FEEDS / "expected.json").read_text(encoding="utf-8"))

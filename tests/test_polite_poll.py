@@ -18,7 +18,8 @@ from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
 from workers.poll import dispatch
-from workers.poll.pipeline import PollReport, PollStatus, Resources, poll_source
+from workers.poll.pipeline import PollReport, PollStatus, poll_source
+from workers.resources import Resources
 
 RSS = (DATA / "e2e" / "news.rss").read_bytes()
 

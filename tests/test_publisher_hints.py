@@ -8,7 +8,12 @@ import pytest
 
 from service.config import FetchConfig, SourceConfig
 from workers.poll import publisher_hints as hints
-from workers.poll.next_poll import adaptive_interval, decide_next_poll, interval_bounds, jitter_unit
+from workers.poll.next_poll import (
+    adaptive_interval,
+    decide_next_poll,
+    interval_bounds,
+    jitter_unit,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 FETCH = FetchConfig(jitter_fraction=0)

@@ -20,9 +20,16 @@ from lxml import etree
 
 from service.config import FeedConfig, Settings, SourceConfig
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
-from service.models import Article, Author, Enclosure, Image
-from service.feeds.render import RENDERERS, article_uri, render, rfc822, rfc3339, xml_safe
+from service.feeds.render import (
+    RENDERERS,
+    article_uri,
+    render,
+    rfc822,
+    rfc3339,
+    xml_safe,
+)
 from service.feeds.render.xmltext import absolute_uri, safe_uri
+from service.models import Article, Author, Enclosure, Image
 
 CORPORA = Path("/work/shared/corpora")
 ATOM_RNG = CORPORA / "atom-rfc4287-schema" / "atom.rng"

@@ -20,10 +20,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from service import keys
-from service.web.app import create_app
 from service.config import Settings, settings_from_dict
-from service.hub.subscriptions import HubStore
 from service.hub.protocol import HubRequest, Topic
+from service.hub.subscriptions import HubStore
+from service.web.app import create_app
 from tests.conftest import ManualClock
 from tests.feedserver import FeedServer
 from tests.subscriber import Subscriber

@@ -21,8 +21,8 @@ import click
 from aiohttp import web
 
 from service.config import Settings, load_settings
-from service.store.embedded_redis import resolve_redis_url
 from service.errors import ConfigError, TributaryError
+from service.store.embedded_redis import resolve_redis_url
 
 log = logging.getLogger("tributary")
 
@@ -173,9 +173,10 @@ async def _poll_once(settings: Settings, redis_url: str, source_id: str):  # typ
 
     from service.clock import utcnow
     from service.store.articles import Store
-    from workers.ingest import drain as ingest
     from workers.fetch.client import new_session
-    from workers.poll.pipeline import Resources, poll_source
+    from workers.poll.pipeline import poll_source
+    from workers.resources import Resources
+    from workers.tasks import ingest_queued
 
     redis = Redis.from_url(redis_url)
     session = new_session(settings.fetch)
@@ -183,7 +184,7 @@ async def _poll_once(settings: Settings, redis_url: str, source_id: str):  # typ
         store = Store(redis, settings)
         res = Resources(settings, redis, store, session, utcnow)
         report = await poll_source(res, settings.source(source_id))  # type: ignore[arg-type]
-        await ingest.drain(redis, store, utcnow, f"cli-{os.getpid()}")
+        await ingest_queued(res, f"cli-{os.getpid()}")
         return report
     finally:
         await session.close()

@@ -17,10 +17,10 @@ from service.clock import Clock, utcnow
 from service.config import Settings
 from service.store.articles import Store
 from workers import tasks
+from workers.fetch.client import new_session
 from workers.ingest import drain as ingest
 from workers.poll import dispatch
-from workers.fetch.client import new_session
-from workers.poll.pipeline import Resources
+from workers.resources import Resources
 
 
 def job_serializer(obj: Any) -> bytes:

@@ -12,7 +12,8 @@ from service.hub.protocol import retry_delay
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
 from workers.poll import dispatch
-from workers.poll.pipeline import Resources, poll_source
+from workers.poll.pipeline import poll_source
+from workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
         return {"source_id": source_id, "status": "claim_superseded"}
     report = await poll_source(res, source, claim=claim)
     if report.new or report.updated:  # a 304 queued nothing; the drain cron covers leftovers
-        await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
+        await ingest_queued(res, ctx["consumer"])
     log.info(
         "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
         source_id, report.status, report.new, report.updated, report.unchanged, report.next_poll,
@@ -52,9 +53,22 @@ async def dispatch_due(ctx: dict[str, Any]) -> int:
 
 async def drain_ingest(ctx: dict[str, Any]) -> int:
     """Cron: pick up queued articles whose poll job died before ingesting them."""
-    res: Resources = ctx["resources"]
-    report = await ingest.drain(res.redis, res.store, res.clock, ctx["consumer"])
+    report = await ingest_queued(ctx["resources"], ctx["consumer"])
     return report.entries
+
+
+async def ingest_queued(res: Resources, consumer: str) -> ingest.IngestReport:
+    """Store what polls queued, then tell the WebSub hub which feeds moved.
+
+    A hub failure never fails ingest: the articles are stored either way.
+    """
+    report = await ingest.drain(res.redis, res.store, res.clock, consumer)
+    if report.changed:
+        try:
+            await websub.notify_changes(res.redis, res.store, res.clock(), report.changed)
+        except Exception:
+            log.exception("could not queue WebSub notifications for %s", ", ".join(sorted(report.changed)))
+    return report
 
 
 async def websub_verify(ctx: dict[str, Any], request_id: str) -> str:

@@ -20,12 +20,18 @@ from email.utils import format_datetime
 import brotli
 
 from service.config import FeedConfig, Settings
-from service.feeds.query import Cursor, FeedQuery, feed_filter_matches, has_filters, query_matches
-from service.feeds.watch import FeedWatch
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
-from service.models import Article
+from service.feeds.query import (
+    Cursor,
+    FeedQuery,
+    feed_filter_matches,
+    has_filters,
+    query_matches,
+)
 from service.feeds.render import render
 from service.feeds.render.html import render_feed_page
+from service.feeds.watch import FeedWatch
+from service.models import Article
 from service.store.articles import Store
 
 HTML_TYPE = "text/html; charset=utf-8"

@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from service.config import FeedConfig, Settings
 from service.errors import TributaryError
-from service.models import Article
 from service.feeds.render.xmltext import plain_text
+from service.models import Article
 
 MAX_LIMIT = 1000  # the largest page a reader may ask for (same bound as [[feeds]] limit)
 MAX_VALUE_CHARS = 200  # longer values are refused, not truncated: a silently different answer is worse

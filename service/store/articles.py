@@ -32,9 +32,9 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service import keys
-from service.store import dedup
 from service.config import Settings
 from service.models import Article, Revision, SourceRef, SourceState, UpsertOutcome
+from service.store import dedup
 from service.store.upsert import decide_upsert
 
 log = logging.getLogger(__name__)

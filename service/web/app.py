@@ -7,16 +7,24 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from redis.asyncio import Redis
 
-from service.web import feed_views, hub_endpoint
-from service.web.appkeys import CLOCK, FEED_CACHE, FEED_WATCH, REDIS, SETTINGS, STATIC_PAGES, STORE
 from service.clock import Clock, utcnow
 from service.config import Settings
 from service.feeds.cache import HTML_TYPE, FeedCache, Rendered
-from service.feeds.watch import FeedWatch
 from service.feeds.merge import feed_urls
 from service.feeds.render.html import render_index
 from service.feeds.render.opml import render_feeds_opml, render_sources_opml
+from service.feeds.watch import FeedWatch
 from service.store.articles import Store
+from service.web import feed_views, hub_endpoint
+from service.web.appkeys import (
+    CLOCK,
+    FEED_CACHE,
+    FEED_WATCH,
+    REDIS,
+    SETTINGS,
+    STATIC_PAGES,
+    STORE,
+)
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
 

@@ -19,13 +19,13 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from service.web.appkeys import FEED_CACHE, REDIS, SETTINGS, STATIC_PAGES
 from service.config import FeedConfig
 from service.feeds.cache import Rendered
-from service.feeds.query import QueryError, parse_query
-from service.web.negotiate import choose_coding, negotiate_format
 from service.feeds.merge import FORMATS, feed_urls
+from service.feeds.query import QueryError, parse_query
 from service.feeds.render.xmltext import rfc3339
+from service.web.appkeys import FEED_CACHE, REDIS, SETTINGS, STATIC_PAGES
+from service.web.negotiate import choose_coding, negotiate_format
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -14,10 +14,10 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 
 from service import jobs
-from service.web.appkeys import CLOCK, REDIS, SETTINGS
-from service.hub.subscriptions import HubStore
-from service.web.feed_views import guarded, json_response
 from service.hub.protocol import HubRequestError, hub_url, parse_hub_request
+from service.hub.subscriptions import HubStore
+from service.web.appkeys import CLOCK, REDIS, SETTINGS
+from service.web.feed_views import guarded, json_response
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,13 @@ Pure: HTML in, :class:`workers.parse.types.ParsedEntry` out, so extracted articl
 the same normalise (and sanitise) stage as feed entries.
 """
 
-from workers.extract.article import DateSource, ExtractedPage, extract_article, extract_page, split_credit
+from workers.extract.article import (
+    DateSource,
+    ExtractedPage,
+    extract_article,
+    extract_page,
+    split_credit,
+)
 from workers.extract.links import extract_links
 from workers.extract.page import MAX_PAGE_BYTES, load_page
 

@@ -34,8 +34,8 @@ from lxml import etree
 from service.config import PageSelectors
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Image
-from workers.parse.dates import parse_date
 from workers.extract.page import fold, load_page, select, select_first
+from workers.parse.dates import parse_date
 from workers.parse.types import ParsedEntry
 
 __all__ = ["DateSource", "ExtractedPage", "extract_article", "extract_page", "split_credit"]

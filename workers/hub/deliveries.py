@@ -23,7 +23,6 @@ import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -31,11 +30,9 @@ from redis.asyncio import Redis
 
 from service import jobs
 from service.config import Settings
-from service.hub.subscriptions import HubStore
-from service.feeds.query import feed_filter_matches
 from service.feeds.merge import FORMATS, build_merged_feed
+from service.feeds.query import feed_filter_matches
 from service.feeds.render import render
-from service.store.articles import Store
 from service.hub.protocol import (
     HubRequest,
     Subscription,
@@ -49,9 +46,9 @@ from service.hub.protocol import (
     verification_params,
     with_query,
 )
-
-if TYPE_CHECKING:
-    from workers.poll.pipeline import Resources
+from service.hub.subscriptions import HubStore
+from service.store.articles import Store
+from workers.resources import Resources
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from service import keys
 from service.clock import Clock
 from service.models import Article, UpsertOutcome
 from service.store.articles import Store
-from workers.hub import deliveries as websub
 
 log = logging.getLogger(__name__)
 
@@ -75,17 +74,7 @@ async def drain(
             await _ingest_entry(redis, store, clock(), entry_id, fields, report)
     for source_id in report.sources:
         await store.trim_source(source_id)
-    if report.changed:
-        await _notify_hub(redis, store, clock(), report.changed)
     return report
-
-
-async def _notify_hub(redis: Redis, store: Store, now: datetime, changed: dict[str, set[str]]) -> None:
-    """Tell the WebSub hub which feeds moved; a hub failure never fails ingest."""
-    try:
-        await websub.notify_changes(redis, store, now, changed)
-    except Exception:
-        log.exception("could not queue WebSub notifications for %s", ", ".join(sorted(changed)))
 
 
 async def _read_new(redis: Redis, consumer: str) -> list[tuple[bytes, dict[bytes, bytes]]]:

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -27,9 +26,7 @@ from service.models import Article
 from workers.extract import ExtractedPage, extract_page
 from workers.fetch.client import fetch
 from workers.fetch.host_budget import Deferred
-
-if TYPE_CHECKING:
-    from workers.poll.pipeline import Resources
+from workers.resources import Resources
 
 log = logging.getLogger(__name__)
 

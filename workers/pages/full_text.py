@@ -15,18 +15,15 @@ A page that cannot be fetched or extracted leaves the feed's item as it is, with
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from service import keys
 from service.config import Settings, SourceConfig
 from service.models import Article, ArticleFlag
-from workers.pages.article_pages import PageBatch, fetch_pages, unseen
 from workers.extract import DateSource, ExtractedPage
 from workers.normalise.entry import normalise_entry
+from workers.pages.article_pages import PageBatch, fetch_pages, unseen
 from workers.parse.types import ParsedEntry, ParsedFeed
-
-if TYPE_CHECKING:
-    from workers.poll.pipeline import Resources
+from workers.resources import Resources
 
 __all__ = ["complete", "merge"]
 

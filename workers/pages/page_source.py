@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from service import keys
 from service.config import SourceConfig
 from service.errors import ParseError
-from workers.pages.article_pages import PageBatch, fetch_pages, unseen
 from workers.extract import extract_links
 from workers.fetch.client import FetchResult
 from workers.normalise.entry import normalise_entry
+from workers.pages.article_pages import PageBatch, fetch_pages, unseen
 from workers.parse.types import ParsedFeed
-
-if TYPE_CHECKING:
-    from workers.poll.pipeline import Resources
+from workers.resources import Resources
 
 __all__ = ["collect"]
 

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from datetime import UTC, tzinfo
 
 from service.errors import ErrorKind, ParseError
-from workers.parse.xml_adapter import parse_xml_feed
 from workers.parse.json_adapter import parse_json_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
+from workers.parse.xml_adapter import parse_xml_feed
 
 __all__ = ["ParsedEntry", "ParsedFeed", "parse_feed"]
 

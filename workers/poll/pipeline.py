@@ -15,25 +15,21 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-import aiohttp
-from redis.asyncio import Redis
-
 from service import keys
-from service.clock import Clock
-from service.config import Settings, SourceConfig
+from service.config import SourceConfig
 from service.errors import ErrorKind, SourceError
 from service.models import Article, RedirectRecord, SourceState
-from service.store.articles import Store
-from workers.ingest import drain as ingest
-from workers.pages import full_text, page_source
-from workers.poll import publisher_hints
-from workers.pages.article_pages import PageBatch
 from workers.fetch.client import FetchResult, fetch
-from workers.fetch.host_budget import Deferred, HostBudget, Slot, Verdict
+from workers.fetch.host_budget import Deferred, Slot, Verdict
+from workers.ingest import drain as ingest
 from workers.normalise.entry import normalise_feed
+from workers.pages import full_text, page_source
+from workers.pages.article_pages import PageBatch
 from workers.parse import ParsedFeed, parse_feed
-from workers.poll.poll_end import PollEnd
+from workers.poll import publisher_hints
 from workers.poll.next_poll import decide_next_poll
+from workers.poll.poll_end import PollEnd
+from workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
@@ -59,23 +55,6 @@ class PollReport:
     error: str | None = None
     error_kind: ErrorKind | None = None
     next_poll: datetime | None = None
-
-
-@dataclass
-class Resources:
-    """What a poll needs, built once per worker process and passed in (never global)."""
-
-    settings: Settings
-    redis: Redis
-    store: Store
-    session: aiohttp.ClientSession
-    clock: Clock
-    hosts: HostBudget | None = None
-
-    def host_budget(self) -> HostBudget:
-        if self.hosts is None:
-            self.hosts = HostBudget(self.redis, self.settings.fetch)
-        return self.hosts
 
 
 async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None = None) -> PollReport:

@@ -7,17 +7,17 @@ import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 
 from service.feeds.merge import MergedFeed
-from service.models import Article
 from service.feeds.render.xmltext import (
     GENERATOR,
     absolute_uri,
-    paging_links,
     article_source,
     article_uri,
+    paging_links,
     rfc3339,
     safe_uri,
     xml_safe,
 )
+from service.models import Article
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 

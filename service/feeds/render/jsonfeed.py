@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 from service.feeds.merge import MergedFeed
-from service.models import Article, SourceRef
 from service.feeds.render.xmltext import (
     absolute_uri,
     article_source,
@@ -16,6 +15,7 @@ from service.feeds.render.xmltext import (
     safe_uri,
     xml_safe,
 )
+from service.models import Article, SourceRef
 
 VERSION = "https://jsonfeed.org/version/1.1"
 UNKNOWN_MIME_TYPE = "application/octet-stream"

@@ -5,18 +5,18 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from service.feeds.merge import MergedFeed
-from service.models import Article
 from service.feeds.render.xmltext import (
     GENERATOR,
     absolute_uri,
-    paging_links,
     article_source,
     article_uri,
+    paging_links,
     rfc822,
     rfc3339,
     safe_uri,
     xml_safe,
 )
+from service.models import Article
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"

@@ -1,0 +1,34 @@
+"""What a worker's jobs share, built once per worker process in ``on_startup`` and passed in.
+
+Every stage that needs I/O (poll, article pages, hub deliveries) takes this instead of reaching
+for globals, so tests build one with their own Redis, session and clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aiohttp
+from redis.asyncio import Redis
+
+from service.clock import Clock
+from service.config import Settings
+from service.store.articles import Store
+from workers.fetch.host_budget import HostBudget
+
+
+@dataclass
+class Resources:
+    """What a poll needs, built once per worker process and passed in (never global)."""
+
+    settings: Settings
+    redis: Redis
+    store: Store
+    session: aiohttp.ClientSession
+    clock: Clock
+    hosts: HostBudget | None = None
+
+    def host_budget(self) -> HostBudget:
+        if self.hosts is None:
+            self.hosts = HostBudget(self.redis, self.settings.fetch)
+        return self.hosts

@@ -38,7 +38,24 @@ CORPUS_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "corpora",
 SHINGLE = 4
 _TOKEN = re.compile(r"\w+")
 _BLOCKS = (
-    "p", "div", "li", "br", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "pre", "tr", "td", "th", "table", "ul", "ol"
+    "p",
+    "div",
+    "li",
+    "br",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "tr",
+    "td",
+    "th",
+    "table",
+    "ul",
+    "ol",
 )
 
 

@@ -117,7 +117,12 @@ def line(label: str, polls: int, wall: float, cpu: float) -> float:
 
 async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
     sources = [
-        {"id": f"s{n}", "url": f"http://h{n % args.hosts}.localtest:{port}/f/{n}", "interval_seconds": 600, "adaptive": False}
+        {
+            "id": f"s{n}",
+            "url": f"http://h{n % args.hosts}.localtest:{port}/f/{n}",
+            "interval_seconds": 600,
+            "adaptive": False,
+        }
         for n in range(args.sources)
     ]
     settings = settings_from_dict(
@@ -178,6 +183,7 @@ async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
 
         bare_connector = aiohttp.TCPConnector(limit=200, limit_per_host=8, ttl_dns_cache=300, resolver=VirtualHosts())
         async with aiohttp.ClientSession(connector=bare_connector, headers={"Accept": ACCEPT}) as bare:
+
             async def bare_fetch(source: Any) -> None:
                 async with bare.get(source.url, headers={"If-None-Match": '"static"'}) as response:
                     await response.read()
@@ -199,7 +205,9 @@ def main() -> None:
     parser.add_argument("--sources", type=int, default=10_000)
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=100)
-    parser.add_argument("--db", type=int, default=int(os.environ.get("TRIBUTARY_BENCH_DB", "15")), help="Redis DB (flushed)")
+    parser.add_argument(
+        "--db", type=int, default=int(os.environ.get("TRIBUTARY_BENCH_DB", "15")), help="Redis DB (flushed)"
+    )
     parser.add_argument("--profile", help="write a cProfile of the 304 pass here")
     args = parser.parse_args()
 

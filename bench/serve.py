@@ -114,8 +114,13 @@ def serve_real(port: int, redis_url: str) -> None:
     from service.config import settings_from_dict
     from service.web.app import create_app
 
-    web.run_app(create_app(settings_from_dict(settings_dict(port)), redis_url=redis_url), host="127.0.0.1", port=port,
-                access_log=None, print=None)
+    web.run_app(
+        create_app(settings_from_dict(settings_dict(port)), redis_url=redis_url),
+        host="127.0.0.1",
+        port=port,
+        access_log=None,
+        print=None,
+    )
 
 
 def serve_ceiling(port: int, capture: Path) -> None:
@@ -163,7 +168,16 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 
 
 def run_wrk(url: str, headers: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
-    command = ["wrk", "--latency", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{max(1, round(args.duration))}s"]
+    command = [
+        "wrk",
+        "--latency",
+        "-t",
+        str(args.threads),
+        "-c",
+        str(args.connections),
+        "-d",
+        f"{max(1, round(args.duration))}s",
+    ]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
@@ -271,8 +285,10 @@ def main() -> None:
             finally:
                 stop_server(server)
             generator = "wrk" if shutil.which("wrk") and not args.python_client else "aiohttp client loop"
-            print(f"feed: {ITEMS} items, {int(captured['size']) // 1024} KiB Atom; load: {generator}, "
-                  f"{args.connections} connections, {args.duration:g}s per run")
+            print(
+                f"feed: {ITEMS} items, {int(captured['size']) // 1024} KiB Atom; load: {generator}, "
+                f"{args.connections} connections, {args.duration:g}s per run"
+            )
             real = measure("real", port, redis_url, args, captured["ETag"])
             ceiling = measure("ceiling", free_port(), str(Path(tmp) / "capture.json"), args, captured["ETag"])
         finally:

@@ -66,7 +66,9 @@ class FetchConfig(Section):
     host_concurrency: int = Field(2, ge=1, description="concurrent requests per host, across all workers")
     host_requests_per_minute: int = Field(60, ge=1, description="requests per minute per host, across all workers")
     max_consecutive_failures: int = Field(50, ge=1, description="failures in a row before a source is disabled")
-    disable_after_failing_days: float = Field(30, gt=0, description="days of failing in a row before a source is disabled")
+    disable_after_failing_days: float = Field(
+        30, gt=0, description="days of failing in a row before a source is disabled"
+    )
     adaptive_window_items: int = Field(20, ge=2, description="newest items the adaptive interval looks at")
     jitter_fraction: float = Field(0.1, ge=0, le=1, description="up to this fraction is added to each interval")
 
@@ -88,9 +90,31 @@ class CanonicalConfig(Section):
     """How article URLs are canonicalised; ``strip_params`` entries ending in ``*`` are prefixes."""
 
     strip_params: list[str] = [
-        "utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "mc_cid", "mc_eid",
-        "igshid", "yclid", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id", "oly_enc_id", "vero_id",
-        "wickedid", "rb_clickid", "s_cid", "ncid", "cmpid", "ref_src", "ref_url", "spm",
+        "utm_*",
+        "fbclid",
+        "gclid",
+        "dclid",
+        "gbraid",
+        "wbraid",
+        "msclkid",
+        "mc_cid",
+        "mc_eid",
+        "igshid",
+        "yclid",
+        "_hsenc",
+        "_hsmi",
+        "mkt_tok",
+        "oly_anon_id",
+        "oly_enc_id",
+        "vero_id",
+        "wickedid",
+        "rb_clickid",
+        "s_cid",
+        "ncid",
+        "cmpid",
+        "ref_src",
+        "ref_url",
+        "spm",
     ]
     unwrap_redirects: list[str] = []
     sort_params: bool = False
@@ -107,7 +131,9 @@ class DedupConfig(Section):
 class WorkerConfig(Section):
     max_jobs: int = Field(50, ge=1, description="concurrent jobs per worker process")
     processes: int = Field(1, ge=1, le=64, description="worker processes `tributary run` starts")
-    lease_seconds: int = Field(120, ge=5, description="how long a claimed poll may run before another worker may take it over")
+    lease_seconds: int = Field(
+        120, ge=5, description="how long a claimed poll may run before another worker may take it over"
+    )
 
 
 class WebSubConfig(Section):
@@ -127,6 +153,8 @@ class WebSubConfig(Section):
         if not self.min_lease_seconds <= self.default_lease_seconds <= self.max_lease_seconds:
             raise ValueError("need min_lease_seconds <= default_lease_seconds <= max_lease_seconds")
         return self
+
+
 class PageSelectors(Section):
     """CSS selectors for page sources and full-text extraction (``[sources.selectors]``).
 
@@ -172,7 +200,9 @@ class SourceConfig(Section):
     timezone: str = Field("UTC", description="zone for dates that carry none, e.g. Asia/Hong_Kong")
     adaptive: bool = Field(True, description="poll busy sources faster and quiet ones slower")
     min_interval_seconds: int | None = Field(None, ge=1, description="adaptive floor; default min(interval, 300)")
-    max_interval_seconds: int | None = Field(None, ge=1, description="adaptive ceiling; default [fetch] max_interval_seconds")
+    max_interval_seconds: int | None = Field(
+        None, ge=1, description="adaptive ceiling; default [fetch] max_interval_seconds"
+    )
     full_content: bool = Field(False, description="fetch each new item's page and store its extracted text")
     selectors: PageSelectors | None = None
     max_pages_per_poll: int = Field(20, ge=1, le=1000, description="article pages fetched per poll at most")

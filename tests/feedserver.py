@@ -60,8 +60,16 @@ class FeedServer(LocalServer):
         self.routes: dict[str, Route] = {}
         self.requests: list[Seen] = []
 
-    def set(self, path: str, body: bytes | str, *, status: int = 200, content_type: str = "application/xml",
-            headers: dict[str, str] | None = None, conditional: bool = True) -> str:
+    def set(
+        self,
+        path: str,
+        body: bytes | str,
+        *,
+        status: int = 200,
+        content_type: str = "application/xml",
+        headers: dict[str, str] | None = None,
+        conditional: bool = True,
+    ) -> str:
         data = body.encode() if isinstance(body, str) else body
         self.routes[path] = Route(data, status, {"Content-Type": content_type, **(headers or {})}, conditional)
         return self.url(path)
@@ -82,7 +90,9 @@ class FeedServer(LocalServer):
             headers.update({"ETag": route.etag, "Last-Modified": self.LAST_MODIFIED})
             if request.headers.get("If-None-Match") == route.etag:
                 self.requests.append(Seen(request.path, dict(request.headers), 304))
-                freshness = {k: v for k, v in route.headers.items() if k.lower() in ("cache-control", "expires", "date")}
+                freshness = {
+                    k: v for k, v in route.headers.items() if k.lower() in ("cache-control", "expires", "date")
+                }
                 return web.Response(status=304, headers={"ETag": route.etag, **freshness})
         self.requests.append(Seen(request.path, dict(request.headers), route.status))
         return web.Response(body=route.body, status=route.status, headers=headers)

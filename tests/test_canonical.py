@@ -33,7 +33,10 @@ UNWRAP = CanonicalConfig(unwrap_redirects=["news.google.com", "l.facebook.com"])
         ("http://[::1", "http://[::1"),
         ("/relative/path", "/relative/path"),
         # Redirect wrappers stay wrapped unless their host is configured.
-        ("https://news.google.com/url?url=https://real.example/story?utm_source=gn", "https://news.google.com/url?url=https://real.example/story?utm_source=gn"),
+        (
+            "https://news.google.com/url?url=https://real.example/story?utm_source=gn",
+            "https://news.google.com/url?url=https://real.example/story?utm_source=gn",
+        ),
     ],
 )
 def test_canonical_url(url: str, canonical: str) -> None:
@@ -57,7 +60,10 @@ def test_unwrap_redirects_only_for_configured_hosts(url: str, canonical: str) ->
 
 def test_configurable_params_and_sorting() -> None:
     config = CanonicalConfig(strip_params=["ref", "src_*"], sort_params=True)
-    assert canonical_url("https://e.com/a?z=1&ref=x&src_a=1&a=2&utm_source=kept", config) == "https://e.com/a?a=2&utm_source=kept&z=1"
+    assert (
+        canonical_url("https://e.com/a?z=1&ref=x&src_a=1&a=2&utm_source=kept", config)
+        == "https://e.com/a?a=2&utm_source=kept&z=1"
+    )
 
 
 def test_strip_tracking_keeps_fragments() -> None:

@@ -36,7 +36,7 @@ base_url = "http://127.0.0.1:{port}"
 [fetch]
 allow_private_networks = true
 [storage]
-data_dir = "{tmp_path / 'data'}"
+data_dir = "{tmp_path / "data"}"
 [[sources]]
 id = "local-rss"
 url = "{feed_url}"
@@ -85,9 +85,7 @@ async def test_run_poll_and_clean_shutdown(tmp_path: Path, feed_server: FeedServ
         stderr=subprocess.STDOUT,
     )
     try:
-        listing = await wait_for(
-            f"http://127.0.0.1:{port}/feeds", lambda d: d["feeds"] and d["feeds"][0]["items"] == 3
-        )
+        listing = await wait_for(f"http://127.0.0.1:{port}/feeds", lambda d: d["feeds"] and d["feeds"][0]["items"] == 3)
         assert listing["feeds"][0]["updated"] == "2023-09-19T17:12:00Z"
         pid = int((tmp_path / "data" / "redis.pid").read_text())
 

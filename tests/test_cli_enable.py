@@ -33,5 +33,7 @@ async def test_enable_puts_a_disabled_source_back(redis, redis_url, tmp_path: Pa
     assert await redis.zscore(keys.SCHEDULE, "gone") is not None
     assert not await dispatch.is_disabled(redis, "gone")
 
-    unknown = await asyncio.to_thread(runner.invoke, main, ["--config", str(config), "enable", "nope"], env={"REDIS_URL": redis_url})
+    unknown = await asyncio.to_thread(
+        runner.invoke, main, ["--config", str(config), "enable", "nope"], env={"REDIS_URL": redis_url}
+    )
     assert unknown.exit_code != 0 and "no source 'nope'" in unknown.output

@@ -28,7 +28,10 @@ def test_shipped_config_is_valid() -> None:
         ("[[sources]]\nid = 'Bad Id'\nurl = 'https://a.example/'\n", "sources.0.id"),
         ("[[sources]]\nid = 'a'\nurl = 'ftp://a.example/'\n", "sources.0.url"),
         ("[[sources]]\nid = 'a'\nurl = 'https://a.example/'\ntimezone = 'Mars/Base'\n", "unknown time zone"),
-        ("[[sources]]\nid = 'a'\nurl = 'https://a/'\n[[sources]]\nid = 'a'\nurl = 'https://b/'\n", "duplicate source ids: a"),
+        (
+            "[[sources]]\nid = 'a'\nurl = 'https://a/'\n[[sources]]\nid = 'a'\nurl = 'https://b/'\n",
+            "duplicate source ids: a",
+        ),
         ("[[feeds]]\nname = 'f'\ntitle = 'F'\nsources = ['ghost']\n", "unknown sources: ghost"),
         ("[server\n", "not valid TOML"),
     ],

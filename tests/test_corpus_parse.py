@@ -23,7 +23,11 @@ from workers.normalise.entry import SUMMARY_TEXT_CHARS, normalise_feed
 from workers.parse import parse_feed
 
 CORPORA = next(
-    (p for p in (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora")) if p.is_dir()),
+    (
+        p
+        for p in (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora"))
+        if p.is_dir()
+    ),
     None,
 )
 SUITES = ("feedparser-tests/tests", "lemon24-reader-testdata", "w3c-feedvalidator-testcases/testcases")
@@ -89,7 +93,7 @@ def test_corpus_parses_and_normalises() -> None:
     assert files > 0 and articles > 0
 
 
-UNSAFE = ("<script", "<style", " onerror=", " onload=", " onclick=", "javascript:", "<iframe src=\"http://")
+UNSAFE = ("<script", "<style", " onerror=", " onload=", " onclick=", "javascript:", '<iframe src="http://')
 
 
 def check_schema_promises(article: Article, path: Path) -> None:

@@ -49,7 +49,14 @@ async def ids(store: Store, feed: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("url", "identifies"),
-    [("https://e.com/a", True), ("https://e.com/?p=1", True), ("https://e.com/", False), ("https://e.com", False), (None, False), ("x", False)],
+    [
+        ("https://e.com/a", True),
+        ("https://e.com/?p=1", True),
+        ("https://e.com/", False),
+        ("https://e.com", False),
+        (None, False),
+        ("x", False),
+    ],
 )
 def test_identifies_article(url: str | None, identifies: bool) -> None:
     assert identifies_article(url) is identifies
@@ -59,7 +66,10 @@ def test_add_sources_keeps_the_owner_and_skips_known_sources() -> None:
     owner, copy = article("a"), article("b", now=NOW + timedelta(hours=1))
     merged = add_sources(owner, copy.sources)
     assert merged is not None
-    assert [(r.id, r.name, r.first_seen) for r in merged.sources] == [("a", "Agency A", NOW), ("b", "Blog B", NOW + timedelta(hours=1))]
+    assert [(r.id, r.name, r.first_seen) for r in merged.sources] == [
+        ("a", "Agency A", NOW),
+        ("b", "Blog B", NOW + timedelta(hours=1)),
+    ]
     assert merged.content_hash == owner.content_hash and merged.title == owner.title
     assert add_sources(merged, copy.sources) is None
 
@@ -88,7 +98,9 @@ def test_fuzzy_match(title: str, other_title: str, source: str, hours: int, matc
 async def test_same_canonical_url_from_two_sources_is_one_article(redis) -> None:  # type: ignore[no-untyped-def]
     store = Store(redis, SETTINGS)
     first = article("a", link="https://story.example/typhoon?utm_source=a")
-    second = article("b", now=NOW + timedelta(minutes=5), link="https://STORY.example/typhoon?fbclid=zz#top", title="Other words")
+    second = article(
+        "b", now=NOW + timedelta(minutes=5), link="https://STORY.example/typhoon?fbclid=zz#top", title="Other words"
+    )
     assert first.url == second.url == "https://story.example/typhoon" and first.id != second.id
 
     assert await store.upsert(first, NOW) is UpsertOutcome.NEW
@@ -173,7 +185,7 @@ async def test_revisions_keep_previous_versions(redis) -> None:  # type: ignore[
         base,
         article("a", now=NOW + timedelta(hours=1), link="https://story.example/r", summary="<p>v0</p>"),
         article("a", link="https://story.example/r?utm_source=twitter&utm_medium=social", summary="<p>v0</p>"),
-        article("a", link="https://story.example/r", summary='<p>v0</p>', guid="a-1"),
+        article("a", link="https://story.example/r", summary="<p>v0</p>", guid="a-1"),
     ):
         assert await store.upsert(same, NOW + timedelta(hours=1)) is UpsertOutcome.UNCHANGED
     assert await store.revisions(base.id) == []

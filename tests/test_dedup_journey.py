@@ -26,7 +26,9 @@ FEED = """<?xml version="1.0" encoding="utf-8"?>
 
 async def test_one_story_two_sources(redis, redis_url, feed_server, clock, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     urls = {
-        name: feed_server.set(f"/{name}.rss", FEED.format(name=name, title=title, tracking=name), content_type="application/rss+xml")
+        name: feed_server.set(
+            f"/{name}.rss", FEED.format(name=name, title=title, tracking=name), content_type="application/rss+xml"
+        )
         for name, title in (("wire", "Typhoon signal 8 raised"), ("blog", "T8 is up!"))
     }
     settings = settings_from_dict(
@@ -60,9 +62,13 @@ async def test_one_story_two_sources(redis, redis_url, feed_server, clock, aioht
 
     # Re-poll with a new tracking parameter in both feeds: nothing new, no revision.
     for name in urls:
-        feed_server.set(f"/{name}.rss", FEED.format(name=name, title="x", tracking="other").replace(
-            "<title>x</title>", f"<title>{'Typhoon signal 8 raised' if name == 'wire' else 'T8 is up!'}</title>"
-        ), content_type="application/rss+xml")
+        feed_server.set(
+            f"/{name}.rss",
+            FEED.format(name=name, title="x", tracking="other").replace(
+                "<title>x</title>", f"<title>{'Typhoon signal 8 raised' if name == 'wire' else 'T8 is up!'}</title>"
+            ),
+            content_type="application/rss+xml",
+        )
     version = await store.feed_version("hk")
     clock.advance(3600)
     await run_worker(settings, redis_url, clock)

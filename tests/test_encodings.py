@@ -29,23 +29,51 @@ def rss(declaration: str, title: str, description: str) -> str:
 WIN = ("Café “quotes” – €5 naïve", "résumé • ½ ‰ Œuvre")
 CASES = [
     # (name, body bytes, Content-Type header, expected title, expected description text)
-    ("big5 declared in XML", rss(' encoding="big5"', "香港天文台發出八號風球", "市民應留在室內").encode("big5"),
-     "application/rss+xml", "香港天文台發出八號風球", "市民應留在室內"),
-    ("gb18030 from HTTP charset only", rss("", "台风“苏拉”逼近 𠀀", "市民应留在室内").encode("gb18030"),
-     "application/rss+xml; charset=GB18030", "台风“苏拉”逼近 𠀀", "市民应留在室内"),
-    ("windows-1252, XML says utf-8, HTTP says windows-1252", rss(' encoding="utf-8"', *WIN).encode("cp1252"),
-     "text/xml; charset=windows-1252", *WIN),
-    ("windows-1252, XML says utf-8, application/xml with charset", rss(' encoding="utf-8"', *WIN).encode("cp1252"),
-     "application/xml; charset=windows-1252", *WIN),
-    ("windows-1252 declared as iso-8859-1", rss(' encoding="iso-8859-1"', *WIN).encode("cp1252"),
-     "application/rss+xml", *WIN),
+    (
+        "big5 declared in XML",
+        rss(' encoding="big5"', "香港天文台發出八號風球", "市民應留在室內").encode("big5"),
+        "application/rss+xml",
+        "香港天文台發出八號風球",
+        "市民應留在室內",
+    ),
+    (
+        "gb18030 from HTTP charset only",
+        rss("", "台风“苏拉”逼近 𠀀", "市民应留在室内").encode("gb18030"),
+        "application/rss+xml; charset=GB18030",
+        "台风“苏拉”逼近 𠀀",
+        "市民应留在室内",
+    ),
+    (
+        "windows-1252, XML says utf-8, HTTP says windows-1252",
+        rss(' encoding="utf-8"', *WIN).encode("cp1252"),
+        "text/xml; charset=windows-1252",
+        *WIN,
+    ),
+    (
+        "windows-1252, XML says utf-8, application/xml with charset",
+        rss(' encoding="utf-8"', *WIN).encode("cp1252"),
+        "application/xml; charset=windows-1252",
+        *WIN,
+    ),
+    (
+        "windows-1252 declared as iso-8859-1",
+        rss(' encoding="iso-8859-1"', *WIN).encode("cp1252"),
+        "application/rss+xml",
+        *WIN,
+    ),
     ("windows-1252 with no declaration at all", rss("", *WIN).encode("cp1252"), "application/rss+xml", *WIN),
 ]
 
 
 @pytest.mark.parametrize(("name", "body", "content_type", "title", "text"), CASES, ids=[c[0] for c in CASES])
 async def test_encoded_feed_is_stored_as_unicode(
-    redis, feed_server, name: str, body: bytes, content_type: str, title: str, text: str  # type: ignore[no-untyped-def]
+    redis,
+    feed_server,
+    name: str,
+    body: bytes,
+    content_type: str,
+    title: str,
+    text: str,  # type: ignore[no-untyped-def]
 ) -> None:
     url = feed_server.set("/enc.rss", body, content_type=content_type)
     source = SourceConfig(id="enc", url=url)
@@ -69,7 +97,9 @@ async def test_encoded_feed_is_stored_as_unicode(
 
 def test_a_lying_utf8_charset_still_gives_valid_unicode() -> None:
     body = rss("", *WIN).encode("cp1252")
-    feed = parse_feed(body, source_id="enc", url="https://enc.example/rss", content_type="application/rss+xml; charset=utf-8")
+    feed = parse_feed(
+        body, source_id="enc", url="https://enc.example/rss", content_type="application/rss+xml; charset=utf-8"
+    )
     (article,), _ = normalise_feed(feed, source=SourceConfig(id="enc", url="https://enc.example/rss"), now=NOW)
     article.title.encode("utf-8")
     assert article.title == WIN[0]  # feedparser falls back to windows-1252 when utf-8 fails

@@ -23,7 +23,7 @@ from workers.normalise.entry import html_to_text
 PAGES = DATA / "pages"
 HKT = ZoneInfo("Asia/Hong_Kong")
 RTHK_URL = "https://news.rthk.hk/rthk/en/component/k2/1720002-20230920.htm"
-CAPTION = "Azerbaijan's defence ministry said it was using \"high precision weapons on the front line and in depth\"."
+CAPTION = 'Azerbaijan\'s defence ministry said it was using "high precision weapons on the front line and in depth".'
 RTHK_SELECTORS = PageSelectors(
     links="a.ns2-title",
     title=".itemTitle",
@@ -34,8 +34,19 @@ RTHK_SELECTORS = PageSelectors(
     caption=".itemImageCaption",
     remove=[".itemSocialSharing"],
 )
-NOISE = ("Share this story", "facebook", "Temperature", "Humidity", "Photo: AFP", "high precision weapons",
-         "Related News", "Copyright", "Latest News", "News Archive", "Last updated")
+NOISE = (
+    "Share this story",
+    "facebook",
+    "Temperature",
+    "Humidity",
+    "Photo: AFP",
+    "high precision weapons",
+    "Related News",
+    "Copyright",
+    "Latest News",
+    "News Archive",
+    "Last updated",
+)
 
 
 @pytest.mark.parametrize(
@@ -44,14 +55,19 @@ NOISE = ("Share this story", "facebook", "Temperature", "Humidity", "Photo: AFP"
         pytest.param(
             (PAGES / "listing.html").read_bytes(),
             "a.ns2-title",
-            ["https://news.rthk.hk/rthk/en/component/k2/1720002-20230920.htm",
-             "https://news.rthk.hk/rthk/en/1719999-20230919.htm?utm_source=list"],
+            [
+                "https://news.rthk.hk/rthk/en/component/k2/1720002-20230920.htm",
+                "https://news.rthk.hk/rthk/en/1719999-20230919.htm?utm_source=list",
+            ],
             id="relative-duplicate-fragment-javascript",
         ),
         pytest.param(
-            (PAGES / "listing.html").read_bytes(), ".ns2-inner",
-            ["https://news.rthk.hk/rthk/en/component/k2/1720002-20230920.htm",
-             "https://news.rthk.hk/rthk/en/1719999-20230919.htm?utm_source=list"],
+            (PAGES / "listing.html").read_bytes(),
+            ".ns2-inner",
+            [
+                "https://news.rthk.hk/rthk/en/component/k2/1720002-20230920.htm",
+                "https://news.rthk.hk/rthk/en/1719999-20230919.htm?utm_source=list",
+            ],
             id="selector-matches-container",
         ),
         pytest.param(
@@ -64,7 +80,9 @@ NOISE = ("Share this story", "facebook", "Temperature", "Humidity", "Photo: AFP"
         pytest.param("<p>no links here</p>", "a.story", [], id="nothing-matches"),
         pytest.param(
             '<ul><li><a href="/3">3</a></li><li><a href="/1">1</a></li><li><a href="/2">2</a></li><li><a href="/1#x">1</a></li></ul>',
-            "li a", ["https://news.rthk.hk/3", "https://news.rthk.hk/1", "https://news.rthk.hk/2"], id="page-order-kept",
+            "li a",
+            ["https://news.rthk.hk/3", "https://news.rthk.hk/1", "https://news.rthk.hk/2"],
+            id="page-order-kept",
         ),
     ],
 )
@@ -115,22 +133,36 @@ def test_seed_page_without_selectors_trafilatura_alone() -> None:
     ("html", "selectors", "expected"),
     [
         pytest.param(
-            (PAGES / "geneva-article.html").read_bytes(), None,
-            {"title": "Ceasefire talks planned in Geneva", "published": datetime(2023, 9, 19, 14, 40, tzinfo=UTC),
-             "updated": datetime(2023, 9, 19, 15, 5, tzinfo=UTC), "authors": ["Jane Reporter"],
-             "image": "https://img.example.test/geneva.jpg", "starts": "Diplomats said on Tuesday",
-             "absent": ["Share this story", "Twitter", "Copyright"]},
+            (PAGES / "geneva-article.html").read_bytes(),
+            None,
+            {
+                "title": "Ceasefire talks planned in Geneva",
+                "published": datetime(2023, 9, 19, 14, 40, tzinfo=UTC),
+                "updated": datetime(2023, 9, 19, 15, 5, tzinfo=UTC),
+                "authors": ["Jane Reporter"],
+                "image": "https://img.example.test/geneva.jpg",
+                "starts": "Diplomats said on Tuesday",
+                "absent": ["Share this story", "Twitter", "Copyright"],
+            },
             id="opengraph-metadata",
         ),
         pytest.param(
             '<html><head><title>T | Site</title><script type="application/ld+json">'
             '{"@context": "https://schema.org", "@graph": [{"@type": "NewsArticle", "datePublished": "2024-03-01T08:00:00Z",'
             ' "dateModified": "2024-03-02T09:30:00+01:00", "author": [{"name": "A. One"}, {"name": "B. Two"}]}]}'
-            '</script></head><body><article><h1>Json-LD dated</h1><p>' + "Plain words in a paragraph. " * 20 + "</p></article></body></html>",
+            "</script></head><body><article><h1>Json-LD dated</h1><p>"
+            + "Plain words in a paragraph. " * 20
+            + "</p></article></body></html>",
             None,
-            {"title": "Json-LD dated", "published": datetime(2024, 3, 1, 8, 0, tzinfo=UTC),
-             "updated": datetime(2024, 3, 2, 8, 30, tzinfo=UTC), "authors": ["A. One", "B. Two"], "image": None,
-             "starts": "Plain words in a paragraph.", "absent": []},
+            {
+                "title": "Json-LD dated",
+                "published": datetime(2024, 3, 1, 8, 0, tzinfo=UTC),
+                "updated": datetime(2024, 3, 2, 8, 30, tzinfo=UTC),
+                "authors": ["A. One", "B. Two"],
+                "image": None,
+                "starts": "Plain words in a paragraph.",
+                "absent": [],
+            },
             id="json-ld-graph",
         ),
         pytest.param(
@@ -139,9 +171,15 @@ def test_seed_page_without_selectors_trafilatura_alone() -> None:
             '<p>First paragraph of the story.</p><div class="ad-slot advert">Buy now</div>'
             '<p class="cap">Crowds outside.</p><p>Second paragraph.</p><script>track()</script></div></body></html>',
             PageSelectors(title=".hl", published="time.t", body=".story", image=".story figure"),
-            {"title": "Headline", "published": datetime(2024, 5, 5, 22, 8, tzinfo=UTC), "updated": None, "authors": [],
-             "image": "https://site.test/i.jpg", "starts": "First paragraph of the story.",
-             "absent": ["Buy now", "Crowds outside", "track()"]},
+            {
+                "title": "Headline",
+                "published": datetime(2024, 5, 5, 22, 8, tzinfo=UTC),
+                "updated": None,
+                "authors": [],
+                "image": "https://site.test/i.jpg",
+                "starts": "First paragraph of the story.",
+                "absent": ["Buy now", "Crowds outside", "track()"],
+            },
             id="selectors-datetime-attribute-lead-figure-dropped",
         ),
     ],
@@ -163,7 +201,10 @@ def test_extract_article(html: bytes | str, selectors: PageSelectors | None, exp
     ("caption", "expected"),
     [
         (CAPTION + " Photo: AFP", (CAPTION, "Photo: AFP")),
-        ("Fans celebrate in Manila. Photograph: Jane Doe/Reuters", ("Fans celebrate in Manila.", "Photograph: Jane Doe/Reuters")),
+        (
+            "Fans celebrate in Manila. Photograph: Jane Doe/Reuters",
+            ("Fans celebrate in Manila.", "Photograph: Jane Doe/Reuters"),
+        ),
         ("Fans celebrate (Image: EPA)", ("Fans celebrate", "Image: EPA")),
         ("The skyline at dusk. © Example Photo Agency", ("The skyline at dusk.", "© Example Photo Agency")),
         ("Photo: RTHK", ("", "Photo: RTHK")),
@@ -222,25 +263,41 @@ def test_selectors_are_validated_at_config_load(value: str, valid: bool) -> None
     ("html", "title", "text"),
     [
         pytest.param(
-            '<html><head><meta charset="big5"><title>香港新聞</title></head><body><p>香港天文台今日發出警告。</p></body></html>'.encode("big5"),
-            "香港新聞", "香港天文台今日發出警告。", id="big5-declared",
+            '<html><head><meta charset="big5"><title>香港新聞</title></head><body><p>香港天文台今日發出警告。</p></body></html>'.encode(
+                "big5"
+            ),
+            "香港新聞",
+            "香港天文台今日發出警告。",
+            id="big5-declared",
         ),
         pytest.param(
-            '<html><head><meta charset="windows-1252"><title>Caf\xe9</title></head><body><p>Caf\xe9 \x93quoted\x94</p></body></html>'.encode("latin-1"),
-            "Café", "Café “quoted”", id="windows-1252-declared",
+            '<html><head><meta charset="windows-1252"><title>Caf\xe9</title></head><body><p>Caf\xe9 \x93quoted\x94</p></body></html>'.encode(
+                "latin-1"
+            ),
+            "Café",
+            "Café “quoted”",
+            id="windows-1252-declared",
         ),
         pytest.param(
             b'<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>X</title></head>'
             b"<body><p>Hello world paragraph.</p></body></html>",
-            "X", "Hello world paragraph.", id="xhtml",
+            "X",
+            "Hello world paragraph.",
+            id="xhtml",
         ),
         pytest.param(
             b'<!DOCTYPE html [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
             b"<html><head><title>Bomb</title></head><body><p>&b;&b;&b; text</p></body></html>",
-            "Bomb", "&b;&b;&b; text", id="entity-declarations-not-expanded",
+            "Bomb",
+            "&b;&b;&b; text",
+            id="entity-declarations-not-expanded",
         ),
-        pytest.param(b"<html><body>" + b"<div>" * 20000 + b"<p>deep</p>" + b"</div>" * 20000 + b"</body></html>",
-                     None, None, id="nested-20000-deep"),
+        pytest.param(
+            b"<html><body>" + b"<div>" * 20000 + b"<p>deep</p>" + b"</div>" * 20000 + b"</body></html>",
+            None,
+            None,
+            id="nested-20000-deep",
+        ),
         pytest.param(b"<!-- nothing -->", None, None, id="only-a-comment"),
         pytest.param(b"<html><frameset><frame src='a.htm'></frameset></html>", None, None, id="frameset"),
     ],

@@ -27,7 +27,9 @@ from tests.test_render import HOSTILE_ARTICLE, atom_schema, jsonfeed_validator
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
-READER_ACCEPT = "application/rss+xml, application/rdf+xml;q=0.8, application/atom+xml;q=0.6, application/xml;q=0.4, text/xml;q=0.4"
+READER_ACCEPT = (
+    "application/rss+xml, application/rdf+xml;q=0.8, application/atom+xml;q=0.6, application/xml;q=0.4, text/xml;q=0.4"
+)
 
 
 def make_settings(**feed: object) -> Settings:
@@ -90,7 +92,7 @@ async def test_validators_304_head_and_cache_control(app_client) -> None:  # typ
     assert response.headers["Link"] == (
         '<http://feeds.test/hub>; rel="hub", <http://feeds.test/feeds/all.atom>; rel="self"'
     )
-    assert etag.startswith('"') and not etag.startswith('W/')
+    assert etag.startswith('"') and not etag.startswith("W/")
 
     for if_none_match in (etag, f'"nope", {etag}', f"W/{etag}", "*", etag[:-1] + '-gzip"'):
         again = await client.get("/feeds/all.atom", headers=plain | {"If-None-Match": if_none_match})
@@ -220,7 +222,9 @@ async def test_html_view_is_escaped_and_links_every_format(app_client) -> None: 
     doc = etree.HTML(page.encode())
     assert len(doc.xpath("//article")) == 2
     assert response.headers["ETag"]
-    assert (await client.get("/feeds/all", headers={"Accept": BROWSER_ACCEPT, "If-None-Match": response.headers["ETag"]})).status == 304
+    assert (
+        await client.get("/feeds/all", headers={"Accept": BROWSER_ACCEPT, "If-None-Match": response.headers["ETag"]})
+    ).status == 304
 
 
 async def test_index_lists_every_feed(app_client) -> None:  # type: ignore[no-untyped-def]
@@ -269,7 +273,16 @@ async def test_query_parameters(app_client) -> None:  # type: ignore[no-untyped-
 
 @pytest.mark.parametrize(
     "query",
-    ["limit=0", "limit=1001", "limit=ten", "limit=-1", "cursor=%%%", "cursor=bm9wZQ", "q=" + "x" * 201, "limit=1&limit=2"],
+    [
+        "limit=0",
+        "limit=1001",
+        "limit=ten",
+        "limit=-1",
+        "cursor=%%%",
+        "cursor=bm9wZQ",
+        "q=" + "x" * 201,
+        "limit=1&limit=2",
+    ],
 )
 async def test_bad_query_is_a_400_json_error(app_client, query: str) -> None:  # type: ignore[no-untyped-def]
     client, _ = await app_client()
@@ -332,7 +345,9 @@ async def walk(client: TestClient, url: str, between_pages=None) -> list[str]:  
 async def test_walking_pages_while_items_arrive_sees_each_once(app_client) -> None:  # type: ignore[no-untyped-def]
     client, store = await app_client()
     # Ties on published time too, so the id tiebreak is exercised.
-    originals = [article(n, source="alpha" if n % 2 else "beta", published=T0 + timedelta(minutes=n // 3)) for n in range(23)]
+    originals = [
+        article(n, source="alpha" if n % 2 else "beta", published=T0 + timedelta(minutes=n // 3)) for n in range(23)
+    ]
     await seed(store, *originals)
     arrivals = iter(range(100, 130))
 
@@ -377,7 +392,10 @@ async def test_stored_hostile_article_is_served_valid(app_client) -> None:  # ty
     hostile = Article.model_validate(
         {
             **{k: _no_lone_surrogates(v) for k, v in HOSTILE_ARTICLE.model_dump().items()},
-            "source_id": "beta", "published": T0, "updated": T0, "first_seen": T0,
+            "source_id": "beta",
+            "published": T0,
+            "updated": T0,
+            "first_seen": T0,
         }
     )
     await seed(store, hostile, article(1), article(2, updated=T0 + timedelta(days=1)))
@@ -419,7 +437,9 @@ async def test_opml_lists(app_client) -> None:  # type: ignore[no-untyped-def]
     response = await client.get("/sources.opml")
     assert response.headers["Content-Type"].startswith("text/x-opml")
     sources = etree.fromstring(await response.read())
-    assert [(o.get("title"), o.get("xmlUrl"), o.get("htmlUrl")) for o in sources.iter("outline") if o.get("xmlUrl")] == [
+    assert [
+        (o.get("title"), o.get("xmlUrl"), o.get("htmlUrl")) for o in sources.iter("outline") if o.get("xmlUrl")
+    ] == [
         ("Alpha", "https://alpha.example/feed.xml", "https://alpha.example/"),
         ("Beta", "https://beta.example/rss", "https://beta.example/"),
     ]

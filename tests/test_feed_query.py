@@ -32,7 +32,9 @@ def test_cursor_round_trips_exactly(score: float) -> None:
     assert Cursor.decode(token) == cursor
 
 
-@pytest.mark.parametrize("token", ["", "@@@", "bm9wZQ", Cursor(1.0, "x" * 32).encode(), "bmFuOjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm"])
+@pytest.mark.parametrize(
+    "token", ["", "@@@", "bm9wZQ", Cursor(1.0, "x" * 32).encode(), "bmFuOjAxMjM0NTY3ODlhYmNkZWYwMTIzNDU2Nzg5YWJjZGVm"]
+)
 def test_foreign_cursors_are_refused(token: str) -> None:
     with pytest.raises(QueryError, match="cursor"):
         Cursor.decode(token)
@@ -40,13 +42,20 @@ def test_foreign_cursors_are_refused(token: str) -> None:
 
 def _article(**fields: object) -> Article:
     t = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    return Article(**({"id": "0" * 32, "source_id": "s", "title": "t", "published": t, "updated": t, "first_seen": t} | fields))
+    return Article(
+        **({"id": "0" * 32, "source_id": "s", "title": "t", "published": t, "updated": t, "first_seen": t} | fields)
+    )
 
 
 @pytest.mark.parametrize(
     ("toml_value", "kept"),
-    [("2026-01-01", True), ("2026-01-02", False), ("2026-01-01T12:00:00", True), ("2026-01-01T13:00:01+02:00", True),
-     ("2026-01-01T12:00:01Z", False)],
+    [
+        ("2026-01-01", True),
+        ("2026-01-02", False),
+        ("2026-01-01T12:00:00", True),
+        ("2026-01-01T13:00:01+02:00", True),
+        ("2026-01-01T12:00:01Z", False),
+    ],
 )
 def test_min_date_in_any_toml_spelling(toml_value: str, kept: bool) -> None:
     data = tomllib.loads(f'[[feeds]]\nname="a"\ntitle="A"\nmin_date={toml_value}\n')
@@ -73,8 +82,17 @@ def test_negotiate_format(accept: str | None, fmt: str) -> None:
 
 @pytest.mark.parametrize(
     ("header", "coding"),
-    [(None, None), ("", None), ("br", "br"), ("gzip, br", "br"), ("GZIP", "gzip"), ("*;q=0", None),
-     ("br;q=0.1, gzip;q=0.2", "gzip"), ("identity;q=0.5, gzip;q=0.4", None), ("compress, deflate", None)],
+    [
+        (None, None),
+        ("", None),
+        ("br", "br"),
+        ("gzip, br", "br"),
+        ("GZIP", "gzip"),
+        ("*;q=0", None),
+        ("br;q=0.1, gzip;q=0.2", "gzip"),
+        ("identity;q=0.5, gzip;q=0.4", None),
+        ("compress, deflate", None),
+    ],
 )
 def test_choose_coding(header: str | None, coding: str | None) -> None:
     assert choose_coding(header) == coding

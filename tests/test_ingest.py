@@ -18,7 +18,9 @@ SETTINGS = settings_from_dict(
 
 
 def article(n: int, summary: str = "body") -> Article:
-    return Article(id=f"{n:032x}", source_id="s", title=f"t{n}", summary=summary, published=T0, updated=T0, first_seen=T0)
+    return Article(
+        id=f"{n:032x}", source_id="s", title=f"t{n}", summary=summary, published=T0, updated=T0, first_seen=T0
+    )
 
 
 async def test_worker_killed_between_read_and_ack_loses_nothing(redis, clock) -> None:  # type: ignore[no-untyped-def]
@@ -51,7 +53,9 @@ async def test_undecodable_entry_goes_to_dead_letters(redis, clock) -> None:  # 
 
 
 async def test_retention_keeps_newest(redis, clock) -> None:  # type: ignore[no-untyped-def]
-    settings = settings_from_dict({**SETTINGS.model_dump(exclude={"redis_url"}), "storage": {"retention_per_source": 2}})
+    settings = settings_from_dict(
+        {**SETTINGS.model_dump(exclude={"redis_url"}), "storage": {"retention_per_source": 2}}
+    )
     store = Store(redis, settings)
     for n in range(4):
         await store.upsert(article(n).model_copy(update={"published": T0.replace(hour=n)}), clock())

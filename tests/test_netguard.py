@@ -18,8 +18,24 @@ from workers.poll.pipeline import PollStatus, poll_source
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "224.0.0.1", "0.0.0.0",
-     "240.0.0.1", "100.64.0.1", "::1", "fe80::1", "fc00::1", "ff02::1", "::", "::ffff:127.0.0.1", "not-an-ip"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "224.0.0.1",
+        "0.0.0.0",
+        "240.0.0.1",
+        "100.64.0.1",
+        "::1",
+        "fe80::1",
+        "fc00::1",
+        "ff02::1",
+        "::",
+        "::ffff:127.0.0.1",
+        "not-an-ip",
+    ],
 )
 def test_non_public_addresses_are_refused(address: str) -> None:
     assert not is_public(address)
@@ -39,15 +55,19 @@ class StubResolver(AbstractResolver):
     async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET):  # type: ignore[no-untyped-def]
         if host not in self.answers:
             raise socket.gaierror(socket.EAI_NONAME, f"unknown host {host}")
-        return [{"hostname": host, "host": a, "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}
-                for a in self.answers[host]]
+        return [
+            {"hostname": host, "host": a, "port": port, "family": socket.AF_INET, "proto": 0, "flags": 0}
+            for a in self.answers[host]
+        ]
 
     async def close(self) -> None:
         pass
 
 
 async def test_resolver_keeps_public_answers_and_refuses_private_only_hosts() -> None:
-    resolver = GuardedResolver(StubResolver({"news.example": ["93.184.216.34", "10.0.0.7"], "intranet.example": ["10.0.0.7"]}))
+    resolver = GuardedResolver(
+        StubResolver({"news.example": ["93.184.216.34", "10.0.0.7"], "intranet.example": ["10.0.0.7"]})
+    )
     assert [a["host"] for a in await resolver.resolve("news.example", 80)] == ["93.184.216.34"]
     with pytest.raises(BlockedAddress, match="intranet.example resolves to 10.0.0.7"):
         await resolver.resolve("intranet.example", 80)

@@ -124,7 +124,10 @@ def test_identity_uses_the_feed_date_not_now() -> None:
         ({"language": "fr"}, {"language": "fr"}),
         ({}, {"language": "en"}),
         ({"authors": (Author(name="A"),)}, {"authors": (Author(name="A"),)}),
-        ({"enclosures": (Enclosure(url="https://e.com/a.mp3"),)}, {"enclosures": (Enclosure(url="https://e.com/a.mp3"),)}),
+        (
+            {"enclosures": (Enclosure(url="https://e.com/a.mp3"),)},
+            {"enclosures": (Enclosure(url="https://e.com/a.mp3"),)},
+        ),
         ({}, {"source_id": "src", "guid": "g"}),
     ],
 )
@@ -148,7 +151,16 @@ def test_summary_and_content_links_resolve_against_the_entry_link() -> None:
 
 @pytest.mark.parametrize(
     ("html", "text"),
-    [("<p>a<br>b</p>", "a b"), ("<p>word</p><p>Next</p>", "word Next"), ("<li>a</li><li>b</li>", "a b"), ("<b>bo</b>ld", "bold"), ("<p>a</p> <p>b</p>", "a b"), ("&eacute;t&eacute;", "été"), (None, ""), ("<style>p{}</style>x", "x")],
+    [
+        ("<p>a<br>b</p>", "a b"),
+        ("<p>word</p><p>Next</p>", "word Next"),
+        ("<li>a</li><li>b</li>", "a b"),
+        ("<b>bo</b>ld", "bold"),
+        ("<p>a</p> <p>b</p>", "a b"),
+        ("&eacute;t&eacute;", "été"),
+        (None, ""),
+        ("<style>p{}</style>x", "x"),
+    ],
 )
 def test_html_to_text(html: str | None, text: str) -> None:
     assert html_to_text(html) == text
@@ -211,7 +223,11 @@ def test_url_is_canonical_and_provenance_is_recorded() -> None:
     assert article.url == "https://example.com/a?id=1"
     (ref,) = article.sources
     assert (ref.id, ref.name, ref.link, ref.url, ref.first_seen) == (
-        "src", "src", SOURCE.url, "https://Example.com:443/a?utm_source=rss&id=1#c", NOW
+        "src",
+        "src",
+        SOURCE.url,
+        "https://Example.com:443/a?utm_source=rss&id=1#c",
+        NOW,
     )
 
 
@@ -225,6 +241,8 @@ def test_tracking_parameters_change_neither_id_nor_hash() -> None:
 
 def test_first_content_image_is_the_fallback_image() -> None:
     assert norm(content='<p><img src="/i/1.jpg"></p>').image == Image(url="https://example.com/i/1.jpg")
-    assert norm(summary='<img src="s.png">', content="<p>no image</p>").image == Image(url="https://example.com/blog/s.png")
+    assert norm(summary='<img src="s.png">', content="<p>no image</p>").image == Image(
+        url="https://example.com/blog/s.png"
+    )
     feed_image = Image(url="https://cdn.example/feed.jpg")
     assert norm(image=feed_image, content='<img src="/i/1.jpg">').image == feed_image

@@ -84,9 +84,17 @@ async def stored(res: Resources, source_id: str) -> dict[str, Article]:
 
 async def test_page_source_seed_article(resources, feed_server, clock) -> None:  # type: ignore[no-untyped-def]
     listing = serve_pages(feed_server)
-    res = resources(make_settings(
-        {"id": "rthk-page", "url": listing, "kind": "page", "timezone": "Asia/Hong_Kong", "selectors": RTHK_SELECTORS}
-    ))
+    res = resources(
+        make_settings(
+            {
+                "id": "rthk-page",
+                "url": listing,
+                "kind": "page",
+                "timezone": "Asia/Hong_Kong",
+                "selectors": RTHK_SELECTORS,
+            }
+        )
+    )
     report = await poll(res, "rthk-page", clock)
     assert (report.status, report.new, report.updated) == (PollStatus.FETCHED, 2, 0)
 
@@ -98,7 +106,7 @@ async def test_page_source_seed_article(resources, feed_server, clock) -> None: 
     assert seed.image is not None
     assert seed.image.url == feed_server.url("/assets/images/rthknews/20230920/20230920_011234_AFP.jpg")
     assert seed.image.caption == (
-        "Azerbaijan's defence ministry said it was using \"high precision weapons on the front line and in depth\"."
+        'Azerbaijan\'s defence ministry said it was using "high precision weapons on the front line and in depth".'
     )
     assert seed.image.credit == "Photo: AFP"
     text = html_to_text(seed.content)
@@ -118,8 +126,10 @@ async def test_page_source_seed_article(resources, feed_server, clock) -> None: 
     # A changed listing with one more story: only that page is fetched.
     extra = "/rthk/en/component/k2/1720010-20230920.htm"
     feed_server.set(extra, (PAGES / "untitled-undated.html").read_bytes(), content_type=HTML, conditional=False)
-    body = (PAGES / "listing.html").read_text().replace(
-        '<div class="ns2-page">', f'<div class="ns2-page"><a class="ns2-title" href="{extra}">Ferry fares</a>'
+    body = (
+        (PAGES / "listing.html")
+        .read_text()
+        .replace('<div class="ns2-page">', f'<div class="ns2-page"><a class="ns2-title" href="{extra}">Ferry fares</a>')
     )
     feed_server.set(LISTING, body, content_type=HTML)
     clock.advance(600)
@@ -131,9 +141,11 @@ async def test_page_source_seed_article(resources, feed_server, clock) -> None: 
 
 async def test_page_source_bounded_per_poll(resources, feed_server, clock) -> None:  # type: ignore[no-untyped-def]
     listing = serve_pages(feed_server)
-    res = resources(make_settings(
-        {"id": "p", "url": listing, "kind": "page", "max_pages_per_poll": 1, "selectors": {"links": "a.ns2-title"}}
-    ))
+    res = resources(
+        make_settings(
+            {"id": "p", "url": listing, "kind": "page", "max_pages_per_poll": 1, "selectors": {"links": "a.ns2-title"}}
+        )
+    )
     assert (await poll(res, "p", clock)).new == 1
     # Pages were left over, so the listing's validators were not kept: it is read again in full.
     clock.advance(600)
@@ -160,20 +172,33 @@ async def test_bad_article_pages_are_logged_not_fatal(resources, feed_server, cl
     links = "".join(f'<a class="s" href="{path}">{path}</a>' for path in [*bad, RTHK])
     listing = feed_server.set("/list.htm", f"<html><body>{links}</body></html>", content_type=HTML, conditional=False)
     res = resources(
-        make_settings({"id": "p", "url": listing, "kind": "page", "selectors": {"links": "a.s"}}, max_body_bytes=200_000)
+        make_settings(
+            {"id": "p", "url": listing, "kind": "page", "selectors": {"links": "a.s"}}, max_body_bytes=200_000
+        )
     )
     with caplog.at_level(logging.WARNING):
         report = await poll(res, "p", clock)
     assert (report.status, report.new) == (PollStatus.FETCHED, 1)
     logged = caplog.text
-    for path, reason in [("/empty.htm", "empty page"), ("/binary.htm", "binary"), ("/huge.htm", "too_large"),
-                         ("/report.pdf", "not an HTML page"), ("/gone.htm", "http_4xx"), ("/flaky.htm", "http_5xx")]:
+    for path, reason in [
+        ("/empty.htm", "empty page"),
+        ("/binary.htm", "binary"),
+        ("/huge.htm", "too_large"),
+        ("/report.pdf", "not an HTML page"),
+        ("/gone.htm", "http_4xx"),
+        ("/flaky.htm", "http_5xx"),
+    ]:
         assert f"{path} skipped" in logged and reason in logged, (path, reason)
     # Permanent failures are remembered; the transient one is tried again next poll.
     clock.advance(600)
     await poll(res, "p", clock)
     assert {path: len(feed_server.seen(path)) for path in bad} == {
-        "/empty.htm": 1, "/binary.htm": 1, "/huge.htm": 1, "/report.pdf": 1, "/gone.htm": 1, "/flaky.htm": 2
+        "/empty.htm": 1,
+        "/binary.htm": 1,
+        "/huge.htm": 1,
+        "/report.pdf": 1,
+        "/gone.htm": 1,
+        "/flaky.htm": 2,
     }
     assert len(feed_server.seen(RTHK)) == 1
 
@@ -198,8 +223,13 @@ async def test_full_content_feed(resources, feed_server, clock) -> None:  # type
     feed_server.set(ferry, (PAGES / "untitled-undated.html").read_bytes(), content_type=HTML, conditional=False)
     rss = (PAGES / "summary-only.rss").read_text()
     url = feed_server.set("/world.rss", rss, content_type="application/rss+xml", conditional=False)
-    source = {"id": "world", "url": url, "full_content": True, "timezone": "Asia/Hong_Kong",
-              "selectors": {key: RTHK_SELECTORS[key] for key in ("published", "updated", "image", "caption", "remove")}}
+    source = {
+        "id": "world",
+        "url": url,
+        "full_content": True,
+        "timezone": "Asia/Hong_Kong",
+        "selectors": {key: RTHK_SELECTORS[key] for key in ("published", "updated", "image", "caption", "remove")},
+    }
     res = resources(make_settings(source))
     report = await poll(res, "world", clock)
     assert (report.status, report.new) == (PollStatus.FETCHED, 2)
@@ -225,8 +255,12 @@ async def test_full_content_feed(resources, feed_server, clock) -> None:  # type
     assert len(feed_server.seen(RTHK)) == len(feed_server.seen(ferry)) == 1
 
     # The feed revises one item: only that page is fetched again, and the article keeps its id.
-    feed_server.set("/world.rss", rss.replace("Fares go up next month.", "Fares go up by 5% next month."),
-                    content_type="application/rss+xml", conditional=False)
+    feed_server.set(
+        "/world.rss",
+        rss.replace("Fares go up next month.", "Fares go up by 5% next month."),
+        content_type="application/rss+xml",
+        conditional=False,
+    )
     clock.advance(600)
     report = await poll(res, "world", clock)
     assert (report.new, report.updated, report.unchanged) == (0, 1, 1)
@@ -281,7 +315,10 @@ def test_page_config_from_toml(tmp_path) -> None:  # type: ignore[no-untyped-def
     page, feed = settings.sources
     assert isinstance(page, SourceConfig) and page.selectors is not None
     assert (page.kind, page.selectors.links, page.selectors.remove, page.max_pages_per_poll) == (
-        "page", "a.ns2-title", [".itemSocialSharing"], 20
+        "page",
+        "a.ns2-title",
+        [".itemSocialSharing"],
+        20,
     )
     assert (feed.kind, feed.full_content, feed.selectors) == ("feed", True, None)
 
@@ -290,10 +327,12 @@ async def test_article_pages_share_the_host_budget(resources, feed_server, clock
     """Article pages count against their host's requests/minute like polls: with a budget the
     listing used up, no page is fetched now; they wait for a later poll instead of exceeding it."""
     listing = serve_pages(feed_server)
-    res = resources(make_settings(
-        {"id": "p", "url": listing, "kind": "page", "selectors": {"links": "a.ns2-title"}},
-        host_requests_per_minute=2,
-    ))
+    res = resources(
+        make_settings(
+            {"id": "p", "url": listing, "kind": "page", "selectors": {"links": "a.ns2-title"}},
+            host_requests_per_minute=2,
+        )
+    )
     assert (await poll(res, "p", clock)).new == 0
     assert feed_server.seen(RTHK) == [] and feed_server.seen(GENEVA) == []
     assert caplog.text.count("rate_limited, retried next poll") == 2

@@ -81,8 +81,13 @@ def test_fixture(name: str) -> None:
         (b'{"version": "https://jsonfeed.org/version/2", "items": []}', None, ErrorKind.PARSE_ERROR, "unsupported"),
         (b'{"version": "https://jsonfeed.org/version/1.1"}', None, ErrorKind.PARSE_ERROR, "items"),
         (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', None, ErrorKind.PARSE_ERROR, "items"),
-        (b'{"version": "https://jsonfeed.org/version/1", "items": [{"title": "no id"}]}', None, ErrorKind.PARSE_ERROR, "no readable items"),
-        (b'\xff\xfe{\x00}\x00', "application/json", ErrorKind.NOT_A_FEED, "not UTF-8"),
+        (
+            b'{"version": "https://jsonfeed.org/version/1", "items": [{"title": "no id"}]}',
+            None,
+            ErrorKind.PARSE_ERROR,
+            "no readable items",
+        ),
+        (b"\xff\xfe{\x00}\x00", "application/json", ErrorKind.NOT_A_FEED, "not UTF-8"),
     ],
 )
 def test_parse_errors(body: bytes, content_type: str | None, kind: ErrorKind, message: str) -> None:
@@ -177,8 +182,11 @@ def test_bozo_error_chains_the_feedparser_exception() -> None:
 
 ENTRY_DATES = [
     ("<pubDate>Wed, 20 Sep 2023 01:12:00 HKT</pubDate>", "2023-09-19T17:12:00+00:00", None),
-    ("<pubDate>Wed, 20 Sep 2023 01:12:00 +0800</pubDate><dc:date>2023-09-21T00:00:00Z</dc:date>",
-     "2023-09-19T17:12:00+00:00", "2023-09-21T00:00:00+00:00"),
+    (
+        "<pubDate>Wed, 20 Sep 2023 01:12:00 +0800</pubDate><dc:date>2023-09-21T00:00:00Z</dc:date>",
+        "2023-09-19T17:12:00+00:00",
+        "2023-09-21T00:00:00+00:00",
+    ),
     ("<dc:date>2023-09-20 HKT 01:12</dc:date>", None, "2023-09-19T17:12:00+00:00"),
     ("<dcterms:created>2023-09-20T01:12:00+08:00</dcterms:created>", "2023-09-19T17:12:00+00:00", None),
     # Unreadable by us, readable by feedparser (Greek): its *_parsed is the fallback.
@@ -227,7 +235,9 @@ def test_feed_fails_only_when_no_entry_is_readable(monkeypatch: pytest.MonkeyPat
 
 
 def test_empty_but_valid_feed_is_not_an_error() -> None:
-    feed = parse_feed(b'<rss version="2.0"><channel><title>T</title></channel></rss>', source_id="s", url=URL, content_type="text/xml")
+    feed = parse_feed(
+        b'<rss version="2.0"><channel><title>T</title></channel></rss>', source_id="s", url=URL, content_type="text/xml"
+    )
     assert (feed.version, feed.title, feed.entries) == ("rss20", "T", ())
 
 
@@ -246,7 +256,9 @@ def test_empty_but_valid_feed_is_not_an_error() -> None:
     ],
 )
 def test_json_item_members(item: dict, check) -> None:  # noqa: ANN001
-    body = json.dumps({"version": "https://jsonfeed.org/version/1.1", "authors": [{"name": "Feed Author"}], "items": [item]})
+    body = json.dumps(
+        {"version": "https://jsonfeed.org/version/1.1", "authors": [{"name": "Feed Author"}], "items": [item]}
+    )
     feed = parse_json_feed(body.encode(), url=URL)
     assert check(feed.entries[0])
 
@@ -271,7 +283,9 @@ def test_json_bad_items_are_skipped_with_a_warning(item: object, problem: str) -
 
 
 def test_json_wrong_typed_feed_member_is_dropped_not_fatal() -> None:
-    body = b'{"version": "https://jsonfeed.org/version/1.1", "title": ["x"], "home_page_url": "/", "items": [{"id": "a"}]}'
+    body = (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": ["x"], "home_page_url": "/", "items": [{"id": "a"}]}'
+    )
     feed = parse_json_feed(body, url="https://example.com/dir/feed.json")
     assert (feed.title, feed.link, len(feed.entries)) == (None, "https://example.com/", 1)
     assert feed.warnings == ("feed members dropped: title: Input should be a valid string",)

@@ -25,8 +25,15 @@ RSS = (DATA / "e2e" / "news.rss").read_bytes()
 
 
 def rss_with(channel_extra: str) -> bytes:
-    return RSS.replace(b"<channel>", b'<channel xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">' + channel_extra.encode(), 1) \
-        if b"xmlns:sy" not in RSS else RSS.replace(b"<channel>", b"<channel>" + channel_extra.encode(), 1)
+    return (
+        RSS.replace(
+            b"<channel>",
+            b'<channel xmlns:sy="http://purl.org/rss/1.0/modules/syndication/">' + channel_extra.encode(),
+            1,
+        )
+        if b"xmlns:sy" not in RSS
+        else RSS.replace(b"<channel>", b"<channel>" + channel_extra.encode(), 1)
+    )
 
 
 class Poller:
@@ -100,7 +107,9 @@ async def test_forced_unconditional_fetch_after_12_hours(poller: Poller) -> None
         ({"Cache-Control": "max-age=60"}, 600, "interval"),  # never shorter than configured
     ],
 )
-async def test_cache_headers_set_the_next_poll_also_on_304(poller: Poller, headers: dict[str, str], seconds: int, reason: str) -> None:
+async def test_cache_headers_set_the_next_poll_also_on_304(
+    poller: Poller, headers: dict[str, str], seconds: int, reason: str
+) -> None:
     url = poller.server.set("/f.rss", RSS, headers=headers)
     poller.setup([{"id": "s", "url": url}], force_unconditional_hours=1000)
     report = await poller.poll("s")
@@ -114,7 +123,10 @@ async def test_cache_headers_set_the_next_poll_also_on_304(poller: Poller, heade
 
 @pytest.mark.parametrize(
     ("extra", "seconds"),
-    [("<ttl>90</ttl>", 5400), ("<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>", 43200)],
+    [
+        ("<ttl>90</ttl>", 5400),
+        ("<sy:updatePeriod>daily</sy:updatePeriod><sy:updateFrequency>2</sy:updateFrequency>", 43200),
+    ],
 )
 async def test_feed_ttl_and_update_period_set_the_next_poll(poller: Poller, extra: str, seconds: int) -> None:
     url = poller.server.set("/f.rss", rss_with(extra))
@@ -130,7 +142,9 @@ async def test_feed_ttl_and_update_period_set_the_next_poll(poller: Poller, extr
     ("status", "retry_after", "seconds"),
     [(429, "7200", 7200), (503, "Fri, 27 Nov 2026 12:00:00 GMT", 172800), (503, "30", 1200)],
 )
-async def test_retry_after_delays_the_source_and_pauses_its_host(poller: Poller, status: int, retry_after: str, seconds: int) -> None:
+async def test_retry_after_delays_the_source_and_pauses_its_host(
+    poller: Poller, status: int, retry_after: str, seconds: int
+) -> None:
     url = poller.server.set("/busy.rss", b"slow down", status=status, headers={"Retry-After": retry_after})
     other = poller.server.set("/other.rss", RSS)
     poller.setup([{"id": "busy", "url": url}, {"id": "other", "url": other}])
@@ -150,7 +164,8 @@ async def test_retry_after_delays_the_source_and_pauses_its_host(poller: Poller,
 
 
 @pytest.mark.parametrize(
-    ("status", "kind"), [(404, ErrorKind.HTTP_4XX), (403, ErrorKind.HTTP_4XX), (500, ErrorKind.HTTP_5XX), (502, ErrorKind.HTTP_5XX)]
+    ("status", "kind"),
+    [(404, ErrorKind.HTTP_4XX), (403, ErrorKind.HTTP_4XX), (500, ErrorKind.HTTP_5XX), (502, ErrorKind.HTTP_5XX)],
 )
 async def test_http_errors_stored_with_code_and_backoff(poller: Poller, status: int, kind: ErrorKind) -> None:
     url = poller.server.set("/e.rss", b"nope", status=status)
@@ -173,7 +188,9 @@ async def test_body_content_kinds(poller: Poller) -> None:
     html = poller.server.set("/page.html", (DATA / "feeds" / "not-a-feed.html").read_bytes(), content_type="text/html")
     broken = poller.server.set("/broken.xml", (DATA / "feeds" / "entity-bomb.xml").read_bytes())
     big = poller.server.set("/big.rss", b"<rss>" + b" " * 5000 + b"</rss>")
-    poller.setup([{"id": "html", "url": html}, {"id": "broken", "url": broken}, {"id": "big", "url": big}], max_body_bytes=4096)
+    poller.setup(
+        [{"id": "html", "url": html}, {"id": "broken", "url": broken}, {"id": "big", "url": big}], max_body_bytes=4096
+    )
     assert (await poller.poll("html")).error_kind is ErrorKind.NOT_A_FEED
     assert (await poller.poll("broken")).error_kind is ErrorKind.PARSE_ERROR
     assert (await poller.poll("big")).error_kind is ErrorKind.TOO_LARGE
@@ -246,7 +263,9 @@ async def test_permanent_redirect_moves_the_stored_url(poller: Poller) -> None:
     assert poller.res.settings.source("s").url == old  # type: ignore[union-attr]  # the key is unchanged
 
 
-@pytest.mark.parametrize(("chain", "moved"), [((308,), True), ((302,), False), ((307,), False), ((301, 302), False), ((301, 308), True)])
+@pytest.mark.parametrize(
+    ("chain", "moved"), [((308,), True), ((302,), False), ((307,), False), ((301, 302), False), ((301, 308), True)]
+)
 async def test_only_an_all_permanent_chain_moves_the_url(poller: Poller, chain: tuple[int, ...], moved: bool) -> None:
     poller.server.set("/final.rss", RSS)
     for hop, status in enumerate(chain):

@@ -41,7 +41,13 @@ def test_cache_lifetime(headers: dict[str, str], expected: int | None) -> None:
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("120", 120), ("Wed, 25 Nov 2026 13:00:00 GMT", 3600), ("Tue, 24 Nov 2026 13:00:00 GMT", None), ("soon", None), ("-5", None)],
+    [
+        ("120", 120),
+        ("Wed, 25 Nov 2026 13:00:00 GMT", 3600),
+        ("Tue, 24 Nov 2026 13:00:00 GMT", None),
+        ("soon", None),
+        ("-5", None),
+    ],
 )
 def test_retry_after_seconds_or_http_date(value: str, expected: int | None) -> None:
     assert hints.retry_after({"retry-after": value}, NOW) == expected
@@ -98,7 +104,9 @@ def test_adaptive_interval_follows_publishing_frequency() -> None:
 
 
 def test_adaptive_source_uses_its_bounds() -> None:
-    source = SourceConfig(id="a", url="http://x/", interval_seconds=900, min_interval_seconds=120, max_interval_seconds=7200)
+    source = SourceConfig(
+        id="a", url="http://x/", interval_seconds=900, min_interval_seconds=120, max_interval_seconds=7200
+    )
     assert interval_bounds(source, FETCH) == (120, 7200)
     assert interval_bounds(SourceConfig(id="b", url="http://x/"), FETCH) == (300, 86400)
     busy = [(NOW - timedelta(minutes=n)).timestamp() for n in range(20)]

@@ -76,8 +76,10 @@ FULL = (
         authors=(Author(name="Jane Doe", email="jane@x.example", url="https://jane.example"), Author(email="anon@x")),
         tags=("python", "feeds & things"),
         image=Image(url="https://alpha.example/i.png", caption="A picture", credit="Jane"),
-        enclosures=(Enclosure(url="https://alpha.example/a.mp3", type="audio/mpeg", length=1234),
-                    Enclosure(url="https://alpha.example/b.bin")),
+        enclosures=(
+            Enclosure(url="https://alpha.example/a.mp3", type="audio/mpeg", length=1234),
+            Enclosure(url="https://alpha.example/b.bin"),
+        ),
         language="en-GB",
         updated=T0 + timedelta(hours=9, microseconds=250),
     ),
@@ -101,8 +103,13 @@ HOSTILE_ARTICLE = article(
     content_hash="0" * 64,  # the model's own hash cannot encode a lone surrogate
 )
 PAGED = build_merged_feed(
-    SETTINGS, SETTINGS.feeds[0], FULL[:3], limit=2,
-    query="?tag=a+b&limit=2&cursor=MTIzLjU6MDAw", next_query="?tag=a+b&limit=2&cursor=NDU2OjAwMA", first_query="?tag=a+b&limit=2",
+    SETTINGS,
+    SETTINGS.feeds[0],
+    FULL[:3],
+    limit=2,
+    query="?tag=a+b&limit=2&cursor=MTIzLjU6MDAw",
+    next_query="?tag=a+b&limit=2&cursor=NDU2OjAwMA",
+    first_query="?tag=a+b&limit=2",
 )
 FEEDS = {"full": merged(*FULL), "empty": merged(), "hostile": merged(HOSTILE_ARTICLE, *FULL[:2]), "paged": PAGED}
 
@@ -134,8 +141,7 @@ def read_back(fmt: str, data: bytes) -> tuple[datetime | None, list[tuple[object
     assert parsed.bozo == 0, parsed.get("bozo_exception")
     assert parsed.version == {"rss": "rss20", "atom": "atom10"}[fmt]
     items = [
-        (e.id, e.title, _alternate(e), _struct(e.published_parsed), _struct(e.updated_parsed))
-        for e in parsed.entries
+        (e.id, e.title, _alternate(e), _struct(e.published_parsed), _struct(e.updated_parsed)) for e in parsed.entries
     ]
     return _struct(parsed.feed.get("updated_parsed")), items
 
@@ -150,8 +156,7 @@ def test_reads_back_as_the_stored_items(fmt: str, case: str) -> None:
         return dt if exact else dt.replace(microsecond=0)
 
     expected = [
-        (article_uri(a), xml_safe(a.title), absolute_uri(a.url), when(a.published), when(a.updated))
-        for a in feed.items
+        (article_uri(a), xml_safe(a.title), absolute_uri(a.url), when(a.published), when(a.updated)) for a in feed.items
     ]
     newest = max((a.updated for a in feed.items), default=None)
     feed_updated = newest or (EPOCH if fmt == "atom" else None)
@@ -204,13 +209,19 @@ def test_json_feed_is_valid_1_1(case: str) -> None:
 
 
 def test_json_summary_is_plain_text() -> None:
-    feed = merged(article(1, summary="<p>A <em>b</em>&amp;c<script>x()</script></p><p>d</p>"), article(2, summary="<br>"))
+    feed = merged(
+        article(1, summary="<p>A <em>b</em>&amp;c<script>x()</script></p><p>d</p>"), article(2, summary="<br>")
+    )
     summaries = [item.get("summary") for item in json.loads(render(feed, "json"))["items"]]
     assert summaries == [None, "A b&c d"]  # newest first; markup without text gives no summary
 
 
-XPATH_NS = {"a": ATOM["a"], "atom": ATOM["a"], "dc": "http://purl.org/dc/elements/1.1/",
-            "content": "http://purl.org/rss/1.0/modules/content/"}
+XPATH_NS = {
+    "a": ATOM["a"],
+    "atom": ATOM["a"],
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "content": "http://purl.org/rss/1.0/modules/content/",
+}
 POST2, POST3 = "//item[title='Post 2']", "//a:entry[a:title='Post 3']"
 
 
@@ -254,12 +265,20 @@ def test_json_carries_the_metadata() -> None:
     ]
     assert post2["_tributary"] == {
         "source": {"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml"},
-        "sources": [{"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml",
-                     "first_seen": "2023-09-19T19:12:00Z"}],
+        "sources": [
+            {
+                "id": "alpha",
+                "name": "Alpha",
+                "url": "https://alpha.example/feed.xml",
+                "first_seen": "2023-09-19T19:12:00Z",
+            }
+        ],
         "image": {"caption": "A picture", "credit": "Jane"},
     }
     assert (post2["authors"], post2["image"], post2["summary"]) == (
-        [{"name": "Jane Doe", "url": "https://jane.example"}], "https://alpha.example/i.png", "Summary of post 2"
+        [{"name": "Jane Doe", "url": "https://jane.example"}],
+        "https://alpha.example/i.png",
+        "Summary of post 2",
     )
 
 
@@ -318,7 +337,11 @@ def test_xml_safe(text: str, safe: str) -> None:
     [
         (T0, "Tue, 19 Sep 2023 17:12:00 +0000", "2023-09-19T17:12:00Z"),
         (T0.replace(microsecond=7), "Tue, 19 Sep 2023 17:12:00 +0000", "2023-09-19T17:12:00.000007Z"),
-        (datetime.fromisoformat("2024-02-29T01:30:00+02:00"), "Wed, 28 Feb 2024 23:30:00 +0000", "2024-02-28T23:30:00Z"),
+        (
+            datetime.fromisoformat("2024-02-29T01:30:00+02:00"),
+            "Wed, 28 Feb 2024 23:30:00 +0000",
+            "2024-02-28T23:30:00Z",
+        ),
         (datetime(5, 1, 1, tzinfo=UTC), "Sat, 01 Jan 0005 00:00:00 +0000", "0005-01-01T00:00:00Z"),
     ],
 )
@@ -337,7 +360,7 @@ def test_naive_dates_are_refused() -> None:
         ("https://a.example/p?q=1&r=%20#f", "https://a.example/p?q=1&r=%20#f"),
         ("https://a.example/a b/ü", "https://a.example/a%20b/%C3%BC"),
         ("https://a.example/100%", "https://a.example/100%25"),
-        ("https://a.example/<x>\x00\"", "https://a.example/%3Cx%3E%22"),
+        ('https://a.example/<x>\x00"', "https://a.example/%3Cx%3E%22"),
         ("http://[::1]:8080/a[0]?b=]]>", "http://[::1]:8080/a%5B0%5D?b=%5D%5D%3E"),
     ],
 )
@@ -349,8 +372,12 @@ def test_render_speed_of_100_items() -> None:
     """Printed, not asserted (see it with -s): one render of a 100-item feed with ~2.7 KB bodies."""
     body = "<p>Some <a href='https://x.example/'>linked</a> text &amp; more.</p>\n" * 40
     enclosure = Enclosure(url="https://x.example/e.mp3", type="audio/mpeg", length=1)
-    feed = merged(*(article(n, content=body, authors=(Author(name="Jane"),), tags=("a", "b"),
-                            enclosures=(enclosure,)) for n in range(100)))
+    feed = merged(
+        *(
+            article(n, content=body, authors=(Author(name="Jane"),), tags=("a", "b"), enclosures=(enclosure,))
+            for n in range(100)
+        )
+    )
     for fmt in FORMATS:
         seconds = min(timeit.repeat(lambda: render(feed, fmt), number=20, repeat=3)) / 20  # noqa: B023
         print(f"render {fmt:4} 100 items: {seconds * 1000:.2f} ms, {len(render(feed, fmt)) // 1024} KiB")
@@ -386,8 +413,10 @@ def test_json_feed_advertises_hub_and_next_url() -> None:
 def test_provenance_lists_every_source_that_carried_the_item() -> None:
     from service.models import SourceRef
 
-    refs = (SourceRef(id="alpha", name="Alpha", link="https://alpha.example/feed.xml", first_seen=T0),
-            SourceRef(id="gamma", name="Gamma <3", link=None, first_seen=T0 + timedelta(hours=1)))
+    refs = (
+        SourceRef(id="alpha", name="Alpha", link="https://alpha.example/feed.xml", first_seen=T0),
+        SourceRef(id="gamma", name="Gamma <3", link=None, first_seen=T0 + timedelta(hours=1)),
+    )
     doc = json.loads(render(merged(article(1, sources=refs)), "json"))
     assert doc["items"][0]["_tributary"]["sources"] == [
         {"id": "alpha", "name": "Alpha", "url": "https://alpha.example/feed.xml", "first_seen": "2023-09-19T17:12:00Z"},

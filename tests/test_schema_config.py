@@ -18,7 +18,11 @@ def test_defaults() -> None:
     assert settings.sanitise.iframe_hosts == ["www.youtube.com", "www.youtube-nocookie.com", "player.vimeo.com"]
     assert settings.sanitise.allow_data_images is False
     assert "utm_*" in settings.canonical.strip_params and settings.canonical.unwrap_redirects == []
-    assert (settings.dedup.fuzzy_titles, settings.dedup.fuzzy_threshold, settings.dedup.fuzzy_window_hours) == (False, 0.9, 48)
+    assert (settings.dedup.fuzzy_titles, settings.dedup.fuzzy_threshold, settings.dedup.fuzzy_window_hours) == (
+        False,
+        0.9,
+        48,
+    )
     assert settings.storage.max_revisions == 5
 
 
@@ -53,8 +57,12 @@ def test_settings_reach_normalise() -> None:
     )
     source = settings.sources[0]
     article = normalise_entry(
-        entry, source=source, feed=ParsedFeed(), now=datetime(2024, 1, 1, tzinfo=UTC),
-        sanitise=settings.sanitise, canonical=settings.canonical,
+        entry,
+        source=source,
+        feed=ParsedFeed(),
+        now=datetime(2024, 1, 1, tzinfo=UTC),
+        sanitise=settings.sanitise,
+        canonical=settings.canonical,
     )
     assert article.url == "https://real.example/a?utm_source=kept"
     assert article.content == '<img src="data:image/png;base64,AA">'

@@ -29,7 +29,13 @@ def norm(now: datetime = NOW, **fields: Any) -> Article:
     ("published", "updated", "expected_published", "expected_updated", "clamped"),
     [
         (T, T + timedelta(hours=1), T, T + timedelta(hours=1), False),
-        (NOW + timedelta(hours=23), None, NOW + timedelta(hours=23), NOW + timedelta(hours=23), False),  # within a day: kept
+        (
+            NOW + timedelta(hours=23),
+            None,
+            NOW + timedelta(hours=23),
+            NOW + timedelta(hours=23),
+            False,
+        ),  # within a day: kept
         (NOW + timedelta(days=1, seconds=1), None, NOW, NOW, True),
         (NOW + timedelta(days=400), None, NOW, NOW, True),
         (T, NOW + timedelta(days=3), T, NOW, True),  # only updated in the future
@@ -38,10 +44,18 @@ def norm(now: datetime = NOW, **fields: Any) -> Article:
     ],
 )
 def test_future_dates_are_clamped_and_updated_never_precedes_published(
-    published: datetime, updated: datetime | None, expected_published: datetime, expected_updated: datetime, clamped: bool
+    published: datetime,
+    updated: datetime | None,
+    expected_published: datetime,
+    expected_updated: datetime,
+    clamped: bool,
 ) -> None:
     article = norm(published=published, updated=updated)
-    assert (article.published, article.updated, CLAMPED in article.flags) == (expected_published, expected_updated, clamped)
+    assert (article.published, article.updated, CLAMPED in article.flags) == (
+        expected_published,
+        expected_updated,
+        clamped,
+    )
     assert article.updated >= article.published
 
 
@@ -75,7 +89,9 @@ RSS = """<?xml version="1.0" encoding="utf-8"?>
 )
 def test_zone_less_dates_use_the_source_timezone_named_zones_do_not(zone: str, expected: datetime) -> None:
     source = SOURCE.model_copy(update={"timezone": zone})
-    feed = parse_feed(RSS.encode(), source_id="hk", url=source.url, content_type="application/rss+xml", default_tz=source.zone)
+    feed = parse_feed(
+        RSS.encode(), source_id="hk", url=source.url, content_type="application/rss+xml", default_tz=source.zone
+    )
     articles, warnings = normalise_feed(feed, source=source, now=NOW)
     assert warnings == []
     published = {a.title: a.published for a in articles}

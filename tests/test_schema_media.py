@@ -32,7 +32,9 @@ EXPECTED = {
 
 def test_enclosures_and_images() -> None:
     feed = parse_feed(FIXTURE.read_bytes(), source_id="radio", url=URL, content_type="application/rss+xml")
-    articles, warnings = normalise_feed(feed, source=SourceConfig(id="radio", url=URL), now=datetime(2024, 1, 1, tzinfo=UTC))
+    articles, warnings = normalise_feed(
+        feed, source=SourceConfig(id="radio", url=URL), now=datetime(2024, 1, 1, tzinfo=UTC)
+    )
     assert warnings == []
     # feedparser resolves relative guids against the feed URL (see workers/parse/xml_adapter.py).
     assert {(a.guid or "").rsplit("/", 1)[-1]: (a.image, a.enclosures) for a in articles} == EXPECTED

@@ -38,7 +38,9 @@ def test_changed_content_takes_feeds_newer_updated() -> None:
 
 
 def test_invented_published_date_is_kept_from_first_sight() -> None:
-    incoming = article(summary="two", published=NOW, updated=NOW, flags={ArticleFlag.PUBLISHED_MISSING, ArticleFlag.UPDATED_MISSING})
+    incoming = article(
+        summary="two", published=NOW, updated=NOW, flags={ArticleFlag.PUBLISHED_MISSING, ArticleFlag.UPDATED_MISSING}
+    )
     _, stored = decide_upsert(article(), incoming, NOW)
     assert stored.published == T0 and stored.updated == NOW
 

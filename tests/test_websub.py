@@ -96,7 +96,9 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-async def publish(settings: Settings, redis_url: str, clock: ManualClock, feed_server: FeedServer, items: list[tuple[str, str]]) -> None:
+async def publish(
+    settings: Settings, redis_url: str, clock: ManualClock, feed_server: FeedServer, items: list[tuple[str, str]]
+) -> None:
     """The source changes; the next poll ingests it and the hub fans it out."""
     feed_server.set("/src.rss", rss(items), content_type="application/rss+xml")
     clock.advance(61)
@@ -179,7 +181,13 @@ async def test_websub_journey(hub, redis, redis_url, feed_server, clock, subscri
     assert unsub["hub.mode"] == "unsubscribe" and unsub["hub.topic"] == ATOM_TOPIC and "hub.challenge" in unsub
     # The short lease (300 s from its verification) has run out by now.
     clock.advance(300)
-    await publish(settings, redis_url, clock, feed_server, [("a1", "First story (corrected)"), ("a2", "Second story"), ("a3", "Third")])
+    await publish(
+        settings,
+        redis_url,
+        clock,
+        feed_server,
+        [("a1", "First story (corrected)"), ("a2", "Second story"), ("a3", "Third")],
+    )
     assert len(subscriber.callbacks["signed"].delivered) == 2
     assert len(subscriber.callbacks["short"].delivered) == 2
     assert [i["title"] for i in json.loads(subscriber.callbacks["flaky"].delivered[-1][1])["items"]] == ["Third"]
@@ -202,17 +210,57 @@ async def test_unknown_feed_is_denied(hub, redis_url, clock, subscriber) -> None
         ({}, "hub.mode"),
         ({"hub.mode": "publish", "hub.topic": ATOM_TOPIC, "hub.callback": "http://x.test/cb"}, "hub.mode"),
         ({"hub.mode": "subscribe", "hub.callback": "http://x.test/cb"}, "hub.topic"),
-        ({"hub.mode": "subscribe", "hub.topic": "http://elsewhere.test/feeds/news.atom", "hub.callback": "http://x.test/cb"}, "hub.topic"),
-        ({"hub.mode": "subscribe", "hub.topic": f"{BASE}/feeds/news.xml", "hub.callback": "http://x.test/cb"}, "hub.topic"),
-        ({"hub.mode": "subscribe", "hub.topic": f"{ATOM_TOPIC}?tag=x", "hub.callback": "http://x.test/cb"}, "hub.topic"),
+        (
+            {
+                "hub.mode": "subscribe",
+                "hub.topic": "http://elsewhere.test/feeds/news.atom",
+                "hub.callback": "http://x.test/cb",
+            },
+            "hub.topic",
+        ),
+        (
+            {"hub.mode": "subscribe", "hub.topic": f"{BASE}/feeds/news.xml", "hub.callback": "http://x.test/cb"},
+            "hub.topic",
+        ),
+        (
+            {"hub.mode": "subscribe", "hub.topic": f"{ATOM_TOPIC}?tag=x", "hub.callback": "http://x.test/cb"},
+            "hub.topic",
+        ),
         ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC}, "hub.callback"),
         ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "ftp://x.test/cb"}, "http or https"),
         ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "javascript:alert(1)"}, "http or https"),
         ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "http:///cb"}, "no host"),
-        ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "http://x.test/" + "a" * 3000}, "longer than"),
-        ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "http://x.test/cb", "hub.secret": "s" * 200}, "200 bytes"),
-        ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "http://x.test/cb", "hub.lease_seconds": "soon"}, "lease"),
-        ({"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "http://x.test/cb", "hub.lease_seconds": "-5"}, "lease"),
+        (
+            {"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "http://x.test/" + "a" * 3000},
+            "longer than",
+        ),
+        (
+            {
+                "hub.mode": "subscribe",
+                "hub.topic": ATOM_TOPIC,
+                "hub.callback": "http://x.test/cb",
+                "hub.secret": "s" * 200,
+            },
+            "200 bytes",
+        ),
+        (
+            {
+                "hub.mode": "subscribe",
+                "hub.topic": ATOM_TOPIC,
+                "hub.callback": "http://x.test/cb",
+                "hub.lease_seconds": "soon",
+            },
+            "lease",
+        ),
+        (
+            {
+                "hub.mode": "subscribe",
+                "hub.topic": ATOM_TOPIC,
+                "hub.callback": "http://x.test/cb",
+                "hub.lease_seconds": "-5",
+            },
+            "lease",
+        ),
     ],
 )
 async def test_invalid_requests_get_400(redis, clock, aiohttp_client, feed_server, form, reason) -> None:  # type: ignore[no-untyped-def]
@@ -228,7 +276,15 @@ async def test_hub_wants_a_form(redis, clock, aiohttp_client, feed_server) -> No
     client = await aiohttp_client(create_app(hub_settings(feed_server), redis=redis, clock=clock))
     response = await client.post("/hub", json={"hub.mode": "subscribe"})
     assert response.status == 400 and "x-www-form-urlencoded" in await response.text()
-    ok = await client.post("/hub", data={"hub.mode": "subscribe", "hub.topic": ATOM_TOPIC, "hub.callback": "https://x.test/cb", "extra": "ignored"})
+    ok = await client.post(
+        "/hub",
+        data={
+            "hub.mode": "subscribe",
+            "hub.topic": ATOM_TOPIC,
+            "hub.callback": "https://x.test/cb",
+            "extra": "ignored",
+        },
+    )
     assert ok.status == 202
     assert await redis.zcard(keys.ARQ_QUEUE) == 1
     huge = await client.post("/hub", data={"hub.mode": "subscribe", "pad": "x" * 20000})
@@ -263,7 +319,13 @@ async def test_later_request_wins_when_verified_out_of_order(redis, clock) -> No
 
 
 async def test_delivery_gives_up_after_the_configured_tries_and_logs_no_secret(
-    hub, redis, redis_url, feed_server, clock, subscriber, caplog  # type: ignore[no-untyped-def]
+    hub,
+    redis,
+    redis_url,
+    feed_server,
+    clock,
+    subscriber,
+    caplog,  # type: ignore[no-untyped-def]
 ) -> None:
     settings, client = hub
     caplog.set_level("DEBUG")
@@ -281,7 +343,9 @@ async def test_delivery_gives_up_after_the_configured_tries_and_logs_no_secret(
     subscriber.callbacks["down"].post_statuses.clear()
     await subscribe(client, down, **{"secret": "rotated"})
     await run_worker(settings, redis_url, clock)
-    await publish(settings, redis_url, clock, feed_server, [("a1", "First story"), ("a2", "Second story"), ("a3", "Third")])
+    await publish(
+        settings, redis_url, clock, feed_server, [("a1", "First story"), ("a2", "Second story"), ("a3", "Third")]
+    )
     headers, body = subscriber.callbacks["down"].delivered[-1]
     assert headers["X-Hub-Signature"] == sign("rotated", body)
     assert "rotated" not in caplog.text

@@ -21,7 +21,9 @@ from service.hub.protocol import (
     with_query,
 )
 
-SETTINGS = settings_from_dict({"server": {"base_url": "https://agg.example/"}, "feeds": [{"name": "news", "title": "N"}]})
+SETTINGS = settings_from_dict(
+    {"server": {"base_url": "https://agg.example/"}, "feeds": [{"name": "news", "title": "N"}]}
+)
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 
 
@@ -50,25 +52,44 @@ def test_resolve_topic(url: str, expected: tuple[str, str] | None) -> None:
 
 
 def test_parse_subscribe_and_unsubscribe() -> None:
-    request = parse(mode="subscribe", topic="https://agg.example/feeds/news.rss", callback="https://sub.example/cb?x=1",
-                    lease_seconds="600", secret="é" * 99)  # 198 bytes: allowed
+    request = parse(
+        mode="subscribe",
+        topic="https://agg.example/feeds/news.rss",
+        callback="https://sub.example/cb?x=1",
+        lease_seconds="600",
+        secret="é" * 99,
+    )  # 198 bytes: allowed
     assert request.lease_seconds == 600 and request.secret == "é" * 99 and request.topic.fmt == "rss"
     assert "é" not in repr(request)  # the secret stays out of reprs (and so out of logs)
-    assert request.subscription_id == subscription_id("https://agg.example/feeds/news.rss", "https://sub.example/cb?x=1")
-    unsub = parse(mode="unsubscribe", topic="https://agg.example/feeds/news.rss", callback="https://sub.example/cb",
-                  lease_seconds="nonsense", secret="x")
+    assert request.subscription_id == subscription_id(
+        "https://agg.example/feeds/news.rss", "https://sub.example/cb?x=1"
+    )
+    unsub = parse(
+        mode="unsubscribe",
+        topic="https://agg.example/feeds/news.rss",
+        callback="https://sub.example/cb",
+        lease_seconds="nonsense",
+        secret="x",
+    )
     assert unsub.lease_seconds is None and unsub.secret is None  # both ignored for unsubscribe (spec 5.1)
 
 
 def test_unreserved_characters_are_decoded() -> None:
-    request = parse(mode="subscribe", topic="https://agg.example/feeds/%6Eews.rss", callback="https://s.example/%7Eme/cb?q=a%2Fb")
+    request = parse(
+        mode="subscribe", topic="https://agg.example/feeds/%6Eews.rss", callback="https://s.example/%7Eme/cb?q=a%2Fb"
+    )
     assert request.topic.url == "https://agg.example/feeds/news.rss"
     assert request.callback == "https://s.example/~me/cb?q=a%2Fb"  # reserved "/" stays encoded
 
 
 def test_secret_limit_is_in_bytes() -> None:
     with pytest.raises(HubRequestError, match="200 bytes"):
-        parse(mode="subscribe", topic="https://agg.example/feeds/news.rss", callback="https://s.example/", secret="é" * 100)
+        parse(
+            mode="subscribe",
+            topic="https://agg.example/feeds/news.rss",
+            callback="https://s.example/",
+            secret="é" * 100,
+        )
 
 
 def test_lease_clamped_into_bounds() -> None:
@@ -89,7 +110,10 @@ def test_with_query_keeps_the_callbacks_own_parameters() -> None:
     assert with_query("https://s.example/cb", params) == (
         "https://s.example/cb?hub.mode=subscribe&hub.topic=https%3A%2F%2Fagg.example%2Ffeeds%2Fnews.rss"
     )
-    assert with_query("https://s.example/cb?id=7&hub.mode=x", {"hub.challenge": "c"}) == "https://s.example/cb?id=7&hub.mode=x&hub.challenge=c"
+    assert (
+        with_query("https://s.example/cb?id=7&hub.mode=x", {"hub.challenge": "c"})
+        == "https://s.example/cb?id=7&hub.mode=x&hub.challenge=c"
+    )
     assert with_query("https://s.example/cb?", {"a": "b"}) == "https://s.example/cb?a=b"
     assert with_query("https://s.example/cb#frag", {"a": "b"}) == "https://s.example/cb?a=b"
 

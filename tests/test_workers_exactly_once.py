@@ -77,7 +77,10 @@ def start_worker(config: Path, redis_url: str, log: Path) -> subprocess.Popen[by
     env["REDIS_URL"] = redis_url
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "tributary", "--config", str(config), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "tributary", "--config", str(config), "worker"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
 
 

@@ -70,7 +70,9 @@ class Context:
 
 
 @click.group()
-@click.option("--config", "config", envvar="TRIBUTARY_CONFIG", default=None, help="config file (default config/tributary.toml)")
+@click.option(
+    "--config", "config", envvar="TRIBUTARY_CONFIG", default=None, help="config file (default config/tributary.toml)"
+)
 @click.option("--log-level", default="INFO", show_default=True)
 @click.pass_context
 def main(ctx: click.Context, config: str | None, log_level: str) -> None:
@@ -162,7 +164,9 @@ def poll(obj: Context, source_id: str) -> None:
         raise click.ClickException(f"no source {source_id!r} in the config")
     with redis_for(settings) as url:
         report = asyncio.run(_poll_once(settings, url, source_id))
-    click.echo(f"{source_id}: {report.status}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged")
+    click.echo(
+        f"{source_id}: {report.status}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged"
+    )
     if report.error:
         click.echo(f"error ({report.error_kind}): {report.error}", err=True)
         sys.exit(1)
@@ -213,6 +217,8 @@ def import_opml_command(obj: Context, opml_file: Path, dry_run: bool) -> None:
         click.echo(f"would add {len(added)} sources to {target}", err=True)
     else:
         click.echo(f"added {len(added)} sources to {target}" + (f": {', '.join(s.id for s in added)}" if added else ""))
+
+
 @main.command()
 @config_option
 @click.argument("source_id")
@@ -239,7 +245,9 @@ async def _enable(redis_url: str, source_id: str) -> str | None:
     try:
         raw = await redis.get(keys.source_state(source_id))
         state = SourceState.model_validate_json(raw) if raw else SourceState()
-        was = state.disabled_reason or ("yes" if state.disabled or await dispatch.is_disabled(redis, source_id) else None)
+        was = state.disabled_reason or (
+            "yes" if state.disabled or await dispatch.is_disabled(redis, source_id) else None
+        )
         state.disabled, state.disabled_reason, state.disabled_at = False, None, None
         state.consecutive_failures, state.failing_since = 0, None
         async with redis.pipeline(transaction=True) as pipe:

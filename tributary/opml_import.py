@@ -123,7 +123,12 @@ def _toml_string(value: str) -> str:
 def toml_sources(sources: list[NewSource]) -> str:
     blocks = []
     for s in sources:
-        lines = ["[[sources]]", f"id = {_toml_string(s.id)}", f"url = {_toml_string(s.url)}", f"name = {_toml_string(s.name)}"]
+        lines = [
+            "[[sources]]",
+            f"id = {_toml_string(s.id)}",
+            f"url = {_toml_string(s.url)}",
+            f"name = {_toml_string(s.name)}",
+        ]
         if s.tags:
             lines.append("tags = [" + ", ".join(_toml_string(t) for t in s.tags) + "]")
         blocks.append("\n".join(lines) + "\n")
@@ -155,7 +160,14 @@ def import_opml(opml_path: Path, config_path: Path, *, dry_run: bool = False) ->
     appended = toml_sources(added)
     if not added or dry_run:
         return added, skipped, appended
-    new_text = text + ("" if text.endswith("\n") or not text else "\n") + "\n# imported from " + " ".join(opml_path.name.split()) + "\n" + appended
+    new_text = (
+        text
+        + ("" if text.endswith("\n") or not text else "\n")
+        + "\n# imported from "
+        + " ".join(opml_path.name.split())
+        + "\n"
+        + appended
+    )
     settings_from_dict(tomllib.loads(new_text), origin=str(config_path))  # raises ConfigError, file untouched
     fd, tmp = tempfile.mkstemp(dir=config_path.parent, prefix=f".{config_path.name}.", suffix=".tmp")
     try:

@@ -41,7 +41,9 @@ def arq_redis(redis_url: str) -> ArqRedis:
     )
 
 
-def build_worker(settings: Settings, redis_url: str, *, clock: Clock = utcnow, burst: bool = False, **overrides: Any) -> Worker:
+def build_worker(
+    settings: Settings, redis_url: str, *, clock: Clock = utcnow, burst: bool = False, **overrides: Any
+) -> Worker:
     async def on_startup(ctx: dict[str, Any]) -> None:
         redis = ctx["redis"]
         store = Store(redis, settings)
@@ -64,7 +66,10 @@ def build_worker(settings: Settings, redis_url: str, *, clock: Clock = utcnow, b
             func(tasks.websub_verify, name="websub_verify", keep_result=60, timeout=60, max_tries=2),
             func(tasks.websub_notify, name="websub_notify", keep_result=3600, timeout=120, max_tries=3),
             func(
-                tasks.websub_deliver, name="websub_deliver", keep_result=3600, timeout=120,
+                tasks.websub_deliver,
+                name="websub_deliver",
+                keep_result=3600,
+                timeout=120,
                 max_tries=settings.websub.delivery_attempts + 1,  # the task gives up itself; +1 for a killed worker
             ),
         ],

@@ -33,7 +33,12 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
         await ingest_queued(res, ctx["consumer"])
     log.info(
         "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
-        source_id, report.status, report.new, report.updated, report.unchanged, report.next_poll,
+        source_id,
+        report.status,
+        report.new,
+        report.updated,
+        report.unchanged,
+        report.next_poll,
     )
     return {**asdict(report), "next_poll": report.next_poll.isoformat() if report.next_poll else None}
 
@@ -41,9 +46,7 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
 async def dispatch_due(ctx: dict[str, Any]) -> int:
     """Cron, once a second across all workers: turn due sources into poll jobs."""
     res: Resources = ctx["resources"]
-    claimed = await dispatch.claim_due(
-        res.redis, res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH
-    )
+    claimed = await dispatch.claim_due(res.redis, res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
     for source_id, claim in claimed:
         await ctx["redis"].enqueue_job(
             "poll", source_id, claim, _job_id=f"poll:{source_id}:{claim}", _queue_name=ctx["queue_name"]
@@ -89,5 +92,7 @@ async def websub_deliver(ctx: dict[str, Any], subscription_id: str, feed_name: s
     if status is websub.DeliveryStatus.FAILED:
         if attempt < res.settings.websub.delivery_attempts:
             raise Retry(defer=retry_delay(res.settings.websub, attempt))
-        log.warning("hub: gave up delivering %s change %s to %s after %d tries", feed_name, change, subscription_id, attempt)
+        log.warning(
+            "hub: gave up delivering %s change %s to %s after %d tries", feed_name, change, subscription_id, attempt
+        )
     return status

@@ -61,7 +61,9 @@ class Rendered:
     def same_content(self, tag: str) -> bool:
         """``tag`` names this content in any coding (how If-None-Match is compared)."""
         tag = tag.removeprefix("W/")
-        return tag == self.etag or (tag.startswith(self.etag[:-1] + "-") and tag[:-1].rsplit("-", 1)[1] in ("gzip", "br"))
+        return tag == self.etag or (
+            tag.startswith(self.etag[:-1] + "-") and tag[:-1].rsplit("-", 1)[1] in ("gzip", "br")
+        )
 
     def encoded(self, coding: str | None) -> bytes:
         if coding is None:
@@ -224,11 +226,14 @@ class FeedCache:
                     return items, Cursor(*position) if position else None
                 position = (score, article_id)
                 article = docs.get(article_id)
-                if article is not None and feed_filter_matches(feed, article) and query_matches(query, self.settings, article):
+                if (
+                    article is not None
+                    and feed_filter_matches(feed, article)
+                    and query_matches(query, self.settings, article)
+                ):
                     items.append(article)
             scanned += len(rows)
             if len(rows) < batch_size:
                 return items, None
             if scanned >= MAX_SCAN and position is not None:
                 return items, Cursor(*position)
-

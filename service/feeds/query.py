@@ -183,6 +183,11 @@ def query_matches(query: FeedQuery, settings: Settings, article: Article) -> boo
 
 def has_filters(feed: FeedConfig, query: FeedQuery) -> bool:
     return bool(
-        feed.include_keywords or feed.exclude_keywords or feed.languages or feed.min_date
-        or query.tags or query.sources or query.q
+        feed.include_keywords
+        or feed.exclude_keywords
+        or feed.languages
+        or feed.min_date
+        or query.tags
+        or query.sources
+        or query.q
     )

@@ -187,8 +187,14 @@ def parse_hub_request(
     elif secret is not None and len(secret.encode()) > MAX_SECRET_BYTES:
         raise HubRequestError("hub.secret must be less than 200 bytes")
     return HubRequest(
-        id=request_id, seq=seq, mode=mode, topic=topic, callback=callback,
-        lease_seconds=lease, secret=secret, received=received,
+        id=request_id,
+        seq=seq,
+        mode=mode,
+        topic=topic,
+        callback=callback,
+        lease_seconds=lease,
+        secret=secret,
+        received=received,
     )
 
 

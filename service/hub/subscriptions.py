@@ -58,7 +58,10 @@ class HubStore:
         sub_id = request.subscription_id
         applied_key = keys.hub_applied(sub_id)
         subscription = Subscription(
-            id=sub_id, topic=request.topic, callback=request.callback, secret=request.secret,
+            id=sub_id,
+            topic=request.topic,
+            callback=request.callback,
+            secret=request.secret,
             lease_seconds=lease_seconds,
             expires=now + timedelta(seconds=lease_seconds if request.mode == "subscribe" else 0),
             seq=request.seq,
@@ -75,10 +78,13 @@ class HubStore:
                     pipe.set(applied_key, request.seq, ex=self.max_lease_seconds + GRACE_SECONDS)
                     if request.mode == "subscribe":
                         pipe.set(
-                            keys.hub_subscription(sub_id), subscription.model_dump_json(),
+                            keys.hub_subscription(sub_id),
+                            subscription.model_dump_json(),
                             ex=lease_seconds + GRACE_SECONDS,
                         )
-                        pipe.zadd(keys.hub_feed_subscriptions(request.topic.feed), {sub_id: subscription.expires.timestamp()})
+                        pipe.zadd(
+                            keys.hub_feed_subscriptions(request.topic.feed), {sub_id: subscription.expires.timestamp()}
+                        )
                     else:
                         pipe.delete(keys.hub_subscription(sub_id))
                         pipe.zrem(keys.hub_feed_subscriptions(request.topic.feed), sub_id)

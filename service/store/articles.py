@@ -234,7 +234,9 @@ class Store:
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.zrem(index, *listed)
             for article_id, article in foreign.items():
-                still_shown = {f for ref in article.sources if ref.id != source_id for f in self.settings.feeds_of_source(ref.id)}
+                still_shown = {
+                    f for ref in article.sources if ref.id != source_id for f in self.settings.feeds_of_source(ref.id)
+                }
                 still_shown.update(self.settings.feeds_of_source(article.source_id))
                 for feed in feeds:
                     if feed not in still_shown:
@@ -291,7 +293,9 @@ class Store:
         """Where a feed's name is published whenever its version moves (see service.feeds.watch)."""
         return keys.feed_changes_channel(int(self.redis.connection_pool.connection_kwargs.get("db", 0)))
 
-    async def feed_index_page(self, feed_name: str, after: tuple[float, str] | None, count: int) -> list[tuple[str, float]]:
+    async def feed_index_page(
+        self, feed_name: str, after: tuple[float, str] | None, count: int
+    ) -> list[tuple[str, float]]:
         """Up to ``count`` (id, score) of the feed index, newest first, strictly after the position
         ``after`` = (score, id) in that order (Redis orders equal scores by id, reversed here)."""
         index = keys.feed_index(feed_name)
@@ -318,7 +322,9 @@ class Store:
             async with self.redis.pipeline(transaction=True) as pipe:
                 pipe.delete(keys.feed_index(feed.name))
                 if members:
-                    pipe.zunionstore(keys.feed_index(feed.name), [keys.source_index(s) for s in members], aggregate="MAX")
+                    pipe.zunionstore(
+                        keys.feed_index(feed.name), [keys.source_index(s) for s in members], aggregate="MAX"
+                    )
                 pipe.set(keys.feed_members(feed.name), fingerprint)
                 pipe.incr(keys.feed_version(feed.name))
                 pipe.publish(self.changes_channel, feed.name)

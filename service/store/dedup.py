@@ -46,7 +46,9 @@ def add_sources(owner: Article, refs: Iterable[SourceRef], owner_ref: SourceRef 
         return None
     current = tuple(owner.sources)
     if not any(ref.id == owner.source_id for ref in current):
-        own = owner_ref or SourceRef(id=owner.source_id, name=owner.source_id, url=owner.url, first_seen=owner.first_seen)
+        own = owner_ref or SourceRef(
+            id=owner.source_id, name=owner.source_id, url=owner.url, first_seen=owner.first_seen
+        )
         current = (own, *current)
     return owner.model_copy(update={"sources": current + tuple(fresh)})
 

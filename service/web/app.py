@@ -29,7 +29,6 @@ from service.web.appkeys import (
 OPML_TYPE = "text/x-opml; charset=utf-8"
 
 
-
 def static_pages(settings: Settings) -> dict[str, Rendered]:
     """Pages that depend on the config only, rendered once per process."""
     base = settings.server.base_url

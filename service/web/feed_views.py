@@ -145,11 +145,15 @@ async def index_page(request: web.Request) -> web.StreamResponse:
 
 
 async def feeds_opml(request: web.Request) -> web.StreamResponse:
-    return conditional_response(request, request.app[STATIC_PAGES].get("feeds.opml"), request.app[SETTINGS].server.cache_max_age)
+    return conditional_response(
+        request, request.app[STATIC_PAGES].get("feeds.opml"), request.app[SETTINGS].server.cache_max_age
+    )
 
 
 async def sources_opml(request: web.Request) -> web.StreamResponse:
-    return conditional_response(request, request.app[STATIC_PAGES].get("sources.opml"), request.app[SETTINGS].server.cache_max_age)
+    return conditional_response(
+        request, request.app[STATIC_PAGES].get("sources.opml"), request.app[SETTINGS].server.cache_max_age
+    )
 
 
 def conditional_response(

@@ -50,9 +50,7 @@ async def hub_post(request: web.Request) -> web.Response:
     store = hub_store(request.app)
     request_id = uuid.uuid4().hex
     try:
-        hub_request = parse_hub_request(
-            form, settings, request_id=request_id, seq=0, received=request.app[CLOCK]()
-        )
+        hub_request = parse_hub_request(form, settings, request_id=request_id, seq=0, received=request.app[CLOCK]())
     except HubRequestError as exc:
         return plain(400, str(exc))
     hub_request = hub_request.model_copy(update={"seq": await store.next_seq()})
@@ -60,7 +58,10 @@ async def hub_post(request: web.Request) -> web.Response:
     await jobs.enqueue(request.app[REDIS], "websub_verify", request_id, job_id=f"websub:verify:{request_id}")
     log.info(
         "hub: %s request %s for %s (subscription %s) accepted for verification",
-        hub_request.mode, request_id, hub_request.topic.url, hub_request.subscription_id,
+        hub_request.mode,
+        request_id,
+        hub_request.topic.url,
+        hub_request.subscription_id,
     )
     return plain(202, "Accepted: intent will be verified at the callback")
 

@@ -60,8 +60,16 @@ _CREDIT = re.compile(
 _AGENCY = re.compile(r"\s*\(((?:[A-Z][\w.&'-]*)(?:[ /][A-Z][\w.&'-]*){0,4})\)\s*\.?\s*$")
 
 _PUBLISHED_META = (
-    "article:published_time", "og:published_time", "datePublished", "pubdate", "publishdate",
-    "date", "dc.date.issued", "dcterms.created", "sailthru.date", "parsely-pub-date",
+    "article:published_time",
+    "og:published_time",
+    "datePublished",
+    "pubdate",
+    "publishdate",
+    "date",
+    "dc.date.issued",
+    "dcterms.created",
+    "sailthru.date",
+    "parsely-pub-date",
 )
 _UPDATED_META = ("article:modified_time", "og:updated_time", "dateModified", "lastmod", "dcterms.modified")
 _BLOCKS = "p", "div", "li", "figcaption", "blockquote", "span", "h2", "h3", "h4", "h5", "h6", "small", "em"

@@ -13,9 +13,7 @@ __all__ = ["extract_links"]
 _WEB_SCHEMES = frozenset({"http", "https"})
 
 
-def extract_links(
-    listing_html: bytes | str | lxml.html.HtmlElement, base_url: str, selector: str
-) -> list[str]:
+def extract_links(listing_html: bytes | str | lxml.html.HtmlElement, base_url: str, selector: str) -> list[str]:
     """Absolute http(s) URLs of the links ``selector`` matches, in page order, each once.
 
     ``selector`` may match the ``<a>`` itself or an element around it (its first ``<a href>``

@@ -141,7 +141,12 @@ async def fetch(
                 location = response.headers.get("Location")
                 if response.status in REDIRECTS and location:
                     if len(redirects) >= config.max_redirects:
-                        raise FetchError(source_id, ErrorKind.HTTP_4XX, f"more than {config.max_redirects} redirects", status=response.status)
+                        raise FetchError(
+                            source_id,
+                            ErrorKind.HTTP_4XX,
+                            f"more than {config.max_redirects} redirects",
+                            status=response.status,
+                        )
                     url = urljoin(str(response.url), location)
                     redirects.append((response.status, url))
                     continue
@@ -152,7 +157,9 @@ async def fetch(
                     message = f"HTTP {response.status} {response.reason}"
                     raise HTTPStatusError(source_id, kind, message, status=response.status, headers=response_headers)
                 body = await _read_capped(response, config.max_body_bytes, source_id)
-                return FetchResult(url=url, status=response.status, headers=response_headers, body=body, redirects=tuple(redirects))
+                return FetchResult(
+                    url=url, status=response.status, headers=response_headers, body=body, redirects=tuple(redirects)
+                )
     except FetchError:
         raise
     except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:

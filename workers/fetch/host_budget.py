@@ -52,19 +52,25 @@ local function acquire(active, rate, pause, token, concurrency, per_minute, slot
 end
 """
 
-ACQUIRE = _ACQUIRE_FUNCTION + """
+ACQUIRE = (
+    _ACQUIRE_FUNCTION
+    + """
 return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
 """
+)
 
 # The start of a poll in one round trip: take the source's lease, read its state, take a slot
 # on the host of its configured URL. Returns {0} when another poll holds the lease, else
 # {1, state or nil, verdict, wait_ms}.
-BEGIN_POLL = _ACQUIRE_FUNCTION + """
+BEGIN_POLL = (
+    _ACQUIRE_FUNCTION
+    + """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
 local state = redis.call('GET', KEYS[2])
 local verdict = acquire(KEYS[3], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 return {1, state, verdict[1], verdict[2]}
 """
+)
 
 
 class Verdict(IntEnum):
@@ -123,7 +129,9 @@ class HostBudget:
             return False, None, (Verdict.BUSY, 0.0), token
         return True, reply[1], (Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000), token
 
-    async def acquire(self, host: str, first: tuple[Verdict, float] | None = None, token: str | None = None) -> Slot | Deferred:
+    async def acquire(
+        self, host: str, first: tuple[Verdict, float] | None = None, token: str | None = None
+    ) -> Slot | Deferred:
         """A slot on ``host``, waiting briefly; a longer wait (a pause, a rate limit) defers.
 
         ``first``/``token`` carry the verdict of an acquire already sent in a pipeline.

@@ -25,7 +25,9 @@ class BlockedAddress(OSError):
     """A connection to a non-public address was refused."""
 
     def __init__(self, host: str, address: str):
-        super().__init__(f"{host} resolves to {address}, {BLOCKED_MARK} (set [fetch] allow_private_networks = true to allow)")
+        super().__init__(
+            f"{host} resolves to {address}, {BLOCKED_MARK} (set [fetch] allow_private_networks = true to allow)"
+        )
         self.host = host
         self.address = address
 
@@ -56,7 +58,9 @@ class GuardedResolver(AbstractResolver):
         self._inner = inner if inner is not None else DefaultResolver()
         self._allowed = allowed
 
-    async def resolve(self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         answers = await self._inner.resolve(host, port, family)
         allowed = [a for a in answers if self._allowed(a["host"])]
         if not allowed:

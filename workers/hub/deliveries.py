@@ -106,7 +106,10 @@ async def _verify_intent(res: Resources, store: HubStore, request: HubRequest) -
     if not challenge_echoed(status, body, challenge):
         log.info(
             "hub: %s of %s at %s not verified (HTTP %s)",
-            request.mode, request.subscription_id, callback_host(request.callback), status or "error",
+            request.mode,
+            request.subscription_id,
+            callback_host(request.callback),
+            status or "error",
         )
         return VerifyStatus.FAILED
     applied = await store.apply(request, lease, now)
@@ -114,7 +117,10 @@ async def _verify_intent(res: Resources, store: HubStore, request: HubRequest) -
         return VerifyStatus.STALE
     log.info(
         "hub: %s %s %s at %s%s",
-        request.mode, request.subscription_id, request.topic.url, callback_host(request.callback),
+        request.mode,
+        request.subscription_id,
+        request.topic.url,
+        callback_host(request.callback),
         f" for {lease}s" if request.mode == "subscribe" else "",
     )
     return VerifyStatus.VERIFIED
@@ -153,9 +159,7 @@ def change_id(feed_name: str, version: int, article_ids: Iterable[str]) -> str:
     return f"{version}-{digest.hexdigest()[:16]}"
 
 
-async def notify_changes(
-    redis: Redis, store: Store, now: datetime, changed: Mapping[str, Iterable[str]]
-) -> int:
+async def notify_changes(redis: Redis, store: Store, now: datetime, changed: Mapping[str, Iterable[str]]) -> int:
     """Queue one ``websub_notify`` per changed feed that has live subscribers (called by ingest)."""
     hub = hub_store(store.settings, redis)
     queued = 0
@@ -164,7 +168,9 @@ async def notify_changes(
         if not ids or await hub.live_count(feed_name, now) == 0:
             continue
         change = change_id(feed_name, await store.feed_version(feed_name), ids)
-        if await jobs.enqueue(redis, "websub_notify", feed_name, change, ids, job_id=f"websub:notify:{feed_name}:{change}"):
+        if await jobs.enqueue(
+            redis, "websub_notify", feed_name, change, ids, job_id=f"websub:notify:{feed_name}:{change}"
+        ):
             queued += 1
     return queued
 
@@ -186,7 +192,11 @@ async def notify(res: Resources, feed_name: str, change: str, article_ids: list[
         await store.save_payload(feed_name, change, fmt, render(merged, fmt))
     for subscription in subscriptions:
         await jobs.enqueue(
-            res.redis, "websub_deliver", subscription.id, feed_name, change,
+            res.redis,
+            "websub_deliver",
+            subscription.id,
+            feed_name,
+            change,
             job_id=f"websub:deliver:{subscription.id}:{feed_name}:{change}",
         )
     return len(subscriptions)
@@ -209,11 +219,17 @@ async def deliver(res: Resources, subscription_id: str, feed_name: str, change: 
         return DeliveryStatus.DELIVERED
     if status == 410:
         await store.remove(subscription)
-        log.info("hub: %s answered 410 Gone; subscription %s removed", callback_host(subscription.callback), subscription_id)
+        log.info(
+            "hub: %s answered 410 Gone; subscription %s removed", callback_host(subscription.callback), subscription_id
+        )
         return DeliveryStatus.GONE
     log.info(
         "hub: delivery of %s change %s to %s at %s failed (HTTP %s)",
-        feed_name, change, subscription_id, callback_host(subscription.callback), status or "error",
+        feed_name,
+        change,
+        subscription_id,
+        callback_host(subscription.callback),
+        status or "error",
     )
     return DeliveryStatus.FAILED
 
@@ -231,7 +247,9 @@ def delivery_headers(settings: Settings, subscription: Subscription, body: bytes
 async def _post(res: Resources, subscription: Subscription, body: bytes) -> int:
     headers = delivery_headers(res.settings, subscription, body)
     try:
-        async with res.session.post(subscription.callback, data=body, headers=headers, allow_redirects=False) as response:
+        async with res.session.post(
+            subscription.callback, data=body, headers=headers, allow_redirects=False
+        ) as response:
             await response.content.read(MAX_CHALLENGE_BODY)  # the body is ignored (spec 7); drain a little
             return response.status
     except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:

@@ -61,7 +61,13 @@ async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> 
 
 
 async def drain(
-    redis: Redis, store: Store, clock: Clock, consumer: str, *, max_entries: int = 1000, reclaim_idle_ms: int = RECLAIM_IDLE_MS
+    redis: Redis,
+    store: Store,
+    clock: Clock,
+    consumer: str,
+    *,
+    max_entries: int = 1000,
+    reclaim_idle_ms: int = RECLAIM_IDLE_MS,
 ) -> IngestReport:
     """Upsert queued articles until the stream has nothing for us (or ``max_entries``)."""
     await ensure_group(redis)

@@ -145,9 +145,7 @@ def _identity_guid(guid: str | None, canonical: CanonicalConfig) -> str | None:
     return guid
 
 
-def article_id(
-    source_id: str, guid: str | None, link: str | None, title: str | None, date: datetime | None
-) -> str:
+def article_id(source_id: str, guid: str | None, link: str | None, title: str | None, date: datetime | None) -> str:
     """Stable article id: the source plus the strongest identity the entry offers.
 
     guid, else link, else title + date (``title`` may be the summary excerpt standing in for a
@@ -184,9 +182,38 @@ def html_to_text(html: str | None) -> str:
 
 
 _BLOCKS = (
-    "address", "article", "aside", "blockquote", "br", "dd", "div", "dl", "dt", "figcaption", "figure",
-    "footer", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "li", "main", "nav", "ol", "p", "pre",
-    "section", "table", "td", "th", "tr", "ul",
+    "address",
+    "article",
+    "aside",
+    "blockquote",
+    "br",
+    "dd",
+    "div",
+    "dl",
+    "dt",
+    "figcaption",
+    "figure",
+    "footer",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "header",
+    "hr",
+    "li",
+    "main",
+    "nav",
+    "ol",
+    "p",
+    "pre",
+    "section",
+    "table",
+    "td",
+    "th",
+    "tr",
+    "ul",
 )
 
 

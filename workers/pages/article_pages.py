@@ -84,7 +84,9 @@ async def _fetch_page(res: Resources, source: SourceConfig, url: str) -> PageOut
     hosts = res.host_budget()
     slot = await hosts.acquire(urlsplit(url).hostname or "")
     if isinstance(slot, Deferred):
-        return PageOutcome(url, error=f"host {slot.host} {slot.verdict.name.lower()}, retried next poll", transient=True)
+        return PageOutcome(
+            url, error=f"host {slot.host} {slot.verdict.name.lower()}, retried next poll", transient=True
+        )
     try:
         return await _fetch_and_extract(res, source, url)
     finally:

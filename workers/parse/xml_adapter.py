@@ -215,9 +215,7 @@ def _entry(raw: Any, *, base: str, default_tz: tzinfo) -> ParsedEntry:
         updated=_date(raw, "updated", default_tz),
         enclosures=_enclosures(raw, base),
         image=_image(raw, base),
-        language=(
-            _detail_language(content) or _detail_language(summary_detail) or _detail_language(title_detail)
-        ),
+        language=(_detail_language(content) or _detail_language(summary_detail) or _detail_language(title_detail)),
     )
 
 

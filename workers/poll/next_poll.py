@@ -46,7 +46,9 @@ def interval_bounds(source: SourceConfig, fetch: FetchConfig) -> tuple[int, int]
     return min(floor, ceiling), ceiling
 
 
-def adaptive_interval(published: Sequence[float], now: datetime, floor: int, ceiling: int, window: int = 20) -> int | None:
+def adaptive_interval(
+    published: Sequence[float], now: datetime, floor: int, ceiling: int, window: int = 20
+) -> int | None:
     """Seconds between polls from the mean gap between the newest ``window`` items up to now.
 
     Measuring up to *now* (not up to the newest item) lets the interval grow while a source is

@@ -94,7 +94,12 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
 
 
 async def _poll_with_budget(
-    res: Resources, source: SourceConfig, state: SourceState, now: datetime, claim: str | None, finish: PollEnd,
+    res: Resources,
+    source: SourceConfig,
+    state: SourceState,
+    now: datetime,
+    claim: str | None,
+    finish: PollEnd,
     slot: Slot | Deferred,
 ) -> PollReport:
     fetch_config = res.settings.fetch
@@ -130,14 +135,18 @@ async def _poll_with_budget(
         fetch_config,
         now,
         consecutive_failures=state.consecutive_failures,
-        cache_seconds=publisher_hints.cache_lifetime(seen.headers, now) if report.status is not PollStatus.FAILED else None,
+        cache_seconds=publisher_hints.cache_lifetime(seen.headers, now)
+        if report.status is not PollStatus.FAILED
+        else None,
         feed_seconds=state.publisher_interval_seconds,
         retry_after_seconds=retry_after,
         recent_published=state.recent_published,
     )
     report.next_poll = state.next_poll = decision.at
     state.next_poll_reason = decision.reason
-    _maybe_disable(source, state, now, seen.status, fetch_config.max_consecutive_failures, fetch_config.disable_after_failing_days)
+    _maybe_disable(
+        source, state, now, seen.status, fetch_config.max_consecutive_failures, fetch_config.disable_after_failing_days
+    )
     if state.disabled:
         report.next_poll = state.next_poll = None
         state.next_poll_reason = "disabled"
@@ -204,11 +213,15 @@ def _record_move(source: SourceConfig, state: SourceState, result: FetchResult, 
         return
     log.warning("%s moved permanently: %s -> %s", source.id, previous, moved_to)
     status = result.redirects[-1][0]
-    state.redirects = [*state.redirects, RedirectRecord(at=now, status=status, from_url=previous, to_url=moved_to)][-MAX_REDIRECT_HISTORY:]
+    state.redirects = [*state.redirects, RedirectRecord(at=now, status=status, from_url=previous, to_url=moved_to)][
+        -MAX_REDIRECT_HISTORY:
+    ]
     state.current_url = None if moved_to == source.url else moved_to
 
 
-async def _poll(res: Resources, source: SourceConfig, state: SourceState, now: datetime, *, seen: _Seen | None = None) -> PollReport:
+async def _poll(
+    res: Resources, source: SourceConfig, state: SourceState, now: datetime, *, seen: _Seen | None = None
+) -> PollReport:
     seen = seen if seen is not None else _Seen()
     unconditional = _wants_unconditional(state, now, res.settings.fetch.force_unconditional_hours)
     result = await fetch(

@@ -53,7 +53,9 @@ class PollEnd:
 
     def reschedule(self, at: datetime, claim: str | None) -> None:
         """Next due time; with a claim, only while that claim still holds."""
-        self.mode, self.at, self.claim = ("set", at.timestamp(), "") if claim is None else ("claim", at.timestamp(), claim)
+        self.mode, self.at, self.claim = (
+            ("set", at.timestamp(), "") if claim is None else ("claim", at.timestamp(), claim)
+        )
 
     def disable(self) -> None:
         self.mode = "disable"

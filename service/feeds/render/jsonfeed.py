@@ -21,7 +21,6 @@ VERSION = "https://jsonfeed.org/version/1.1"
 UNKNOWN_MIME_TYPE = "application/octet-stream"
 
 
-
 def render_jsonfeed(feed: MergedFeed) -> bytes:
     # Text is cleaned as for XML so an item reads the same in every format; it also drops
     # lone surrogates, which UTF-8 cannot encode.
@@ -83,7 +82,9 @@ def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
     }
     # Every source that carried the item (cross-source provenance); an article stored before
     # provenance was recorded names its own source.
-    refs = article.sources or (SourceRef(id=source.id, name=source.name, link=source.link, first_seen=article.first_seen),)
+    refs = article.sources or (
+        SourceRef(id=source.id, name=source.name, link=source.link, first_seen=article.first_seen),
+    )
     extension["sources"] = [
         {
             "id": xml_safe(ref.id),
@@ -119,4 +120,3 @@ def _attachment(url: str, mime_type: str | None, length: int | None) -> dict[str
     if length is not None:
         attachment["size_in_bytes"] = length
     return attachment
-

@@ -33,9 +33,7 @@ def render_rss(feed: MergedFeed) -> bytes:
     _text(channel, "title", feed.title)
     ET.SubElement(channel, "link").text = safe_uri(feed.home_url)
     _text(channel, "description", feed.description)
-    ET.SubElement(
-        channel, "atom:link", href=safe_uri(feed.self_urls["rss"]), rel="self", type="application/rss+xml"
-    )
+    ET.SubElement(channel, "atom:link", href=safe_uri(feed.self_urls["rss"]), rel="self", type="application/rss+xml")
     for rel, href in paging_links(feed, "rss"):
         ET.SubElement(channel, "atom:link", href=safe_uri(href), rel=rel)
     if feed.updated is not None:

@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench clean
+.PHONY: run test check bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +19,13 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/tributary run $(ARGS)
 
-test: $(STAMP)
+test: check
 	$(BIN)/python -m pytest $(ARGS)
+
+# Format, import contracts (pyproject [tool.importlinter]); run before the suite by `make test`.
+check: $(STAMP)
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)
 	$(BIN)/python bench/poll_scale.py

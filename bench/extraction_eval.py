@@ -30,8 +30,8 @@ import trafilatura
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from service.errors import ParseError  # noqa: E402
-from workers.extract import extract_article  # noqa: E402
+from service.errors import ParseError
+from workers.extract import extract_article
 
 CORPUS_NAME = "scrapinghub-article-extraction-benchmark"
 CORPUS_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora"))
@@ -164,7 +164,7 @@ def main() -> int:
         for score, extractor in ((ours_score, ours), (bare_score, bare)):
             try:
                 text, seconds = timed(extractor, html, url)
-            except Exception as exc:  # noqa: BLE001 - a crash counts as an empty answer, and is reported
+            except Exception as exc:
                 score.errors += 1
                 print(f"{score.name}: {page_id}: {type(exc).__name__}: {exc}", file=sys.stderr)
                 text, seconds = "", 0.0

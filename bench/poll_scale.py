@@ -29,17 +29,17 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import aiohttp  # noqa: E402
-from aiohttp import web  # noqa: E402
-from aiohttp.abc import AbstractResolver  # noqa: E402
-from redis.asyncio import Redis  # noqa: E402
+import aiohttp
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+from redis.asyncio import Redis
 
-from service.clock import utcnow  # noqa: E402
-from service.config import settings_from_dict  # noqa: E402
-from service.store.articles import Store  # noqa: E402
-from workers.fetch.client import ACCEPT, fetch, new_session  # noqa: E402
+from service.clock import utcnow
+from service.config import settings_from_dict
+from service.store.articles import Store
+from workers.fetch.client import ACCEPT, fetch, new_session
 from workers.poll.pipeline import PollStatus, poll_source
-from workers.resources import Resources  # noqa: E402
+from workers.resources import Resources
 
 ITEMS = 50
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import corpora_dir
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-import extraction_eval as bench  # noqa: E402
+import extraction_eval as bench
 
 CORPUS = (corpora_dir() or Path("/nonexistent")) / bench.CORPUS_NAME
 

@@ -255,7 +255,7 @@ def test_empty_but_valid_feed_is_not_an_error() -> None:
         ({"id": "x", "banner_image": "b.png"}, lambda e: e.image.url == "https://example.com/b.png"),
     ],
 )
-def test_json_item_members(item: dict, check) -> None:  # noqa: ANN001
+def test_json_item_members(item: dict, check) -> None:
     body = json.dumps(
         {"version": "https://jsonfeed.org/version/1.1", "authors": [{"name": "Feed Author"}], "items": [item]}
     )

@@ -116,9 +116,9 @@ async def test_websub_journey(hub, redis, redis_url, feed_server, clock, subscri
     gone = subscriber.callback("gone", post_statuses=[410])
     mover = subscriber.callback("mover", verify="redirect")
 
-    await subscribe(client, signed, **{"secret": "s3cret", "lease_seconds": "3600"})
+    await subscribe(client, signed, secret="s3cret", lease_seconds="3600")
     await subscribe(client, flaky, topic=JSON_TOPIC)
-    await subscribe(client, short, **{"lease_seconds": "10"})  # clamped up to min_lease_seconds
+    await subscribe(client, short, lease_seconds="10")  # clamped up to min_lease_seconds
     await subscribe(client, liar)
     await subscribe(client, refuser)
     await subscribe(client, gone, topic=f"{BASE}/feeds/news")  # negotiated topic: delivered as Atom
@@ -330,7 +330,7 @@ async def test_delivery_gives_up_after_the_configured_tries_and_logs_no_secret(
     settings, client = hub
     caplog.set_level("DEBUG")
     down = subscriber.callback("down", post_statuses=[503] * 10)
-    await subscribe(client, down, **{"secret": "top-secret-value"})
+    await subscribe(client, down, secret="top-secret-value")
     await run_worker(settings, redis_url, clock)
     await publish(settings, redis_url, clock, feed_server, [("a1", "First story"), ("a2", "Second story")])
     assert [status for _, _, status in subscriber.callbacks["down"].posts] == [503] * settings.websub.delivery_attempts
@@ -341,7 +341,7 @@ async def test_delivery_gives_up_after_the_configured_tries_and_logs_no_secret(
 
     # Back up, re-subscribed with a new secret: it replaces the old one for the next delivery.
     subscriber.callbacks["down"].post_statuses.clear()
-    await subscribe(client, down, **{"secret": "rotated"})
+    await subscribe(client, down, secret="rotated")
     await run_worker(settings, redis_url, clock)
     await publish(
         settings, redis_url, clock, feed_server, [("a1", "First story"), ("a2", "Second story"), ("a3", "Third")]

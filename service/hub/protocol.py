@@ -239,4 +239,4 @@ def hub_url(settings: Settings) -> str:
 
 def retry_delay(config: WebSubConfig, attempt: int) -> float:
     """Exponential backoff before try ``attempt + 1``: base, 2*base, 4*base ... capped."""
-    return min(config.retry_max_seconds, config.retry_base_seconds * 2 ** max(0, attempt - 1))
+    return min(config.retry_max_seconds, config.retry_base_seconds * 2.0 ** max(0, attempt - 1))

@@ -154,4 +154,5 @@ class HubStore:
         await self.redis.set(keys.hub_payload(feed_name, change, fmt), body, ex=PAYLOAD_TTL_SECONDS)
 
     async def payload(self, feed_name: str, change: str, fmt: str) -> bytes | None:
-        return await self.redis.get(keys.hub_payload(feed_name, change, fmt))
+        body: bytes | None = await self.redis.get(keys.hub_payload(feed_name, change, fmt))
+        return body

@@ -15,6 +15,6 @@ SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", Redis)
 STORE = web.AppKey("store", Store)
 FEED_CACHE = web.AppKey("feed_cache", FeedCache)
-CLOCK = web.AppKey("clock", Clock)
+CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 FEED_WATCH = web.AppKey("feed_watch", FeedWatch)
 STATIC_PAGES = web.AppKey("static_pages", dict[str, Rendered])  # "/", the OPML lists: built once

@@ -7,7 +7,6 @@ session's SSRF guard (:mod:`workers.fetch.netguard`).
 
 from __future__ import annotations
 
-import asyncio
 import ssl
 from collections.abc import Callable, Mapping
 from urllib.parse import urljoin, urlsplit
@@ -162,7 +161,7 @@ async def fetch(
                 )
     except FetchError:
         raise
-    except (asyncio.TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise FetchError(source_id, ErrorKind.TIMEOUT, f"no complete answer within {config.timeout_seconds}s") from exc
     except aiohttp.ClientConnectorError as exc:
         if netguard.is_blocked_error(exc):

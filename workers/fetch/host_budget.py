@@ -171,7 +171,7 @@ class HostBudget:
             await pipe.execute()
 
     async def paused_for(self, host: str) -> float:
-        ttl = await self.redis.pttl(keys.host_budget(host)[2])
+        ttl = int(await self.redis.pttl(keys.host_budget(host)[2]))
         return max(ttl, 0) / 1000
 
 

@@ -16,7 +16,6 @@ Callback URLs are capability URLs and secrets are secrets: logs name subscriptio
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import secrets
@@ -132,7 +131,7 @@ async def _get(res: Resources, url: str) -> tuple[int, bytes]:
     try:
         async with res.session.get(url, allow_redirects=False, timeout=timeout, headers={"Accept": "*/*"}) as response:
             return response.status, await _read_capped(response, MAX_CHALLENGE_BODY)
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         log.info("hub: callback GET to %s failed: %s", callback_host(url), type(exc).__name__)
     except Exception as exc:  # e.g. a guard refusing the address: a failed request, never a dead job
         log.warning("hub: callback GET to %s refused: %s", callback_host(url), type(exc).__name__)
@@ -252,7 +251,7 @@ async def _post(res: Resources, subscription: Subscription, body: bytes) -> int:
         ) as response:
             await response.content.read(MAX_CHALLENGE_BODY)  # the body is ignored (spec 7); drain a little
             return response.status
-    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
+    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
         log.info("hub: POST to %s failed: %s", callback_host(subscription.callback), type(exc).__name__)
     except Exception as exc:  # e.g. a guard refusing the address: a failed try, never a dead job
         log.warning("hub: POST to %s refused: %s", callback_host(subscription.callback), type(exc).__name__)

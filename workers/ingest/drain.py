@@ -57,7 +57,7 @@ async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> 
     entry_id = await redis.xadd(
         keys.INGEST_STREAM, {"source_id": source_id, "articles": ARTICLES.dump_json(list(articles))}
     )
-    return entry_id.decode()
+    return str(entry_id.decode())
 
 
 async def drain(

@@ -26,7 +26,7 @@ def parse_feed(
     source_id: str,
     url: str,
     content_type: str | None,
-    headers: Mapping[str, str] = {},  # noqa: B006 - read only
+    headers: Mapping[str, str] = {},
     default_tz: tzinfo = UTC,
 ) -> ParsedFeed:
     """Parse a fetched body as JSON Feed or RSS/Atom, whichever it is.

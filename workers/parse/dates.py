@@ -147,7 +147,7 @@ _OFFSET = re.compile(
 _ZONE_NAME = re.compile(r"(?<![A-Za-z])([A-Z]{1,5})(?![A-Za-z])")
 
 
-def parse_date(text: str, default_tz: tzinfo = UTC) -> datetime | None:
+def parse_date(text: object, default_tz: tzinfo = UTC) -> datetime | None:
     """Read a date string as an aware UTC datetime, or ``None`` if it cannot be read."""
     if not isinstance(text, str):
         return None

@@ -161,7 +161,7 @@ def _entry(item: JsonItem, *, base: str, feed_authors: tuple[Author, ...], defau
         link=_absolute(item.url, base) or _absolute(item.external_url, base),
         title=_text(item.title),
         title_is_html=False,
-        summary=_escape(item.summary) if _text(item.summary) else None,
+        summary=_escape(item.summary) if item.summary and _text(item.summary) else None,
         content=content or None,
         authors=authors,
         tags=tuple(tag.strip() for tag in item.tags or () if tag.strip()),
@@ -179,7 +179,7 @@ def _authors(raw_authors: Iterable[JsonAuthor], base: str) -> tuple[Author, ...]
         url = _absolute(raw.url, base)
         email = None
         if url and url.lower().startswith("mailto:"):
-            url, email = None, url[len("mailto:") :]
+            email, url = url[len("mailto:") :], None
         author = Author(name=_text(raw.name), email=email, url=url)
         if (author.name or author.email or author.url) and author not in authors:
             authors.append(author)

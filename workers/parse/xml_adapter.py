@@ -240,7 +240,7 @@ def _authors(raw_authors: Iterable[Mapping[str, Any]]) -> tuple[Author, ...]:
     return tuple(authors)
 
 
-def _date(raw: Mapping[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
+def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
     # dict.get, not FeedParserDict.get: the latter answers "updated" with "published".
     text = dict.get(raw, key)
     if isinstance(text, str) and (parsed := parse_date(text, default_tz)):

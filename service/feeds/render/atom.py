@@ -50,7 +50,8 @@ def render_atom(feed: MergedFeed) -> bytes:
     ET.SubElement(ET.SubElement(root, "author"), "name").text = xml_safe(feed.title)
     for article in feed.items:
         _entry(root, feed, article)
-    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _entry(root: ET.Element, feed: MergedFeed, article: Article) -> None:

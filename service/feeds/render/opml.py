@@ -32,7 +32,8 @@ def render_feeds_opml(settings: Settings) -> bytes:
             xmlUrl=safe_uri(urls["atom"]),
             htmlUrl=safe_uri(f"{base}/feeds/{feed.name}"),
         )
-    return ET.tostring(opml, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(opml, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def render_sources_opml(settings: Settings) -> bytes:
@@ -58,4 +59,5 @@ def render_sources_opml(settings: Settings) -> bytes:
         )
         if source.tags:
             outline.set("category", xml_safe(",".join(source.tags)))
-    return ET.tostring(opml, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(opml, encoding="utf-8", xml_declaration=True)
+    return document

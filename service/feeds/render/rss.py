@@ -41,7 +41,8 @@ def render_rss(feed: MergedFeed) -> bytes:
     ET.SubElement(channel, "generator").text = GENERATOR
     for article in feed.items:
         _item(channel, feed, article)
-    return ET.tostring(rss, encoding="utf-8", xml_declaration=True)
+    document: bytes = ET.tostring(rss, encoding="utf-8", xml_declaration=True)
+    return document
 
 
 def _item(channel: ET.Element, feed: MergedFeed, article: Article) -> None:

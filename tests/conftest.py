@@ -1,5 +1,9 @@
 """Shared fixtures: a real Redis (``REDIS_URL`` or embedded) on a dedicated, flushed DB,
-a local feed server, a manual clock. Nothing here mocks Redis or HTTP."""
+a local feed server, a manual clock. Nothing here mocks Redis or HTTP.
+
+Corpora of real feeds and pages are read in place from ``../shared/corpora`` beside the
+repository (:data:`CORPORA`); tests that need them skip, naming that path, where it is absent.
+"""
 
 from __future__ import annotations
 
@@ -17,11 +21,16 @@ from tests.feedserver import FeedServer
 
 DATA = Path(__file__).parent / "data"
 TEST_DB = int(os.environ.get("TRIBUTARY_TEST_DB", "13"))
-CORPORA_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora"))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 
 
-def corpora_dir() -> Path | None:
-    return next((p for p in CORPORA_CANDIDATES if p.is_dir()), None)
+def corpus(*parts: str) -> Path:
+    """``CORPORA/parts``; skips the calling test, naming the expected path, where it is absent."""
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"corpus not found: expected {path} (../shared/corpora beside the repository)")
+    return path
 
 
 def with_db(url: str, db: int) -> str:

@@ -25,6 +25,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/poll_scale.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/render.py
 	$(BIN)/python bench/extraction_eval.py
 
 clean:

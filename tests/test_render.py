@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import timeit
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
@@ -360,21 +359,6 @@ def test_naive_dates_are_refused() -> None:
 )
 def test_safe_uri(url: str, safe: str) -> None:
     assert safe_uri(url) == safe
-
-
-def test_render_speed_of_100_items() -> None:
-    """Printed, not asserted (see it with -s): one render of a 100-item feed with ~2.7 KB bodies."""
-    body = "<p>Some <a href='https://x.example/'>linked</a> text &amp; more.</p>\n" * 40
-    enclosure = Enclosure(url="https://x.example/e.mp3", type="audio/mpeg", length=1)
-    feed = merged(
-        *(
-            article(n, content=body, authors=(Author(name="Jane"),), tags=("a", "b"), enclosures=(enclosure,))
-            for n in range(100)
-        )
-    )
-    for fmt in FORMATS:
-        seconds = min(timeit.repeat(lambda: render(feed, fmt), number=20, repeat=3)) / 20  # noqa: B023
-        print(f"render {fmt:4} 100 items: {seconds * 1000:.2f} ms, {len(render(feed, fmt)) // 1024} KiB")
 
 
 PAGED_LINKS = {

@@ -30,6 +30,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/poll_scale.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/render.py
 	$(BIN)/python bench/extraction_eval.py
 
 clean:

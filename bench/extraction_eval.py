@@ -34,7 +34,7 @@ from service.errors import ParseError
 from workers.extract import extract_article
 
 CORPUS_NAME = "scrapinghub-article-extraction-benchmark"
-CORPUS_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora"))
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / CORPUS_NAME  # ../shared/corpora
 SHINGLE = 4
 _TOKEN = re.compile(r"\w+")
 _BLOCKS = (
@@ -143,13 +143,17 @@ def reference_predictions(corpus: Path, name: str) -> dict[str, str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--corpus", type=Path, help=f"folder of {CORPUS_NAME}")
+    parser.add_argument(
+        "--corpus", type=Path, default=DEFAULT_CORPUS, help=f"folder of {CORPUS_NAME} (default: %(default)s)"
+    )
     parser.add_argument("--limit", type=int, default=0, help="first N pages only")
     parser.add_argument("--worst", type=int, default=0, help="list the N pages where we trail bare trafilatura most")
     args = parser.parse_args()
-    corpus = args.corpus or next((c / CORPUS_NAME for c in CORPUS_CANDIDATES if (c / CORPUS_NAME).is_dir()), None)
-    if corpus is None or not (corpus / "ground-truth.json").exists():
-        print(f"corpus {CORPUS_NAME} not found (looked in {', '.join(map(str, CORPUS_CANDIDATES))})", file=sys.stderr)
+    corpus = args.corpus
+    if not (corpus / "ground-truth.json").exists():
+        print(
+            f"corpus {CORPUS_NAME} not found: expected {corpus / 'ground-truth.json'} (see --corpus)", file=sys.stderr
+        )
         return 2
     truth = json.loads((corpus / "ground-truth.json").read_text(encoding="utf-8"))
     page_ids = sorted(truth)[: args.limit or None]

@@ -79,7 +79,7 @@ def serve(port_queue: Any) -> None:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0, backlog=4096)
         await site.start()
-        port_queue.put(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+        port_queue.put(runner.addresses[0][1])
         await asyncio.Event().wait()
 
     asyncio.run(main())

@@ -1,59 +1,104 @@
-"""Shared fixtures: a real Redis (``REDIS_URL`` or embedded) on a dedicated, flushed DB,
-a local feed server, a manual clock. Nothing here mocks Redis or HTTP."""
+"""Shared fixtures: a real Redis on a DB the suite owns, a local feed server, a manual clock, and
+the corpora. Nothing here mocks Redis or HTTP.
+
+Redis, and the rule that keeps the suite from destroying data:
+
+- ``REDIS_URL`` unset (the default): each session starts its own embedded redis-server in a
+  temporary directory and stops it at the end. Nothing else can see it.
+- ``REDIS_URL`` set (CI, or your own Redis): the suite uses DB ``TRIBUTARY_TEST_DB`` (default
+  13) of that server, whatever DB the URL names, and flushes it before and after every test.
+- The suite flushes a DB only if it is empty or carries the suite's marker key (see
+  ``tests/dbclaim.py``): it claims an empty DB by writing the marker and releases it empty at
+  the end. A DB holding keys the suite did not write stops the session at once, naming the
+  URL, the DB and the key count; choose another DB with ``TRIBUTARY_TEST_DB=N``. Tests never
+  FLUSHDB themselves: they call :func:`reset_db`.
+
+Corpora of real feeds and pages are read in place from ``../shared/corpora`` beside the
+repository (:data:`CORPORA`); tests that need them skip, naming that path, where it is absent.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import NoReturn
 
 import pytest
+import redis as redis_sync
 from redis.asyncio import Redis
 
 from service.store.embedded_redis import EmbeddedRedis
+from tests.dbclaim import ForeignData, claim, claim_async, release, with_db
 from tests.feedserver import FeedServer
 
 DATA = Path(__file__).parent / "data"
 TEST_DB = int(os.environ.get("TRIBUTARY_TEST_DB", "13"))
-CORPORA_CANDIDATES = (Path(__file__).resolve().parents[2] / "shared" / "corpora", Path("/work/shared/corpora"))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CORPORA = REPO_ROOT.parent / "shared" / "corpora"
 
 
-def corpora_dir() -> Path | None:
-    return next((p for p in CORPORA_CANDIDATES if p.is_dir()), None)
+def corpus(*parts: str) -> Path:
+    """``CORPORA/parts``; skips the calling test, naming the expected path, where it is absent."""
+    path = CORPORA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"corpus not found: expected {path} (../shared/corpora beside the repository)")
+    return path
 
 
-def with_db(url: str, db: int) -> str:
-    parts = urlsplit(url)
-    if parts.scheme == "unix":
-        query = "&".join(q for q in parts.query.split("&") if q and not q.startswith("db=")) + f"&db={db}"
-        return urlunsplit(parts._replace(query=query.lstrip("&")))
-    return urlunsplit(parts._replace(path=f"/{db}"))
+def refuse(exc: ForeignData) -> NoReturn:
+    pytest.exit(str(exc), returncode=pytest.ExitCode.USAGE_ERROR)
+
+
+@contextmanager
+def claimed(url: str) -> Iterator[str]:
+    client = redis_sync.Redis.from_url(url)
+    try:
+        try:
+            claim(client)
+        except ForeignData as exc:
+            refuse(exc)
+        yield url
+        release(client)
+    finally:
+        client.close()
 
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``REDIS_URL`` (CI) on a dedicated DB, else an embedded redis-server for the session."""
+    """DB ``TRIBUTARY_TEST_DB`` of ``REDIS_URL`` (CI), else of an embedded redis-server, claimed."""
     if os.environ.get("REDIS_URL"):
-        yield with_db(os.environ["REDIS_URL"], TEST_DB)
+        with claimed(with_db(os.environ["REDIS_URL"], TEST_DB)) as url:
+            yield url
         return
     embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"), persist=False)
     embedded.start()
     try:
-        yield with_db(embedded.url, TEST_DB)
+        with claimed(with_db(embedded.url, TEST_DB)) as url:
+            yield url
     finally:
         embedded.stop()
 
 
+async def reset_db(client: Redis) -> None:
+    """Empty the suite's DB (its marker stays); stops the session if the DB is no longer the suite's."""
+    try:
+        await claim_async(client)
+    except ForeignData as exc:
+        refuse(exc)
+
+
 @pytest.fixture
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    """A client on the suite's DB, empty but for the marker when the test starts, and emptied after it."""
     client = Redis.from_url(redis_url)
-    await client.flushdb()
+    await reset_db(client)
     try:
         yield client
     finally:
-        await client.flushdb()
+        await reset_db(client)
         await client.aclose()
 
 

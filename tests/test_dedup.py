@@ -13,6 +13,7 @@ from service.config import settings_from_dict
 from service.models import Article, UpsertOutcome
 from service.store.articles import Store
 from service.store.dedup import add_sources, fuzzy_match, identifies_article
+from tests.conftest import reset_db
 from workers.normalise.entry import normalise_entry
 from workers.parse.types import ParsedEntry, ParsedFeed
 
@@ -153,7 +154,7 @@ async def test_fuzzy_titles_are_opt_in(redis) -> None:  # type: ignore[no-untype
     b = article("b", link="https://b.example/2", title="Typhoon Signal 8 raised.", published=T0 + timedelta(hours=3))
     store = Store(redis, SETTINGS)
     assert [await store.upsert(a, NOW), await store.upsert(b, NOW)] == [UpsertOutcome.NEW, UpsertOutcome.NEW]
-    await redis.flushdb()
+    await reset_db(redis)
     fuzzy = settings_from_dict({**CONFIG, "dedup": {"fuzzy_titles": True}})
     store = Store(redis, fuzzy)
     assert [await store.upsert(a, NOW), await store.upsert(b, NOW)] == [UpsertOutcome.NEW, UpsertOutcome.MERGED]

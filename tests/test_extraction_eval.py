@@ -10,19 +10,20 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import corpora_dir
+from tests.conftest import corpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 import extraction_eval as bench
 
-CORPUS = (corpora_dir() or Path("/nonexistent")) / bench.CORPUS_NAME
+
+@pytest.fixture(scope="module")
+def bench_corpus() -> Path:
+    return corpus(bench.CORPUS_NAME, "ground-truth.json").parent
 
 
 @pytest.fixture(scope="module")
-def truth() -> dict[str, dict[str, str]]:
-    if not (CORPUS / "ground-truth.json").exists():
-        pytest.skip(f"{CORPUS} absent: the article-extraction benchmark lives in ../shared/corpora")
-    return json.loads((CORPUS / "ground-truth.json").read_text(encoding="utf-8"))
+def truth(bench_corpus: Path) -> dict[str, dict[str, str]]:
+    return json.loads((bench_corpus / "ground-truth.json").read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize(
@@ -39,8 +40,8 @@ def test_precision_recall(truth_text: str, predicted: str, expected: tuple[float
     assert bench.precision_recall(truth_text, predicted) == pytest.approx(expected)
 
 
-def test_scorer_reproduces_published_trafilatura_f1(truth) -> None:  # type: ignore[no-untyped-def]
-    stored = bench.reference_predictions(CORPUS, "trafilatura")
+def test_scorer_reproduces_published_trafilatura_f1(truth, bench_corpus: Path) -> None:  # type: ignore[no-untyped-def]
+    stored = bench.reference_predictions(bench_corpus, "trafilatura")
     score = bench.Score("trafilatura")
     for page_id, item in truth.items():
         score.add(page_id, item["articleBody"], stored.get(page_id, ""))
@@ -49,10 +50,10 @@ def test_scorer_reproduces_published_trafilatura_f1(truth) -> None:  # type: ign
 
 
 @pytest.mark.slow
-def test_ours_not_worse_than_bare_trafilatura(truth) -> None:  # type: ignore[no-untyped-def]
+def test_ours_not_worse_than_bare_trafilatura(truth, bench_corpus: Path) -> None:  # type: ignore[no-untyped-def]
     ours, bare = bench.Score("ours"), bench.Score("bare")
     for page_id in sorted(truth)[:40]:
-        html = gzip.decompress((CORPUS / "html" / f"{page_id}.html.gz").read_bytes())
+        html = gzip.decompress((bench_corpus / "html" / f"{page_id}.html.gz").read_bytes())
         url = truth[page_id]["url"]
         ours.add(page_id, truth[page_id]["articleBody"], bench.ours(html, url))
         bare.add(page_id, truth[page_id]["articleBody"], bench.bare(html, url))

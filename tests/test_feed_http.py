@@ -18,6 +18,7 @@ from lxml import etree
 from service import keys
 from service.config import Settings, settings_from_dict
 from service.feeds.cache import MAX_QUERY_ENTRIES
+from service.feeds.query import parse_query
 from service.feeds.render.xmltext import article_uri
 from service.models import Article
 from service.store.articles import Store
@@ -147,10 +148,10 @@ async def test_compression_by_accept_encoding(app_client, accept_encoding: str, 
     assert decoded == plain
     if coding is not None:
         assert response.headers["ETag"].endswith(f'-{coding}"')
-        # The compressed bytes are cached: the same object is served again.
+        # The compressed bytes are made once per change and served from the cache.
         cache = client.app[FEED_CACHE]
-        rendered = cache._plain["all"].rendered("rss")
-        assert rendered.encoded(coding) is rendered.encoded(coding)
+        rendered = (await cache.snapshot(cache.settings.feeds[0])).rendered("rss")
+        assert rendered.encoded(coding) is rendered.encoded(coding) and rendered.encoded(coding) == raw
         again = await client.get(
             "/feeds/all.rss",
             headers={"Accept-Encoding": accept_encoding, "If-None-Match": response.headers["ETag"]},
@@ -268,7 +269,9 @@ async def test_query_parameters(app_client) -> None:  # type: ignore[no-untyped-
     doc = json.loads(await (await client.get("/feeds/all.json?q=%20Hong%20%20kong&unknown=1")).read())
     assert doc["feed_url"] == "http://feeds.test/feeds/all.json?q=hong+kong"
     cache = client.app[FEED_CACHE]
-    assert ("all", "?q=hong+kong") in cache._queried
+    feed = cache.settings.feeds[0]
+    spelled = await cache.snapshot(feed, parse_query([("q", " Hong  kong"), ("unknown", "1")], feed))
+    assert await cache.snapshot(feed, parse_query([("q", "hong kong")], feed)) is spelled
 
 
 @pytest.mark.parametrize(
@@ -295,11 +298,15 @@ async def test_bad_query_is_a_400_json_error(app_client, query: str) -> None:  #
 async def test_query_cache_is_bounded(app_client) -> None:  # type: ignore[no-untyped-def]
     client, store = await app_client()
     await seed(store, article(1))
-    for n in range(MAX_QUERY_ENTRIES + 40):
-        assert (await client.get(f"/feeds/all.rss?q=word{n}")).status == 200
     cache = client.app[FEED_CACHE]
-    assert len(cache._queried) == MAX_QUERY_ENTRIES
-    assert ("all", f"?q=word{MAX_QUERY_ENTRIES + 39}") in cache._queried
+    feed = cache.settings.feeds[0]
+    queries = [parse_query([("q", f"word{n}")], feed) for n in range(MAX_QUERY_ENTRIES + 40)]
+    built = [await cache.snapshot(feed, query) for query in queries]
+    # A cached query hands back the same snapshot, an evicted one is built anew: the newest
+    # MAX_QUERY_ENTRIES are all kept, and the one before them is gone (checked first: a miss evicts).
+    for query, snapshot in zip(queries[40:], built[40:], strict=True):
+        assert await cache.snapshot(feed, query) is snapshot
+    assert await cache.snapshot(feed, queries[39]) is not built[39]
 
 
 async def test_configured_filters(app_client) -> None:  # type: ignore[no-untyped-def]
@@ -459,8 +466,9 @@ async def test_cached_path_trusts_announcements_not_redis(app_client, redis) -> 
     client, store = await app_client()
     watch = client.app[FEED_WATCH]
     assert watch.connected
+    before = watch.stamp("all")
     await seed(store, article(1))
-    await wait_for(lambda: watch._generations.get("all", 0) >= 1)
+    await wait_for(lambda: watch.stamp("all") != before)  # the write's announcement arrived
     assert await titles(client, "/feeds/all.json") == ["Story 1"]
 
     # A version bump nobody announced is not seen while the cache may trust itself: no GET...
@@ -474,8 +482,10 @@ async def test_cached_path_trusts_announcements_not_redis(app_client, redis) -> 
     watch.max_staleness = 60
 
     # A real write announces itself and is served at once.
+    cache = client.app[FEED_CACHE]
+    assert cache.fresh("all") is not None
     await seed(store, article(9))
-    await wait_for(lambda: client.app[FEED_CACHE]._checked["all"].stamp != watch.stamp("all"))
+    await wait_for(lambda: cache.fresh("all") is None)
     assert (await titles(client, "/feeds/all.json"))[0] == "Story 9"
 
 

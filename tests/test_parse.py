@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Any
 
 import feedparser
 import pytest
@@ -16,6 +17,7 @@ from service.errors import ErrorKind, ParseError
 from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed
 from workers.parse.json_adapter import parse_json_feed
+from workers.parse.types import ParsedEntry
 from workers.parse.xml_adapter import parse_xml_feed
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
@@ -212,14 +214,14 @@ def test_broken_entry_is_skipped_with_a_warning_not_the_feed(monkeypatch: pytest
     body = b'<rss version="2.0"><channel><title>T</title><item><guid isPermaLink="false">a</guid></item><item><guid isPermaLink="false">b</guid><enclosure url="/x" length="12"/></item></channel></rss>'
     import workers.parse.xml_adapter as feed_module
 
-    real = feed_module._enclosures
+    real = feed_module.read_entry
 
-    def fragile(raw: dict, base: str) -> tuple:
+    def fragile(raw: dict[str, Any], *, base: str, default_tz: tzinfo) -> ParsedEntry:
         if dict.get(raw, "id") == "b":
             raise ValueError("cannot read enclosure")
-        return real(raw, base)
+        return real(raw, base=base, default_tz=default_tz)
 
-    monkeypatch.setattr(feed_module, "_enclosures", fragile)
+    monkeypatch.setattr(feed_module, "read_entry", fragile)
     feed = parse_xml_feed(body, url=URL, headers={"content-type": "application/rss+xml"})
     assert [e.guid for e in feed.entries] == ["a"]
     assert feed.warnings == ("entry 1 skipped: ValueError: cannot read enclosure",)
@@ -228,7 +230,7 @@ def test_broken_entry_is_skipped_with_a_warning_not_the_feed(monkeypatch: pytest
 def test_feed_fails_only_when_no_entry_is_readable(monkeypatch: pytest.MonkeyPatch) -> None:
     import workers.parse.xml_adapter as feed_module
 
-    monkeypatch.setattr(feed_module, "_enclosures", lambda raw, base: 1 / 0)
+    monkeypatch.setattr(feed_module, "read_entry", lambda raw, **_: 1 / 0)
     with pytest.raises(ParseError) as caught:
         parse_xml_feed(RSS, url=URL, headers={}, source_id="s")
     assert caught.value.kind == ErrorKind.PARSE_ERROR and "ZeroDivisionError" in caught.value.message

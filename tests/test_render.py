@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import re
 import time
-import timeit
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from pathlib import Path
 
 import feedparser
 import pytest
@@ -30,10 +28,8 @@ from service.feeds.render import (
 )
 from service.feeds.render.xmltext import absolute_uri, safe_uri
 from service.models import Article, Author, Enclosure, Image
+from tests.conftest import corpus
 
-CORPORA = Path("/work/shared/corpora")
-ATOM_RNG = CORPORA / "atom-rfc4287-schema" / "atom.rng"
-JSONFEED_SCHEMA = CORPORA / "jsonfeed-schema" / "schema-v1.1.json"
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 T0 = datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
@@ -169,15 +165,12 @@ def test_reads_back_as_the_stored_items(fmt: str, case: str) -> None:
 
 @cache
 def atom_schema() -> etree.RelaxNG:
-    if not ATOM_RNG.exists():
-        pytest.skip(f"Atom RelaxNG schema not found at {ATOM_RNG}")
-    return etree.RelaxNG(etree.parse(str(ATOM_RNG)))
+    return etree.RelaxNG(etree.parse(str(corpus("atom-rfc4287-schema", "atom.rng"))))
 
 
 @cache
 def jsonfeed_validator() -> Draft7Validator:
-    if not JSONFEED_SCHEMA.exists():
-        pytest.skip(f"JSON Feed schema not found at {JSONFEED_SCHEMA}")
+    schema = corpus("jsonfeed-schema", "schema-v1.1.json")
     checker = FormatChecker()
     # jsonschema checks these only with optional packages (rfc3339-validator, rfc3987); stand in.
     rfc3339_re = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
@@ -186,7 +179,7 @@ def jsonfeed_validator() -> Draft7Validator:
         checker.checks("date-time")(lambda s: not isinstance(s, str) or bool(rfc3339_re.fullmatch(s)))
     if "uri" not in checker.checkers:
         checker.checks("uri")(lambda s: not isinstance(s, str) or bool(uri_re.fullmatch(s)))
-    return Draft7Validator(json.loads(JSONFEED_SCHEMA.read_text()), format_checker=checker)
+    return Draft7Validator(json.loads(schema.read_text()), format_checker=checker)
 
 
 @pytest.mark.parametrize("case", FEEDS)
@@ -366,21 +359,6 @@ def test_naive_dates_are_refused() -> None:
 )
 def test_safe_uri(url: str, safe: str) -> None:
     assert safe_uri(url) == safe
-
-
-def test_render_speed_of_100_items() -> None:
-    """Printed, not asserted (see it with -s): one render of a 100-item feed with ~2.7 KB bodies."""
-    body = "<p>Some <a href='https://x.example/'>linked</a> text &amp; more.</p>\n" * 40
-    enclosure = Enclosure(url="https://x.example/e.mp3", type="audio/mpeg", length=1)
-    feed = merged(
-        *(
-            article(n, content=body, authors=(Author(name="Jane"),), tags=("a", "b"), enclosures=(enclosure,))
-            for n in range(100)
-        )
-    )
-    for fmt in FORMATS:
-        seconds = min(timeit.repeat(lambda: render(feed, fmt), number=20, repeat=3)) / 20  # noqa: B023
-        print(f"render {fmt:4} 100 items: {seconds * 1000:.2f} ms, {len(render(feed, fmt)) // 1024} KiB")
 
 
 PAGED_LINKS = {

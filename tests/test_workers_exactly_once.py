@@ -92,7 +92,7 @@ async def test_three_workers_poll_each_due_source_once_and_survive_a_kill(redis,
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    port = runner.addresses[0][1]
     config = write_config(tmp_path, port)
     log = tmp_path / "workers.log"
     workers: list[subprocess.Popen[bytes]] = []

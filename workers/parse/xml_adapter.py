@@ -37,7 +37,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser
+import feedparser  # type: ignore[import-untyped]
 
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
@@ -104,7 +104,7 @@ def parse_xml_feed(
     entries: list[ParsedEntry] = []
     for index, raw in enumerate(raw_entries):
         try:
-            entries.append(_entry(raw, base=url, default_tz=default_tz))
+            entries.append(read_entry(raw, base=url, default_tz=default_tz))
         except Exception as exc:  # one bad entry must not cost the rest of the feed
             warnings.append(f"entry {index} skipped: {type(exc).__name__}: {exc}")
     if raw_entries and not entries:
@@ -198,7 +198,9 @@ def _why_no_feed(text_head: str, *, version: str | None, bozo: Exception | None)
     return kind, f"not well-formed: {type(bozo).__name__}: {bozo}"
 
 
-def _entry(raw: Any, *, base: str, default_tz: tzinfo) -> ParsedEntry:
+def read_entry(raw: Any, *, base: str, default_tz: tzinfo) -> ParsedEntry:
+    """One feedparser entry as a ParsedEntry. Whatever it raises costs that entry only:
+    :func:`parse_xml_feed` skips it with a warning (tests replace it to fail on purpose)."""
     title_detail = raw.get("title_detail") or {}
     summary_detail = raw.get("summary_detail") or {}
     content = _pick_content(raw.get("content") or ())

@@ -37,7 +37,7 @@ from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin
 
-import feedparser  # type: ignore[import-untyped]
+import feedparser
 
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image

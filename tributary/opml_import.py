@@ -1,14 +1,14 @@
 """``tributary import-opml``: sources from a feed reader's OPML export, appended to the config.
 
-Pure parts (read the OPML, decide which sources are new, spell them as TOML) are separate from
-the one write, which happens only after the whole resulting file has validated, so a bad export
-can never leave a config that no longer loads. The OPML is read with lxml without DTD loading,
-entity resolution or network access, and a document declaring entities is refused outright.
+Pure parts (read the OPML, decide which sources are new, spell them as TOML with tomli-w) are
+separate from the one write, which happens only after the whole resulting file has validated, so
+a bad export can never leave a config that no longer loads. The OPML is read with lxml without
+DTD loading, entity resolution or network access, and a document declaring entities is refused
+outright.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import tomli_w
 from lxml import etree
 
 from service.config import settings_from_dict
@@ -60,7 +61,7 @@ def read_opml(data: bytes) -> list[OpmlFeed]:
     except etree.XMLSyntaxError as exc:
         raise OpmlError(f"not well-formed XML: {exc}") from exc
     if root.tag != "opml":
-        raise OpmlError(f"root element is <{root.tag}>, not <opml>")
+        raise OpmlError(f"root element is <{etree.QName(root).text}>, not <opml>")
     body = root.find("body")
     feeds: list[OpmlFeed] = []
     if body is not None:
@@ -115,24 +116,16 @@ def plan_import(feeds: list[OpmlFeed], existing: list[dict[str, object]]) -> tup
     return added, skipped
 
 
-def _toml_string(value: str) -> str:
-    # A JSON string is a valid TOML basic string (same escapes), control characters included.
-    return json.dumps(value, ensure_ascii=False)
-
-
 def toml_sources(sources: list[NewSource]) -> str:
-    blocks = []
-    for s in sources:
-        lines = [
-            "[[sources]]",
-            f"id = {_toml_string(s.id)}",
-            f"url = {_toml_string(s.url)}",
-            f"name = {_toml_string(s.name)}",
-        ]
-        if s.tags:
-            lines.append("tags = [" + ", ".join(_toml_string(t) for t in s.tags) + "]")
-        blocks.append("\n".join(lines) + "\n")
-    return "\n".join(blocks)
+    """The ``[[sources]]`` tables for ``sources``, as TOML text to append to a config file.
+
+    Only the new tables are serialised (tomli-w), then appended to the file's text: re-writing
+    the whole file through a TOML writer would drop the user's comments and layout.
+    """
+    if not sources:
+        return ""
+    tables = [{"id": s.id, "url": s.url, "name": s.name} | ({"tags": list(s.tags)} if s.tags else {}) for s in sources]
+    return tomli_w.dumps({"sources": tables})
 
 
 def import_opml(opml_path: Path, config_path: Path, *, dry_run: bool = False) -> tuple[list[NewSource], list[str], str]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 
-import brotli
+import brotli  # type: ignore[import-untyped]
 
 from service.config import FeedConfig, Settings
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
@@ -58,12 +58,13 @@ class Rendered:
         """A strong validator per representation: the compressed bytes differ from the plain ones."""
         return self.etag if coding is None else self.etag[:-1] + "-" + coding + '"'
 
-    def same_content(self, tag: str) -> bool:
-        """``tag`` names this content in any coding (how If-None-Match is compared)."""
-        tag = tag.removeprefix("W/")
-        return tag == self.etag or (
-            tag.startswith(self.etag[:-1] + "-") and tag[:-1].rsplit("-", 1)[1] in ("gzip", "br")
-        )
+    def same_content(self, opaque_tag: str) -> bool:
+        """``opaque_tag`` (an entity tag without its quotes and ``W/``) names this content in any coding."""
+        plain = self.etag[1:-1]
+        if opaque_tag == plain:
+            return True
+        base, _, coding = opaque_tag.rpartition("-")
+        return base == plain and coding in ("gzip", "br")
 
     def encoded(self, coding: str | None) -> bytes:
         if coding is None:

@@ -13,7 +13,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 from aiohttp import web
@@ -140,19 +139,19 @@ async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: st
 
 async def index_page(request: web.Request) -> web.StreamResponse:
     """``/``: every merged feed with its subscribe links, for people."""
-    rendered = request.app[STATIC_PAGES].get("index")
+    rendered = request.app[STATIC_PAGES]["index"]
     return conditional_response(request, rendered, request.app[SETTINGS].server.cache_max_age)
 
 
 async def feeds_opml(request: web.Request) -> web.StreamResponse:
     return conditional_response(
-        request, request.app[STATIC_PAGES].get("feeds.opml"), request.app[SETTINGS].server.cache_max_age
+        request, request.app[STATIC_PAGES]["feeds.opml"], request.app[SETTINGS].server.cache_max_age
     )
 
 
 async def sources_opml(request: web.Request) -> web.StreamResponse:
     return conditional_response(
-        request, request.app[STATIC_PAGES].get("sources.opml"), request.app[SETTINGS].server.cache_max_age
+        request, request.app[STATIC_PAGES]["sources.opml"], request.app[SETTINGS].server.cache_max_age
     )
 
 
@@ -172,20 +171,17 @@ def conditional_response(
 
 def not_modified(request: web.Request, rendered: Rendered, last_modified: datetime | None) -> bool:
     """RFC 9110 13.2.2: If-None-Match wins (weak comparison, any coding of the same content);
-    If-Modified-Since only without it."""
+    If-Modified-Since only without it. aiohttp parses both headers: a list of ``W/``-flagged
+    opaque tags that stops at the first malformed one, ``*`` only as the whole header, and an
+    HTTP date read as GMT."""
     if_none_match = request.headers.get("If-None-Match")
     if if_none_match is not None:
-        if if_none_match == rendered.etag:  # the common case: a reader echoing our plain ETag
+        if if_none_match == rendered.etag:  # the common case, a reader echoing our plain ETag: skip the parse
             return True
-        return any(tag == "*" or rendered.same_content(tag) for tag in (t.strip() for t in if_none_match.split(",")))
-    if_modified_since = request.headers.get("If-Modified-Since")
-    if if_modified_since and last_modified is not None:
-        try:
-            since = parsedate_to_datetime(if_modified_since)
-        except (TypeError, ValueError):
-            return False
-        return since.tzinfo is not None and int(last_modified.timestamp()) <= int(since.timestamp())
-    return False
+        tags = request.if_none_match or ()
+        return any(tag.value == "*" or rendered.same_content(tag.value) for tag in tags)
+    since = request.if_modified_since
+    return since is not None and last_modified is not None and int(last_modified.timestamp()) <= since.timestamp()
 
 
 def add_routes(app: web.Application) -> None:

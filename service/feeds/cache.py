@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
 
-import brotli  # type: ignore[import-untyped]
+import brotli
 
 from service.config import FeedConfig, Settings
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed

@@ -98,6 +98,11 @@ def _xml_text_errors(root: etree._Element) -> list[str]:
     return errors
 
 
+def _strings_at(element: etree._Element, xpath: str) -> list[str]:
+    found = element.xpath(xpath, namespaces=NS)
+    return [str(value) for value in found] if isinstance(found, list) else []
+
+
 def _uris(values: list[Any]) -> list[str]:
     return [error for value in values for error in uri_errors(str(value))]
 
@@ -115,7 +120,7 @@ def atom_errors(data: bytes) -> list[str]:
     for entry in root.iterfind("a:entry", NS):
         if entry.find("a:link[@rel='alternate']", NS) is None and entry.find("a:content", NS) is None:
             errors.append("an entry with neither an alternate link nor content")
-    errors += _uris(root.xpath("//a:link/@href | //a:id/text() | //a:uri/text()", namespaces=NS))
+    errors += _uris(_strings_at(root, "//a:link/@href | //a:id/text() | //a:uri/text()"))
     return errors + _xml_text_errors(root)
 
 
@@ -166,8 +171,8 @@ def rss_errors(data: bytes) -> list[str]:
             errors.append(f"channel without <{tag}>")
     errors += _single(channel, ("title", "link", "description", "lastBuildDate", "pubDate", "generator"))
     errors += _uris([link.text or "" for link in channel.findall("link")])
-    errors += _uris(channel.xpath("atom:link/@href", namespaces=NS))
-    errors += [e for date in channel.xpath("lastBuildDate | pubDate") for e in rfc822_errors(date.text or "")]
+    errors += _uris(_strings_at(channel, "atom:link/@href"))
+    errors += [e for date in _strings_at(channel, "lastBuildDate/text() | pubDate/text()") for e in rfc822_errors(date)]
     for index, item in enumerate(channel.iterfind("item")):
         errors += [f"item {index}: {error}" for error in _item_errors(item)]
     return errors + _xml_text_errors(root)

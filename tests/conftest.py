@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -30,9 +31,11 @@ import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
 
+from service.errors import ParseError
 from service.store.embedded_redis import EmbeddedRedis
 from tests.dbclaim import ForeignData, claim, claim_async, release, with_db
 from tests.feedserver import FeedServer
+from workers.parse import ParsedFeed, parse_feed
 
 DATA = Path(__file__).parent / "data"
 TEST_DB = int(os.environ.get("TRIBUTARY_TEST_DB", "13"))
@@ -46,6 +49,41 @@ def corpus(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"corpus not found: expected {path} (../shared/corpora beside the repository)")
     return path
+
+
+FEED_SUITES = ("feedparser-tests/tests", "lemon24-reader-testdata", "w3c-feedvalidator-testcases/testcases")
+FEED_SUFFIXES = {".xml", ".json", ".rss", ".atom", ".rdf"}
+CORPUS_FEED_URL = "https://corpus.example.com/feeds/feed"
+
+
+@dataclass(frozen=True)
+class CorpusInput:
+    """One feed-like corpus file as :func:`parse_feed` read it: a feed, or why there is none."""
+
+    path: Path
+    """Relative to :data:`CORPORA`."""
+    feed: ParsedFeed | None = None
+    error: ParseError | None = None
+
+
+@pytest.fixture(scope="session")
+def corpus_inputs() -> list[CorpusInput]:
+    """Every feed-like file of the feed suites, parsed once per session (as from :data:`CORPUS_FEED_URL`)."""
+    corpora = corpus()
+    roots = [corpora / suite for suite in FEED_SUITES if (corpora / suite).is_dir()]
+    if not roots:
+        pytest.skip(f"none of {', '.join(FEED_SUITES)} under {corpora}")
+    inputs = []
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in FEED_SUFFIXES and p.is_file()):
+            content_type = "application/json" if path.suffix.lower() == ".json" else "application/xml"
+            try:
+                feed = parse_feed(path.read_bytes(), source_id="corpus", url=CORPUS_FEED_URL, content_type=content_type)
+            except ParseError as exc:
+                inputs.append(CorpusInput(path.relative_to(corpora), error=exc))
+            else:
+                inputs.append(CorpusInput(path.relative_to(corpora), feed=feed))
+    return inputs
 
 
 def refuse(exc: ForeignData) -> NoReturn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from service.config import CanonicalConfig
+from service.urls import ascii_host
 from workers.normalise.canonical import canonical_url, strip_tracking
 
 UNWRAP = CanonicalConfig(unwrap_redirects=["news.google.com", "l.facebook.com"])
@@ -32,6 +33,10 @@ UNWRAP = CanonicalConfig(unwrap_redirects=["news.google.com", "l.facebook.com"])
         ("mailto:a@b.c", "mailto:a@b.c"),
         ("http://[::1", "http://[::1"),
         ("/relative/path", "/relative/path"),
+        # One spelling of a non-ASCII host: its IDNA form (RFC 3986 §3.2.2), percent-encoded or not.
+        ("https://Bücher.Example/ä?q=ü", "https://xn--bcher-kva.example/ä?q=ü"),
+        ("http://www.%E8%A9%B9%E5%A7%86%E6%96%AF.com/a", "http://www.xn--8ws00zhy3a.com/a"),
+        ("https://faß.de:443/", "https://xn--fa-hia.de/"),  # UTS #46 non-transitional, as browsers
         # Redirect wrappers stay wrapped unless their host is configured.
         (
             "https://news.google.com/url?url=https://real.example/story?utm_source=gn",
@@ -75,3 +80,27 @@ def test_idempotent() -> None:
     for url in ("HTTPS://E.com:443/a?id=1&utm_source=x#f", "https://news.google.com/url?url=https://r.example/x"):
         once = canonical_url(url, UNWRAP)
         assert canonical_url(once, UNWRAP) == once
+
+
+def test_strip_tracking_keeps_the_host_spelling() -> None:
+    # It spells permalink guids, which are identities: a guid must not change with this rule.
+    assert strip_tracking("https://bücher.example/a?utm_source=x#f") == "https://bücher.example/a#f"
+
+
+@pytest.mark.parametrize(
+    ("host", "ascii"),
+    [
+        ("example.com", "example.com"),
+        ("Example.COM", "Example.COM"),  # ASCII hosts are never touched
+        ("my_host.example", "my_host.example"),
+        ("127.0.0.1", "127.0.0.1"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("my_host.bücher.example", "my_host.xn--bcher-kva.example"),  # label by label
+        ("www.%E8%A9%B9%E5%A7%86%E6%96%AF.com", "www.xn--8ws00zhy3a.com"),
+        ("%41.com", "%41.com"),  # decodes to ASCII: left alone
+        ("%ff.com", "%ff.com"),  # not UTF-8: left alone (the renderer keeps it percent-encoded)
+        ("☃.net", "xn--n3h.net"),  # refused by IDNA 2008, accepted by IDNA 2003
+    ],
+)
+def test_ascii_host(host: str, ascii: str) -> None:
+    assert ascii_host(host) == ascii

@@ -24,7 +24,8 @@ from service.models import Article
 from service.store.articles import Store
 from service.web.app import create_app
 from service.web.appkeys import FEED_CACHE, FEED_WATCH
-from tests.test_render import HOSTILE_ARTICLE, atom_schema, jsonfeed_validator
+from tests.feedcheck import atom_schema, jsonfeed_validator
+from tests.test_render import HOSTILE_ARTICLE
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"

@@ -10,12 +10,14 @@ import pytest
 
 from service.config import SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image
+from workers.normalise.authors import merge_authors
 from workers.normalise.entry import (
     article_id,
     html_to_text,
     normalise_entry,
     normalise_feed,
 )
+from workers.parse import parse_feed
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
@@ -246,3 +248,83 @@ def test_first_content_image_is_the_fallback_image() -> None:
     )
     feed_image = Image(url="https://cdn.example/feed.jpg")
     assert norm(image=feed_image, content='<img src="/i/1.jpg">').image == feed_image
+
+
+C1 = "\x80\x85\x93\x9f"
+
+
+def test_c1_controls_are_dropped_from_every_text_an_article_shows() -> None:
+    article = norm(
+        title=f"Caf\xe9{C1} menu",
+        summary=f"<p>A{C1} &#x81;b</p>",
+        content=f"<p>c{C1}</p>",
+        authors=(Author(name=f"Jo{C1}", email=f"jo{C1}@x.example"),),
+        tags=(f"t{C1}ag",),
+        image=Image(url="https://example.com/i.png", caption=f"cap{C1}", credit=f"cred{C1}"),
+        language=f"en{C1}",
+    )
+    assert article.title == "Caf\xe9 menu"
+    assert (article.summary, article.content, article.summary_text) == ("<p>A b</p>", "<p>c</p>", "A b")
+    assert article.authors == (Author(name="Jo", email="jo@x.example"),)
+    assert (article.tags, article.language) == (("tag",), "en")
+    assert article.image == Image(url="https://example.com/i.png", caption="cap", credit="cred")
+    # Windows-1252 punctuation and other non-ASCII text are kept: only U+0080–U+009F go.
+    assert norm(title="\u201cquoted\u201d \xa0\u20ac \u9999\u6e2f").title == "\u201cquoted\u201d \u20ac \u9999\u6e2f"
+
+
+CAROL = Author(name="Carol Nguyen", email="carol@example.net")
+
+
+@pytest.mark.parametrize(
+    ("authors", "merged"),
+    [
+        ((CAROL, Author(name="Carol Nguyen")), (CAROL,)),
+        ((Author(name="Carol Nguyen"), CAROL), (CAROL,)),  # the richer record wins, in the first place
+        (
+            (Author(name="carol  NGUYEN"), Author(name="Carol Nguyen", url="https://c.example")),
+            (Author(name="Carol Nguyen", url="https://c.example"),),
+        ),
+        (
+            (Author(name="Carol Nguyen", url="https://c.example"), CAROL),
+            (CAROL.model_copy(update={"url": "https://c.example"}),),
+        ),
+        ((Author(email="CAROL@example.net"), CAROL), (CAROL,)),  # a nameless record with her e-mail is her
+        ((Author(email="bob@example.net"), CAROL), (Author(email="bob@example.net"), CAROL)),
+        (
+            (Author(name="B"), Author(name="A"), Author(name=" b ", email="b@x")),
+            (Author(name="b", email="b@x"), Author(name="A")),  # the richer spelling
+        ),
+        ((Author(name="A  B"),), (Author(name="A B"),)),
+        ((), ()),
+    ],
+)
+def test_merge_authors(authors: tuple[Author, ...], merged: tuple[Author, ...]) -> None:
+    assert merge_authors(authors) == merged
+
+
+AUTHOR_FEEDS = {
+    "rss": (
+        b'<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>T</title>'
+        b'<item><guid isPermaLink="false">1</guid><title>x</title>'
+        b"<author>carol@example.net (Carol Nguyen)</author><dc:creator>Carol Nguyen</dc:creator>"
+        b"</item></channel></rss>"
+    ),
+    "atom": (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><id>urn:f</id><updated>2024-01-01T00:00:00Z</updated>'
+        b"<entry><id>urn:1</id><title>x</title><updated>2024-01-01T00:00:00Z</updated>"
+        b"<author><name>Carol Nguyen</name></author>"
+        b"<author><name>carol nguyen</name><email>carol@example.net</email></author></entry></feed>"
+    ),
+    "json": (
+        b'{"version": "https://jsonfeed.org/version/1.1", "title": "T", "items": [{"id": "1", "title": "x",'
+        b' "authors": [{"name": "Carol Nguyen"}, {"name": " Carol  Nguyen ", "url": "mailto:carol@example.net"}]}]}'
+    ),
+}
+
+
+@pytest.mark.parametrize("fmt", AUTHOR_FEEDS)
+def test_one_person_named_twice_is_one_author(fmt: str) -> None:
+    parsed = parse_feed(AUTHOR_FEEDS[fmt], source_id="src", url=SOURCE.url, content_type=None)
+    [article], _ = normalise_feed(parsed, source=SOURCE, now=NOW)
+    [author] = article.authors
+    assert (author.name.casefold(), author.email) == ("carol nguyen", "carol@example.net")  # type: ignore[union-attr]

@@ -7,6 +7,7 @@ import json
 from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import feedparser
 import pytest
@@ -216,10 +217,10 @@ def test_broken_entry_is_skipped_with_a_warning_not_the_feed(monkeypatch: pytest
 
     real = feed_module.read_entry
 
-    def fragile(raw: dict[str, Any], *, base: str, default_tz: tzinfo) -> ParsedEntry:
+    def fragile(raw: dict[str, Any], *, base: str, feed_url: str, default_tz: tzinfo) -> ParsedEntry:
         if dict.get(raw, "id") == "b":
             raise ValueError("cannot read enclosure")
-        return real(raw, base=base, default_tz=default_tz)
+        return real(raw, base=base, feed_url=feed_url, default_tz=default_tz)
 
     monkeypatch.setattr(feed_module, "read_entry", fragile)
     feed = parse_xml_feed(body, url=URL, headers={"content-type": "application/rss+xml"})
@@ -291,3 +292,102 @@ def test_json_wrong_typed_feed_member_is_dropped_not_fatal() -> None:
     feed = parse_json_feed(body, url="https://example.com/dir/feed.json")
     assert (feed.title, feed.link, len(feed.entries)) == (None, "https://example.com/", 1)
     assert feed.warnings == ("feed members dropped: title: Input should be a valid string",)
+
+
+WIRE = "https://wire.example.net/feeds/world.rss"
+REFERENCES = [
+    "story.html",
+    "./story.html",
+    "../story.html",
+    "../../../story.html",
+    "/story.html",
+    "//other.example/story.html",
+    "?page=2",
+    "#top",
+    "a/b/../c.html?x=1&y=2#f",
+    "../" * 12 + "deeper-than-any-base.html",
+    ".",
+    "./",
+    "..",
+    "x;params",
+    "%7Euser/ü ä.html",
+    "https://absolute.example/x?",
+    "tag:wire.example.net,2023:7",
+]
+CHANNEL_LINKS = [
+    "https://www.site.example/news/",
+    "https://www.site.example/news/index.html?edition=uk",
+    "https://www.site.example",
+    "https://www.site.example/a/b/c/d/e/f/g/h/i/j/",
+]
+
+
+def rss_item(channel_link: str, item: str) -> bytes:
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title><link>{channel_link}</link>'
+        f"<item><title>t</title>{item}</item></channel></rss>"
+    ).encode()
+
+
+@pytest.mark.parametrize("channel_link", CHANNEL_LINKS)
+def test_rss_item_links_resolve_against_the_channel_link(channel_link: str) -> None:
+    """Every form of relative reference reads as if resolved against the channel link directly."""
+    for reference in REFERENCES:
+        item = f"<link>{reference.replace('&', '&amp;')}</link><enclosure url='{reference}' length='1' type='a/b'/>"
+        [entry] = parse_xml_feed(rss_item(channel_link, item), url=WIRE, headers={}).entries
+        expected = urljoin(channel_link, reference)
+        assert entry.link == expected, reference
+        assert [e.url for e in entry.enclosures] == [expected], reference
+
+
+@pytest.mark.parametrize(
+    ("guid", "identity"),
+    [
+        ("<guid>2023/09/a.html</guid>", "https://wire.example.net/feeds/2023/09/a.html"),  # as before: feed URL
+        ("<guid isPermaLink='true'>/a</guid>", "https://wire.example.net/a"),
+        ("<guid isPermaLink='false'>2023/09/a.html</guid>", "2023/09/a.html"),  # never resolved
+        ("<guid>https://site.example/a?</guid>", "https://site.example/a"),  # normalised as before
+        ("<guid>tag:site.example,2023:a</guid>", "tag:site.example,2023:a"),
+    ],
+)
+def test_guids_keep_the_identity_they_had(guid: str, identity: str) -> None:
+    [entry] = parse_xml_feed(rss_item("https://www.site.example/news/", guid), url=WIRE, headers={}).entries
+    assert entry.guid == identity
+
+
+def test_a_story_from_the_site_and_from_a_wire_feed_is_one_url() -> None:
+    site = rss_item("https://www.site.example/news/", "<link>https://www.site.example/news/2023/09/story.html</link>")
+    wire = (FEEDS / "relative-links.rss").read_bytes()
+    urls = []
+    for body, url in ((site, "https://www.site.example/news/feed.xml"), (wire, WIRE)):
+        feed = parse_feed(body, source_id="s", url=url, content_type="application/rss+xml")
+        articles, _ = normalise_feed(feed, source=SourceConfig(id="s", url=url), now=NOW)
+        urls.append(articles[0].url)
+    assert urls[0] == urls[1] == "https://www.site.example/news/2023/09/story.html"
+
+
+def test_atom_entries_keep_xml_base_and_the_feed_url() -> None:
+    body = (
+        b'<feed xmlns="http://www.w3.org/2005/Atom"><title>T</title><link href="https://site.example/"/>'
+        b"<entry><title>a</title><id>a</id><link href='a.html'/></entry>"
+        b"<entry xml:base='https://cdn.example/x/'><title>b</title><id>b</id><link href='b.html'/></entry></feed>"
+    )
+    entries = parse_xml_feed(body, url=WIRE, headers={}).entries
+    assert [(e.guid, e.link) for e in entries] == [
+        ("https://wire.example.net/feeds/a", "https://wire.example.net/feeds/a.html"),
+        ("https://cdn.example/x/b", "https://cdn.example/x/b.html"),
+    ]
+
+
+def test_a_relative_xml_base_on_an_item_resolves_against_the_channel_link() -> None:
+    body = (
+        b'<rss version="2.0"><channel><title>T</title><link>https://www.site.example/news/</link>'
+        b'<item xml:base="archive/"><title>t</title><guid>g</guid><link>old.html</link>'
+        b'<description>&lt;a href="x.html"&gt;x&lt;/a&gt;</description>'
+        b'<enclosure url="old.mp3" length="1" type="audio/mpeg"/></item></channel></rss>'
+    )
+    [entry] = parse_xml_feed(body, url=WIRE, headers={}).entries
+    archive = "https://www.site.example/news/archive/"
+    assert (entry.link, entry.summary) == (archive + "old.html", f'<a href="{archive}x.html">x</a>')
+    assert [e.url for e in entry.enclosures] == [archive + "old.mp3"]
+    assert entry.guid == "https://wire.example.net/feeds/archive/g"  # identity: xml:base, then the feed URL

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from functools import cache
 
 import feedparser
 import pytest
-from jsonschema import Draft7Validator, FormatChecker
 from lxml import etree
 
 from service.config import FeedConfig, Settings, SourceConfig
@@ -28,7 +25,7 @@ from service.feeds.render import (
 )
 from service.feeds.render.xmltext import absolute_uri, safe_uri
 from service.models import Article, Author, Enclosure, Image
-from tests.conftest import corpus
+from tests.feedcheck import atom_schema, jsonfeed_validator
 
 ATOM = {"a": "http://www.w3.org/2005/Atom"}
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -163,25 +160,6 @@ def test_reads_back_as_the_stored_items(fmt: str, case: str) -> None:
     assert got_updated == (feed_updated and when(feed_updated))
 
 
-@cache
-def atom_schema() -> etree.RelaxNG:
-    return etree.RelaxNG(etree.parse(str(corpus("atom-rfc4287-schema", "atom.rng"))))
-
-
-@cache
-def jsonfeed_validator() -> Draft7Validator:
-    schema = corpus("jsonfeed-schema", "schema-v1.1.json")
-    checker = FormatChecker()
-    # jsonschema checks these only with optional packages (rfc3339-validator, rfc3987); stand in.
-    rfc3339_re = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)")
-    uri_re = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:(//[^/?#]*)?[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*")
-    if "date-time" not in checker.checkers:
-        checker.checks("date-time")(lambda s: not isinstance(s, str) or bool(rfc3339_re.fullmatch(s)))
-    if "uri" not in checker.checkers:
-        checker.checks("uri")(lambda s: not isinstance(s, str) or bool(uri_re.fullmatch(s)))
-    return Draft7Validator(json.loads(schema.read_text()), format_checker=checker)
-
-
 @pytest.mark.parametrize("case", FEEDS)
 def test_atom_is_valid_rfc4287(case: str) -> None:
     doc = etree.fromstring(render(FEEDS[case], "atom"))
@@ -237,6 +215,7 @@ POST2, POST3 = "//item[title='Post 2']", "//a:entry[a:title='Post 3']"
         ("atom", "string(//a:entry[a:title='Post 2']/a:author/a:uri)", "https://jane.example"),
         ("atom", "string(//a:entry[a:title='Post 2']/a:link[@rel='enclosure'][1]/@length)", "1234"),
         ("atom", "string(//a:entry[a:title='Post 2']/a:source/a:id)", "urn:tributary:source:alpha"),
+        ("atom", "string(//a:entry[a:title='Post 2']/a:source/a:updated)", "2023-09-20T02:12:00.000250Z"),
         ("atom", "string(//a:source[a:id='urn:tributary:source:beta']/a:title)", "Beta <b>]]>"),
         ("atom", f"count({POST3}/a:content[@type='html'])", 1.0),  # no alternate link: content required
         ("atom", f"count({POST3}/a:link)", 0.0),
@@ -355,6 +334,10 @@ def test_naive_dates_are_refused() -> None:
         ("https://a.example/100%", "https://a.example/100%25"),
         ('https://a.example/<x>\x00"', "https://a.example/%3Cx%3E%22"),
         ("http://[::1]:8080/a[0]?b=]]>", "http://[::1]:8080/a%5B0%5D?b=%5D%5D%3E"),
+        # A non-ASCII host in its IDNA form, never percent-encoded (RFC 3986 §3.2.2).
+        ("http://www.詹姆斯.com/詹.html", "http://www.xn--8ws00zhy3a.com/%E8%A9%B9.html"),
+        ("http://www.%E8%A9%B9%E5%A7%86%E6%96%AF.com/", "http://www.xn--8ws00zhy3a.com/"),
+        ("https://u:pw@Bücher.example:8443/ü", "https://u:pw@xn--bcher-kva.example:8443/%C3%BC"),
     ],
 )
 def test_safe_uri(url: str, safe: str) -> None:
@@ -402,3 +385,38 @@ def test_provenance_lists_every_source_that_carried_the_item() -> None:
     ]
     atom = etree.fromstring(render(merged(article(1, sources=refs)), "atom"))
     assert atom.xpath("string(//a:entry/a:source/a:title)", namespaces=XPATH_NS) == "Alpha"
+
+
+def urls_and_media_types(fmt: str, data: bytes) -> tuple[list[str], list[tuple[str, str | None]]]:
+    """Item links and (url, type) of enclosures as each format publishes them."""
+    if fmt == "json":
+        items = json.loads(data)["items"]
+        return [i["url"] for i in items], [(a["url"], a["mime_type"]) for i in items for a in i["attachments"]]
+    doc = etree.fromstring(data)
+    if fmt == "rss":
+        return doc.xpath("//item/link/text()"), [(e.get("url"), e.get("type")) for e in doc.iterfind(".//enclosure")]
+    links = doc.xpath("//a:entry/a:link[@rel='alternate']/@href", namespaces=ATOM)
+    return links, [(e.get("href"), e.get("type")) for e in doc.xpath("//a:link[@rel='enclosure']", namespaces=ATOM)]
+
+
+def test_every_format_publishes_the_same_urls_and_media_types() -> None:
+    feed = merged(
+        article(
+            1,
+            url="https://www.詹姆斯.com/詹.html",
+            enclosures=(
+                Enclosure(url="https://bücher.example/a.mp3", type="mp3"),  # not a media type: from the extension
+                Enclosure(url="https://alpha.example/movie.mov", type="video"),
+                Enclosure(url="https://alpha.example/stream", type=" audio/mpeg "),
+                Enclosure(url="https://alpha.example/v", type='video/mp4; codecs="avc1.42E01E, mp4a.40.2"'),
+                Enclosure(url="https://alpha.example/blob", type="bogus"),  # nothing to go by
+            ),
+        )
+    )
+    expected_types = ["audio/mpeg", "video/quicktime", "audio/mpeg", 'video/mp4; codecs="avc1.42E01E, mp4a.40.2"']
+    published = {fmt: urls_and_media_types(fmt, render(feed, fmt)) for fmt in FORMATS}
+    for fmt, (links, enclosures) in published.items():
+        assert links == ["https://www.xn--8ws00zhy3a.com/%E8%A9%B9.html"], fmt
+        assert [url for url, _ in enclosures][0] == "https://xn--bcher-kva.example/a.mp3", fmt
+        unknown = None if fmt == "atom" else "application/octet-stream"  # RSS and JSON Feed require one
+        assert [media_type for _, media_type in enclosures] == [*expected_types, unknown], fmt

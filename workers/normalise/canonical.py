@@ -2,8 +2,9 @@
 
 Rules (config ``[canonical]``, see docs/article-schema.md):
 
-- scheme and host lower-cased, default ports (``:80`` for http, ``:443`` for https) dropped,
-  an empty path becomes ``/``, the fragment is dropped;
+- scheme and host lower-cased, a non-ASCII host in its IDNA form (``xn--…``, RFC 3986 §3.2.2, as
+  every published format writes it), default ports (``:80`` for http, ``:443`` for https)
+  dropped, an empty path becomes ``/``, the fragment is dropped;
 - tracking parameters are stripped (``strip_params``; an entry ending in ``*`` is a prefix, and
   names match case-insensitively); the remaining parameters keep their order and spelling
   unless ``sort_params`` is set: order can matter to the target server, and one feed always
@@ -20,6 +21,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from service.config import CanonicalConfig
+from service.urls import ascii_host
 
 __all__ = ["canonical_url", "strip_tracking"]
 
@@ -36,18 +38,19 @@ def canonical_url(url: str, config: CanonicalConfig = DEFAULT) -> str:
         if target is None:
             break
         url = target
-    return _rewrite(url, config, keep_fragment=False)
+    return _rewrite(url, config, keep_fragment=False, idna=True)
 
 
 def strip_tracking(url: str, config: CanonicalConfig = DEFAULT) -> str:
     """``url`` with tracking parameters stripped, fragment and everything else kept.
 
-    For links inside article HTML, where a fragment may point at a footnote.
+    For links inside article HTML, where a fragment may point at a footnote, and for permalink
+    guids, whose host keeps its spelling (a guid is an identity: it must not change).
     """
-    return _rewrite(url, config, keep_fragment=True)
+    return _rewrite(url, config, keep_fragment=True, idna=False)
 
 
-def _rewrite(url: str, config: CanonicalConfig, *, keep_fragment: bool) -> str:
+def _rewrite(url: str, config: CanonicalConfig, *, keep_fragment: bool, idna: bool) -> str:
     try:
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
@@ -57,6 +60,8 @@ def _rewrite(url: str, config: CanonicalConfig, *, keep_fragment: bool) -> str:
     except ValueError:
         return url
     host = parts.hostname  # lower-cased by urlsplit; IPv6 loses its brackets
+    if idna:
+        host = ascii_host(host)
     if ":" in host:
         host = f"[{host}]"
     netloc = host if port in (None, _DEFAULT_PORTS[scheme]) else f"{host}:{port}"

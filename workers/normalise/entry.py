@@ -1,14 +1,20 @@
 """Normalise stage: :class:`ParsedFeed` entries → :class:`Article`, pure (``now`` is passed in).
 
 Decides identity, plain-text titles, canonical URLs (:mod:`workers.normalise.canonical`), the date
-fallbacks and clamps described in :mod:`service.models`, and sanitises summary and content
+fallbacks and clamps described in :mod:`service.models`, one record per author
+(:mod:`workers.normalise.authors`), and sanitises summary and content
 (:mod:`workers.normalise.sanitise`, which also makes their links absolute against the item's link).
+
+Every text an article shows (title, summary, content, authors, tags, image caption and credit,
+language) leaves here without C1 control characters (:func:`drop_c1`): this is the one stage all
+sources pass through, pages and full text included, so the renderers never meet them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import html as htmllib
+import re
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
@@ -16,12 +22,13 @@ import lxml.html
 from lxml import etree
 
 from service.config import CanonicalConfig, SanitiseConfig, SourceConfig
-from service.models import Article, ArticleFlag, Image, SourceRef
+from service.models import Article, ArticleFlag, Author, Image, SourceRef
+from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
 from workers.normalise.sanitise import first_image, sanitise_html
 from workers.parse.types import ParsedEntry, ParsedFeed
 
-__all__ = ["article_id", "html_to_text", "normalise_entry", "normalise_feed"]
+__all__ = ["article_id", "drop_c1", "html_to_text", "normalise_entry", "normalise_feed"]
 
 UNTITLED = "(untitled)"
 TITLE_EXCERPT_CHARS = 80
@@ -31,6 +38,7 @@ FUTURE_TOLERANCE = timedelta(days=1)
 DEFAULT_SANITISE = SanitiseConfig()
 DEFAULT_CANONICAL = CanonicalConfig()
 _WEB_SCHEMES = frozenset({"http", "https"})
+_C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
 def normalise_feed(
@@ -80,7 +88,7 @@ def normalise_entry(
     # legitimately show "&amp;".
     title = html_to_text(entry.title) if entry.title_is_html else _fold(htmllib.unescape(entry.title or ""))
     # RSS allows items with only a description; their excerpt stands in as title and identity.
-    title = title or _excerpt(entry.summary) or _excerpt(entry.content)
+    title = _fold(drop_c1(title or _excerpt(entry.summary) or _excerpt(entry.content)))
 
     flags: set[ArticleFlag] = set()
     feed_published = entry.published or entry.updated
@@ -93,11 +101,13 @@ def normalise_entry(
         flags.add(ArticleFlag.DATE_CLAMPED)
 
     links_base = url or base
-    summary = sanitise_html(entry.summary, links_base, sanitise, canonical)
-    content = sanitise_html(entry.content, links_base, sanitise, canonical)
+    summary = _visible(sanitise_html(entry.summary, links_base, sanitise, canonical))
+    content = _visible(sanitise_html(entry.content, links_base, sanitise, canonical))
     image = entry.image
     if image is None and (fallback := first_image(content) or first_image(summary)):
         image = Image(url=fallback)
+    elif image is not None and (image.caption or image.credit):
+        image = image.model_copy(update={"caption": _visible(image.caption), "credit": _visible(image.credit)})
     return Article(
         # Identity uses the feed's own date, never `now`, so it is the same on every poll.
         id=article_id(source.id, _identity_guid(entry.guid, canonical), url, title, feed_published),
@@ -108,17 +118,34 @@ def normalise_entry(
         summary=summary,
         summary_text=summary_text(summary or content),
         content=content,
-        authors=entry.authors,
+        authors=merge_authors(_visible_author(a) for a in entry.authors),
         tags=_unique_tags(entry.tags),
         image=image,
         enclosures=entry.enclosures,
-        language=entry.language or feed.language,
+        language=_visible(entry.language or feed.language),
         published=published or now,
         updated=updated or published or now,
         first_seen=now,
         sources=(SourceRef(id=source.id, name=source.display_name, link=source.url, url=link, first_seen=now),),
         flags=frozenset(flags),
     )
+
+
+def drop_c1(text: str) -> str:
+    """``text`` without C1 controls (U+0080–U+009F).
+
+    They are what bytes 0x80–0x9F become when Windows-1252 (or UTF-8) is decoded as Latin-1, or
+    what ``&#x81;`` unescapes to: invisible at best, invalid in the feeds we publish at worst.
+    """
+    return text if text.isascii() else _C1_CONTROLS.sub("", text)
+
+
+def _visible(text: str | None) -> str | None:
+    return (drop_c1(text) or None) if text else None
+
+
+def _visible_author(author: Author) -> Author:
+    return Author(name=_visible(author.name), email=_visible(author.email), url=author.url)
 
 
 def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
@@ -253,7 +280,7 @@ def _unique_tags(tags: tuple[str, ...]) -> tuple[str, ...]:
     """Whitespace-folded, first spelling kept, case-insensitive duplicates dropped."""
     unique: dict[str, str] = {}
     for tag in tags:
-        folded = _fold(tag)
+        folded = _fold(drop_c1(tag))
         if folded:
             unique.setdefault(folded.casefold(), folded)
     return tuple(unique.values())

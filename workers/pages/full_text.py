@@ -1,9 +1,9 @@
 """Full text for summary-only feeds (``full_content = true``).
 
 For every feed item we have not extracted yet, fetch its page, extract the article, and store
-the extracted HTML as ``content``. The page's title, dates and image are used where it has
-them; the feed's stay where it does not (and a page date that is only trafilatura's day-level
-guess never replaces a feed date). Authors, tags and enclosures stay the feed's.
+the extracted HTML as ``content``. The page's title and image are used where it has them, its
+dates as :func:`merged_dates` says; the feed's stay otherwise. Authors, tags and enclosures stay
+the feed's.
 
 The stored article then differs from what the feed alone gives, so the pipeline's hash check
 sees every such item as changed on each poll. What decides is the zset of
@@ -25,7 +25,7 @@ from workers.pages.article_pages import PageBatch, fetch_pages, unseen
 from workers.parse.types import ParsedEntry, ParsedFeed
 from workers.resources import Resources
 
-__all__ = ["complete", "merge"]
+__all__ = ["complete", "merge", "merged_dates"]
 
 
 async def complete(res: Resources, source: SourceConfig, fresh: list[Article], now: datetime) -> PageBatch:
@@ -59,7 +59,7 @@ def merge(
     page = extracted.entry
     feed_published = None if ArticleFlag.PUBLISHED_MISSING in article.flags else article.published
     feed_updated = None if ArticleFlag.UPDATED_MISSING in article.flags else article.updated
-    published = page.published if extracted.published_from is not DateSource.GUESS else None
+    published, updated = merged_dates(feed_published, feed_updated, extracted)
     entry = ParsedEntry(
         guid=article.guid,
         link=article.url,
@@ -68,8 +68,8 @@ def merge(
         content=page.content or article.content,
         authors=article.authors or page.authors,
         tags=article.tags,
-        published=published or feed_published or page.published,
-        updated=page.updated or feed_updated,
+        published=published,
+        updated=updated,
         enclosures=article.enclosures,
         image=page.image or article.image,
         language=article.language or page.language,
@@ -84,6 +84,24 @@ def merge(
     )
     # Identity never moves: the id the feed item got is the one the store knows.
     return merged if merged.id == article.id else merged.model_copy(update={"id": article.id})
+
+
+def merged_dates(
+    feed_published: datetime | None, feed_updated: datetime | None, extracted: ExtractedPage
+) -> tuple[datetime | None, datetime | None]:
+    """(published, updated) of a feed item completed by its page; None where neither states one.
+
+    - published: what the page states (a selector or its metadata), else the feed item's, else
+      the page's day-level guess: a guess never replaces a date the feed gave.
+    - updated: the later of the feed item's and the page's "last updated". A page revised after
+      the feed item was written says so; a page that says less than the feed does not move
+      ``updated`` back (a later revision of the article could not move it forward again).
+    """
+    page = extracted.entry
+    stated = page.published if extracted.published_from is not DateSource.GUESS else None
+    published = stated or feed_published or page.published
+    updated = max((d for d in (feed_updated, page.updated) if d is not None), default=None)
+    return published, updated
 
 
 def _member(article: Article) -> str:

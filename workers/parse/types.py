@@ -1,8 +1,10 @@
 """What the parse stage hands to normalise: one feed's data as the feed stated it.
 
 These types never leave the worker side. Dates are already resolved to aware UTC (parsers call
-:func:`workers.parse.dates.parse_date`), HTML is unsanitised, and URLs are absolute where the
-document gave a base; everything else is left for :mod:`workers.normalise.entry`.
+:func:`workers.parse.dates.parse_date`), HTML is unsanitised, and URLs are absolute: in RSS and
+Atom every one (links, enclosures, images, the links inside HTML) by the rule in
+:mod:`workers.parse.bases`, in JSON Feed against the feed URL; everything else is left for
+:mod:`workers.normalise.entry`.
 """
 
 from __future__ import annotations

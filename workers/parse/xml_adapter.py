@@ -1,7 +1,13 @@
 """RSS 0.9x/1.0/2.0 and Atom 0.3/1.0 through feedparser, adapted to :class:`ParsedFeed`.
 
-feedparser is told to resolve relative URIs (against ``url``, passed as Content-Location) and
-not to sanitise: sanitising is a later stage of ours, done once for every format.
+Relative references resolve by the rule in :mod:`workers.parse.bases` (an RSS item's against the
+channel's link, an Atom entry's against the feed URL, guids always against the feed URL).
+feedparser cannot do that alone: it resolves every reference against the one base it is given
+and keeps no trace of the reference. It is given a sentinel base instead (:func:`_sentinel`), so
+each value it resolved still says what the document wrote (:func:`_relative`), and that is
+resolved here against the base the rule names. HTML in summaries and content is resolved here
+too, by feedparser's own resolver, once the base is known. feedparser is told not to sanitise:
+sanitising is a later stage of ours, done once for every format.
 
 Things feedparser does that this module works around:
 
@@ -14,16 +20,18 @@ Things feedparser does that this module works around:
   :func:`workers.parse.dates.parse_date` first and ``*_parsed`` is only the fallback.
 - ``FeedParserDict.get("updated")`` silently returns ``published``; dates are read with
   ``dict.get`` to bypass that.
-- Relative ``<enclosure url>`` and Media RSS URLs are not resolved; they are resolved here.
+- Relative ``<enclosure url>`` and Media RSS URLs are not resolved; they are resolved here, by
+  the same rule.
 - A UTF-16/32 body with a BOM but no XML declaration is read as UTF-8 and fails; such bodies
   are re-encoded as UTF-8 first.
 - ``summary`` is a copy of ``content`` when the entry has no summary; only ``summary_detail``
   (present when the feed really had one) is used.
 
 Known and not worked around: an RSS ``<guid>`` (isPermaLink) or Atom ``<id>`` that is a
-relative reference is resolved against ``url``, so such guids change with the feed URL; Media
-RSS ``<media:description>`` lands in ``summary``; an Atom ``<author>`` with a ``<uri>`` but no
-``<email>`` inherits the previous author's email.
+relative reference is resolved against ``url``, so such guids change with the feed URL (kept that
+way: ids derive from guids); a scheme-relative ``<link>//host/x</link>`` takes the feed URL's
+scheme, not the channel link's; Media RSS ``<media:description>`` lands in ``summary``; an Atom
+``<author>`` with a ``<uri>`` but no ``<email>`` inherits the previous author's email.
 """
 
 from __future__ import annotations
@@ -35,12 +43,14 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import urljoin
+from urllib.parse import urlsplit
 
 import feedparser
+from feedparser.urls import resolve_relative_uris
 
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
+from workers.parse.bases import item_base, resolve
 from workers.parse.dates import parse_date
 from workers.parse.types import ParsedEntry, ParsedFeed
 
@@ -56,6 +66,13 @@ _ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
 _FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(?:rss|feed|rdf|channel)\b", re.IGNORECASE)
 _HTML_ROOT = re.compile(r"<!doctype\s+html|<html\b", re.IGNORECASE)
 _SNIFF_CHARS = 4096
+
+# The base feedparser resolves against: a host that cannot exist (RFC 2606), directories deep
+# enough to tell "x" from "../x" from "/x", names no feed writes. See _relative.
+_SENTINEL_HOST = "relative.tributary.invalid"
+_SENTINEL_DIRS = tuple(f"~tb{n}" for n in range(16))
+_SENTINEL_FILE = "~tbf"
+_WEB_SCHEMES = ("http", "https")
 
 
 def parse_xml_feed(
@@ -78,11 +95,11 @@ def parse_xml_feed(
 
     body = _undeclared_wide_to_utf8(body)
     response_headers = {key.lower(): value for key, value in headers.items()}
-    response_headers["content-location"] = url
+    response_headers["content-location"] = _sentinel(url)
     result = feedparser.parse(
         io.BytesIO(body),
         response_headers=response_headers,
-        resolve_relative_uris=True,
+        resolve_relative_uris=False,  # HTML is resolved in read_entry, once its base is known
         sanitize_html=False,
     )
 
@@ -101,10 +118,12 @@ def parse_xml_feed(
         kind, reason = _why_no_feed(_decoded_head(body), version=version, bozo=bozo if broken else None)
         raise ParseError(error_id, kind, reason) from bozo
 
+    link = _absolute(meta.get("link"), url)
+    base = item_base(version, url, link)
     entries: list[ParsedEntry] = []
     for index, raw in enumerate(raw_entries):
         try:
-            entries.append(read_entry(raw, base=url, default_tz=default_tz))
+            entries.append(read_entry(raw, base=base, feed_url=url, default_tz=default_tz))
         except Exception as exc:  # one bad entry must not cost the rest of the feed
             warnings.append(f"entry {index} skipped: {type(exc).__name__}: {exc}")
     if raw_entries and not entries:
@@ -112,7 +131,7 @@ def parse_xml_feed(
 
     return ParsedFeed(
         title=title,
-        link=_absolute(meta.get("link"), url),
+        link=link,
         language=meta.get("language") or _detail_language(meta.get("title_detail")),
         version=version,
         ttl_minutes=_non_negative_int(meta.get("ttl")),
@@ -198,25 +217,31 @@ def _why_no_feed(text_head: str, *, version: str | None, bozo: Exception | None)
     return kind, f"not well-formed: {type(bozo).__name__}: {bozo}"
 
 
-def read_entry(raw: Any, *, base: str, default_tz: tzinfo) -> ParsedEntry:
-    """One feedparser entry as a ParsedEntry. Whatever it raises costs that entry only:
-    :func:`parse_xml_feed` skips it with a warning (tests replace it to fail on purpose)."""
+def read_entry(raw: Any, *, base: str, feed_url: str, default_tz: tzinfo) -> ParsedEntry:
+    """One feedparser entry as a ParsedEntry, its references resolved against ``base`` and its
+    guid against ``feed_url`` (:mod:`workers.parse.bases`). Whatever it raises costs that entry
+    only: :func:`parse_xml_feed` skips it with a warning (tests replace it to fail on purpose)."""
     title_detail = raw.get("title_detail") or {}
     summary_detail = raw.get("summary_detail") or {}
     content = _pick_content(raw.get("content") or ())
+    # feedparser leaves <enclosure> and Media RSS URLs as written and records no entry-level
+    # xml:base; the base in scope where the title (else the summary, the content) began is the
+    # entry's, and what feedparser left as written resolves against that.
+    scope = next((d["base"] for d in (title_detail, summary_detail, content or {}) if d.get("base")), None)
+    as_written = _absolute(scope, base) or base
     return ParsedEntry(
-        guid=_text(raw.get("id")),
+        guid=_guid(raw.get("id"), feed_url),
         link=_absolute(raw.get("link"), base),
         title=_text(raw.get("title"), strip=False),
         title_is_html=title_detail.get("type") in HTML_TYPES,
-        summary=_as_html(summary_detail),
-        content=_as_html(content),
-        authors=_authors(raw.get("authors") or ()),
+        summary=_as_html(summary_detail, base),
+        content=_as_html(content, base),
+        authors=_authors(raw.get("authors") or (), base),
         tags=tuple(t for t in (_text(tag.get("term") or tag.get("label")) for tag in raw.get("tags") or ()) if t),
         published=_date(raw, "published", default_tz) or _date(raw, "created", default_tz),
         updated=_date(raw, "updated", default_tz),
-        enclosures=_enclosures(raw, base),
-        image=_image(raw, base),
+        enclosures=_enclosures(raw, base, as_written),
+        image=_image(raw, base, as_written),
         language=(_detail_language(content) or _detail_language(summary_detail) or _detail_language(title_detail)),
     )
 
@@ -226,17 +251,24 @@ def _pick_content(contents: Iterable[Mapping[str, Any]]) -> Mapping[str, Any] | 
     return next((c for c in contents if c.get("type") in HTML_TYPES), contents[0] if contents else None)
 
 
-def _as_html(detail: Mapping[str, Any] | None) -> str | None:
+def _as_html(detail: Mapping[str, Any] | None, base: str) -> str | None:
     if not detail or not detail.get("value"):
         return None
-    value = detail["value"]
-    return value if detail.get("type", "text/html") in HTML_TYPES else html.escape(value, quote=False)
+    value: str = detail["value"]
+    media_type = detail.get("type", "text/html")
+    if media_type not in HTML_TYPES:
+        return html.escape(value, quote=False)
+    # The detail's base is the xml:base in scope where the element started, else the sentinel.
+    resolved: str = resolve_relative_uris(value, _absolute(detail.get("base"), base) or base, "utf-8", media_type)
+    return resolved
 
 
-def _authors(raw_authors: Iterable[Mapping[str, Any]]) -> tuple[Author, ...]:
+def _authors(raw_authors: Iterable[Mapping[str, Any]], base: str) -> tuple[Author, ...]:
     authors: list[Author] = []
     for raw in raw_authors:
-        author = Author(name=_text(raw.get("name")), email=_text(raw.get("email")), url=_text(raw.get("href")))
+        author = Author(
+            name=_text(raw.get("name")), email=_text(raw.get("email")), url=_absolute(raw.get("href"), base)
+        )
         if (author.name or author.email or author.url) and author not in authors:
             authors.append(author)
     return tuple(authors)
@@ -256,7 +288,7 @@ def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
     return None
 
 
-def _enclosures(raw: Mapping[str, Any], base: str) -> tuple[Enclosure, ...]:
+def _enclosures(raw: Mapping[str, Any], base: str, as_written: str) -> tuple[Enclosure, ...]:
     found: dict[str, Enclosure] = {}
     candidates = [
         (link.get("href"), link.get("type"), link.get("length"))
@@ -265,13 +297,13 @@ def _enclosures(raw: Mapping[str, Any], base: str) -> tuple[Enclosure, ...]:
     ]
     candidates += [(m.get("url"), m.get("type"), m.get("filesize")) for m in raw.get("media_content") or ()]
     for href, media_type, length in candidates:
-        url = _absolute(href, base)
+        url = _absolute(href, base, as_written)
         if url and url not in found:
             found[url] = Enclosure(url=url, type=_text(media_type), length=_non_negative_int(length))
     return tuple(found.values())
 
 
-def _image(raw: Mapping[str, Any], base: str) -> Image | None:
+def _image(raw: Mapping[str, Any], base: str, as_written: str) -> Image | None:
     candidates = [t.get("url") for t in raw.get("media_thumbnail") or ()]
     candidates += [
         m.get("url")
@@ -280,7 +312,7 @@ def _image(raw: Mapping[str, Any], base: str) -> Image | None:
     ]
     candidates.append((raw.get("image") or {}).get("href"))
     for candidate in candidates:
-        if url := _absolute(candidate, base):
+        if url := _absolute(candidate, base, as_written):
             credits = raw.get("media_credit") or ()
             credit = _text(credits[0].get("content")) if credits and isinstance(credits[0], Mapping) else None
             return Image(url=url, credit=credit)
@@ -291,14 +323,67 @@ def _detail_language(detail: Mapping[str, Any] | None) -> str | None:
     return _text(detail.get("language")) if detail else None
 
 
-def _absolute(value: Any, base: str) -> str | None:
+def _sentinel(url: str) -> str:
+    """The base feedparser is given in place of ``url``: absolute references in ``url``'s scheme
+    are normalised by ``urljoin`` exactly as they were when ``url`` itself was the base."""
+    try:
+        scheme = urlsplit(url).scheme.lower()
+    except ValueError:
+        scheme = ""
+    scheme = scheme if scheme in _WEB_SCHEMES else "https"
+    return f"{scheme}://{_SENTINEL_HOST}/{'/'.join(_SENTINEL_DIRS)}/{_SENTINEL_FILE}"
+
+
+def _relative(value: str) -> str | None:
+    """The relative reference feedparser resolved into ``value`` against :func:`_sentinel`, as an
+    equivalent reference (dot segments already applied); None when ``value`` was not relative."""
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return None
+    if parts.netloc != _SENTINEL_HOST:
+        return None
+    segments = parts.path.split("/")[1:]
+    depth = 0  # how many sentinel directories the reference stayed in
+    while depth < min(len(_SENTINEL_DIRS), len(segments) - 1) and segments[depth] == _SENTINEL_DIRS[depth]:
+        depth += 1
+    rest = "/".join(segments[depth:])
+    if depth == 0:
+        reference = parts.path  # "/x": an absolute path (or more "../" than any real base has)
+    elif depth < len(_SENTINEL_DIRS):
+        reference = "../" * (len(_SENTINEL_DIRS) - depth) + rest
+    elif rest == _SENTINEL_FILE:
+        reference = ""  # "?q", "#f": the base document itself
+    else:
+        reference = "./" + rest  # "./" keeps a first segment with a colon from reading as a scheme
+    if parts.query:
+        reference += "?" + parts.query
+    if parts.fragment:
+        reference += "#" + parts.fragment
+    return reference
+
+
+def _absolute(value: Any, base: str, as_written: str | None = None) -> str | None:
+    """A URL of the document made absolute: what feedparser resolved against the sentinel
+    (xml:base included) is resolved against ``base``; what it left as written, against
+    ``as_written`` (the base in scope there; default ``base``)."""
     text = _text(value)
     if not text:
         return None
-    try:
-        return urljoin(base, text)
-    except ValueError:  # e.g. a malformed IPv6 host
+    relative = _relative(text)
+    if relative is None:
+        return resolve(as_written or base, text)
+    return resolve(base, relative)
+
+
+def _guid(value: Any, feed_url: str) -> str | None:
+    """An entry's id as before the item-base rule: resolved against the feed URL when feedparser
+    resolved it at all (a permalink guid, an Atom id), else exactly as written."""
+    text = _text(value)
+    if not text:
         return None
+    relative = _relative(text)
+    return text if relative is None else resolve(feed_url, relative) or text
 
 
 def _text(value: Any, *, strip: bool = True) -> str | None:

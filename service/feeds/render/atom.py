@@ -12,6 +12,7 @@ from service.feeds.render.xmltext import (
     absolute_uri,
     article_source,
     article_uri,
+    enclosure_type,
     paging_links,
     rfc3339,
     safe_uri,
@@ -24,10 +25,9 @@ ATOM_NS = "http://www.w3.org/2005/Atom"
 # An empty feed still needs an <updated>; a fixed instant keeps the bytes reproducible.
 EMPTY_FEED_UPDATED = datetime(1970, 1, 1, tzinfo=UTC)
 
-# The patterns the RFC 4287 schema puts on language tags, media types and e-mail addresses
-# (XSD "." excludes CR and LF).
+# The patterns the RFC 4287 schema puts on language tags and e-mail addresses (XSD "." excludes
+# CR and LF).
 _LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
-_MEDIA_TYPE = re.compile(r"[^\r\n]+/[^\r\n]+")
 _EMAIL = re.compile(r"[^\r\n]+@[^\r\n]+")
 
 
@@ -90,8 +90,8 @@ def _entry(root: ET.Element, feed: MergedFeed, article: Article) -> None:
         if href is None:
             continue
         link = ET.SubElement(entry, "link", rel="enclosure", href=href)
-        media_type = xml_safe(enclosure.type or "")
-        if _MEDIA_TYPE.fullmatch(media_type):
+        media_type = enclosure_type(enclosure)
+        if media_type is not None:
             link.set("type", media_type)
         if enclosure.length is not None:
             link.set("length", str(enclosure.length))
@@ -99,6 +99,8 @@ def _entry(root: ET.Element, feed: MergedFeed, article: Article) -> None:
     element = ET.SubElement(entry, "source")
     ET.SubElement(element, "id").text = f"urn:tributary:source:{safe_uri(source.id)}"
     ET.SubElement(element, "title", type="text").text = xml_safe(source.name)
+    # The source feed's own <updated> is not kept; it changed at the latest when this entry did.
+    ET.SubElement(element, "updated").text = rfc3339(article.updated)
     source_link = absolute_uri(source.link)
     if source_link is not None:
         # The source's link is the feed Tributary polls, hence "self" rather than "alternate".

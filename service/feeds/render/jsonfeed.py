@@ -7,18 +7,19 @@ from typing import Any
 
 from service.feeds.merge import MergedFeed
 from service.feeds.render.xmltext import (
+    UNKNOWN_MEDIA_TYPE,
     absolute_uri,
     article_source,
     article_uri,
+    enclosure_type,
     plain_text,
     rfc3339,
     safe_uri,
     xml_safe,
 )
-from service.models import Article, SourceRef
+from service.models import Article, Enclosure, SourceRef
 
 VERSION = "https://jsonfeed.org/version/1.1"
-UNKNOWN_MIME_TYPE = "application/octet-stream"
 
 
 def render_jsonfeed(feed: MergedFeed) -> bytes:
@@ -67,7 +68,7 @@ def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
         item["authors"] = authors
     if article.tags:
         item["tags"] = [xml_safe(tag) for tag in article.tags]
-    attachments = [_attachment(e.url, e.type, e.length) for e in article.enclosures]
+    attachments = [_attachment(e) for e in article.enclosures]
     if any(attachments):
         item["attachments"] = [a for a in attachments if a is not None]
     if article.language:
@@ -112,11 +113,11 @@ def _author(name: str, url: str | None) -> dict[str, str]:
     return author
 
 
-def _attachment(url: str, mime_type: str | None, length: int | None) -> dict[str, Any] | None:
-    href = absolute_uri(url)
+def _attachment(enclosure: Enclosure) -> dict[str, Any] | None:
+    href = absolute_uri(enclosure.url)
     if href is None:
         return None
-    attachment: dict[str, Any] = {"url": href, "mime_type": xml_safe(mime_type or "") or UNKNOWN_MIME_TYPE}
-    if length is not None:
-        attachment["size_in_bytes"] = length
+    attachment: dict[str, Any] = {"url": href, "mime_type": enclosure_type(enclosure) or UNKNOWN_MEDIA_TYPE}
+    if enclosure.length is not None:
+        attachment["size_in_bytes"] = enclosure.length
     return attachment

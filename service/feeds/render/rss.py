@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 from service.feeds.merge import MergedFeed
 from service.feeds.render.xmltext import (
     GENERATOR,
+    UNKNOWN_MEDIA_TYPE,
     absolute_uri,
     article_source,
     article_uri,
+    enclosure_type,
     paging_links,
     rfc822,
     rfc3339,
@@ -74,7 +76,7 @@ def _item(channel: ET.Element, feed: MergedFeed, article: Article) -> None:
             "enclosure",
             url=enclosure_url,
             length=str(enclosure.length or 0),
-            type=xml_safe(enclosure.type or "") or "application/octet-stream",
+            type=enclosure_type(enclosure) or UNKNOWN_MEDIA_TYPE,
         )
     source = article_source(feed, article)
     source_link = absolute_uri(source.link)

@@ -7,11 +7,14 @@ the same cleaned text, the same id, the same link.
 from __future__ import annotations
 
 import html
+import mimetypes
 import re
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from service.feeds.merge import MergedFeed, SourceInfo
-from service.models import Article, SourceRef
+from service.models import Article, Enclosure, SourceRef
+from service.urls import ascii_host
 
 # XML 1.0 `Char` leaves out C0 controls other than tab/LF/CR, U+FFFE/U+FFFF and every surrogate
 # (a str surrogate is always "lone": a well-formed pair would be one astral code point).
@@ -24,14 +27,26 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 _URI_OK = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*")
 _URI_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]")
 _AUTHORITY_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})|[^A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]")
-_AUTHORITY = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*")
+_AUTHORITY = re.compile(
+    r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://(?:[^/?#@]*@)?)"  # scheme and userinfo
+    r"(?P<host>\[[^\]/?#]*\]|[^:/?#]*)"  # an IPv6 literal or a registered name
+    r"(?P<port>[^/?#]*)"
+)
 
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+# RFC 6838 type/subtype with optional parameters (RFC 7231 §3.1.1.1), tokens as RFC 7230 has them.
+_TCHARS = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_QUOTED = r'"(?:[^"\\\x00-\x1f\x7f]|\\[^\x00-\x1f\x7f])*"'
+_MEDIA_TYPE = re.compile(rf"{_TCHARS}/{_TCHARS}(?:[ \t]*;[ \t]*{_TCHARS}=(?:{_TCHARS}|{_QUOTED}))*")
+# Python's own extension table, not the host's /etc/mime.types: the same bytes on every machine.
+_EXTENSION_TYPES = mimetypes.MimeTypes()
 
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 GENERATOR = "Tributary"
+UNKNOWN_MEDIA_TYPE = "application/octet-stream"
 
 _INVISIBLE = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.IGNORECASE | re.DOTALL)
 _BLOCK_TAG = re.compile(
@@ -58,13 +73,16 @@ def xml_safe(text: str) -> str:
 
 
 def safe_uri(url: str) -> str:
-    """``url`` percent-encoded where RFC 3986 requires it (spaces, controls, non-ASCII, stray %)."""
+    """``url`` as RFC 3986 spells it: a non-ASCII host in its IDNA form (§3.2.2), and everything
+    else that may not appear literally (spaces, controls, non-ASCII, stray %) percent-encoded."""
     if _URI_OK.fullmatch(url) is not None and "%" not in url:
         return url
     url = xml_safe(url)
     authority = _AUTHORITY.match(url)
-    head = authority.group() if authority is not None else ""
-    return _AUTHORITY_ESCAPE.sub(_percent, head) + _URI_ESCAPE.sub(_percent, url[len(head) :])
+    if authority is None:
+        return _URI_ESCAPE.sub(_percent, url)
+    head = authority["head"] + ascii_host(authority["host"]) + authority["port"]
+    return _AUTHORITY_ESCAPE.sub(_percent, head) + _URI_ESCAPE.sub(_percent, url[authority.end() :])
 
 
 def absolute_uri(url: str | None) -> str | None:
@@ -74,6 +92,24 @@ def absolute_uri(url: str | None) -> str | None:
         return None
     url = safe_uri(url)
     return url if _SCHEME.match(url) is not None else None
+
+
+def enclosure_type(enclosure: Enclosure) -> str | None:
+    """The enclosure's media type if it is one, else the type its URL's extension names, else None.
+
+    Feeds write ``type="mp3"`` or ``type="video"``; podcast apps need ``audio/mpeg``. Every format
+    publishes this one answer (RSS and JSON Feed, which require a type, fall back to
+    ``application/octet-stream``; Atom leaves the attribute out).
+    """
+    given = " ".join((enclosure.type or "").split())
+    if _MEDIA_TYPE.fullmatch(given):
+        return given
+    try:
+        path = urlsplit(enclosure.url).path
+    except ValueError:
+        return None
+    guessed, _ = _EXTENSION_TYPES.guess_type(path, strict=True)
+    return guessed
 
 
 def _percent(match: re.Match[str]) -> str:

@@ -6,16 +6,9 @@ import json
 from typing import Any
 
 from service.feeds.merge import MergedFeed
-from service.feeds.render.xmltext import (
-    absolute_uri,
-    article_source,
-    article_uri,
-    plain_text,
-    rfc3339,
-    safe_uri,
-    xml_safe,
-)
+from service.feeds.render.xmltext import absolute_uri, article_source, article_uri, rfc3339, safe_uri
 from service.models import Article, SourceRef
+from service.text import plain_text, xml_safe
 
 VERSION = "https://jsonfeed.org/version/1.1"
 UNKNOWN_MIME_TYPE = "application/octet-stream"

@@ -94,7 +94,15 @@ class Store:
                     # -- end change log
                     pipe.multi()
                     self._write(pipe, stored, feeds, now)
-                    record_into(pipe, self.settings, stored.id, ChangeKind.CREATED if old is None else ChangeKind.UPDATED, now, article=stored, changed=None if old is None else ChangedPart.CONTENT)  # fmt: skip
+                    record_into(
+                        pipe,
+                        self.settings,
+                        stored.id,
+                        ChangeKind.CREATED if old is None else ChangeKind.UPDATED,
+                        now,
+                        article=stored,
+                        changed=None if old is None else ChangedPart.CONTENT,
+                    )
                     if old is not None:
                         self._keep_revision(pipe, old, now)
                     if stale_url_key:
@@ -188,7 +196,15 @@ class Store:
                 pipe.zadd(keys.feed_index(feed), {owner.id: score})
             if merged is not None:
                 pipe.incr(keys.feed_version(feed))
-        record_into(pipe, self.settings, owner.id, ChangeKind.UPDATED, now, article=merged or owner, changed=ChangedPart.SOURCES if merged else ChangedPart.FEEDS)  # fmt: skip
+        record_into(
+            pipe,
+            self.settings,
+            owner.id,
+            ChangeKind.UPDATED,
+            now,
+            article=merged or owner,
+            changed=ChangedPart.SOURCES if merged else ChangedPart.FEEDS,
+        )
         await pipe.execute()
         return UpsertOutcome.MERGED if merged is not None else UpsertOutcome.UNCHANGED
 

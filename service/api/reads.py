@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from service import keys
 from service.api.cursors import ArticleCursor, CursorSigner, query_digest
 from service.api.models import (
-    MAX_IDS,
     MAX_SCAN,
     ApiArticle,
     ArticleDetail,
@@ -109,10 +108,6 @@ class Reader:
         if others:
             raise bad_parameter(others[0], "cannot be combined with ids")
         ids = list(dict.fromkeys(query.ids.split(",") if query.ids else []))
-        if len(ids) > MAX_IDS:
-            raise ApiProblem(
-                "limit-exceeded", f"ids: at most {MAX_IDS} ids per request", parameter="ids", limit=MAX_IDS
-            )
         snapshot = await self.log.head()
         docs = await self.store.articles(ids)
         feeds = await self.feeds_showing(docs)

@@ -12,7 +12,7 @@ from aiohttp import web
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from service.api.models import MAX_LIMIT, Query
+from service.api.models import MAX_IDS, MAX_LIMIT, Query
 from service.api.problems import ApiProblem
 
 Q = TypeVar("Q", bound=Query)
@@ -25,6 +25,9 @@ def parse(request: web.Request, model: type[Q]) -> Q:
         if name in values:
             errors.append({"parameter": name, "reason": "given more than once"})
         values[name] = value
+    ids = values.get("ids", "")
+    if ids.count(",") >= MAX_IDS:
+        raise ApiProblem("limit-exceeded", f"ids: at most {MAX_IDS} ids per request", parameter="ids", limit=MAX_IDS)
     if not errors:
         try:
             return model.model_validate(values)

@@ -15,7 +15,7 @@ SPEC = web.AppKey("api_spec", bytes)  # the OpenAPI document, serialised once
 DOCS_PAGE = web.AppKey("api_docs_page", bytes)
 
 # Per request: set by the auth middleware.
-REQUEST_KEY = "api_key"
-RATE_HEADERS = "api_rate_headers"
+REQUEST_KEY = web.RequestKey("api_key", ApiKey)
+RATE_HEADERS = web.RequestKey("api_rate_headers", dict[str, str])
 
 __all__ = ["DOCS_PAGE", "KEYS", "NOTIFIER", "RATE_HEADERS", "READER", "REQUEST_KEY", "SPEC", "ApiKey"]

@@ -118,16 +118,12 @@ return redis.call('XADD', KEYS[1], '*', 'id', id, 'kind', ARGV[2], 'at', ARGV[3]
   'reason', ARGV[5], 'into', ARGV[6], 'changed', ARGV[7], 'before', before, 'after', after)
 """
 
-# KEYS: stream, horizon. ARGV: retention in milliseconds. Judged by the Redis server's clock,
-# the one that stamped the stream ids.
+# KEYS: stream, horizon. ARGV: the first position to keep.
 _TRIM = """
-redis.replicate_commands()
-local t = redis.call('TIME')
-local min_id = tostring(tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])) .. '-0'
-local last = redis.call('XREVRANGE', KEYS[1], '(' .. min_id, '-', 'COUNT', 1)
+local last = redis.call('XREVRANGE', KEYS[1], '(' .. ARGV[1], '-', 'COUNT', 1)
 if #last == 0 then return 0 end
 redis.call('SET', KEYS[2], last[1][1])
-return redis.call('XTRIM', KEYS[1], 'MINID', min_id)
+return redis.call('XTRIM', KEYS[1], 'MINID', ARGV[1])
 """
 
 
@@ -228,7 +224,12 @@ class ChangeLog:
         return [_entry(stream_id, fields) for stream_id, fields in rows]
 
     async def trim(self, retention_seconds: float) -> int:
-        """Drop entries older than the retention; returns how many went."""
-        return int(
-            await self.redis.eval(_TRIM, 2, keys.CHANGELOG, keys.CHANGELOG_HORIZON, int(retention_seconds * 1000))
-        )
+        """Drop entries older than the retention, judged by the Redis server's clock (the one that
+        stamped the stream ids); returns how many went."""
+        seconds, micros = await self.redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        return await self.trim_before(Position(max(0, now_ms - int(retention_seconds * 1000)), 0))
+
+    async def trim_before(self, keep_from: Position) -> int:
+        """Drop the entries before ``keep_from``; the newest dropped becomes the horizon."""
+        return int(await self.redis.eval(_TRIM, 2, keys.CHANGELOG, keys.CHANGELOG_HORIZON, str(keep_from)))

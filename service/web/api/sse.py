@@ -11,6 +11,7 @@ quiet view never falls behind the log's retention. A connection ends after
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from aiohttp import web
 
@@ -21,6 +22,8 @@ from service.web.api.state import NOTIFIER, RATE_HEADERS, READER, REQUEST_KEY
 from service.web.appkeys import SETTINGS
 
 KEEPALIVE_SECONDS = 15.0
+
+log = logging.getLogger(__name__)
 
 
 async def stream(request: web.Request) -> web.StreamResponse:
@@ -40,7 +43,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.app[SETTINGS].api.stream_max_seconds
+    deadline = loop.time() + request.config_dict[SETTINGS].api.stream_max_seconds
     announced = position
     try:
         await response.write(b"retry: 3000\n\n")
@@ -61,6 +64,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
             waited = min(KEEPALIVE_SECONDS, max(0.0, deadline - loop.time()))
             if not await request.app[NOTIFIER].wait_beyond(position, waited):
                 await response.write(b": keep-alive\n\n")
-    except (ConnectionResetError, ConnectionError):
+    except ConnectionError:
         pass  # the client went away
+    except Exception:  # the answer has started: end the stream, the client reconnects
+        log.exception("partner API: event stream failed")
     return response

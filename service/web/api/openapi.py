@@ -52,7 +52,8 @@ def _responses(operation: Operation) -> dict[str, Any]:
     if operation.response is not None:
         content = {operation.media_type: {"schema": {"$ref": REF.format(model=operation.response.__name__)}}}
     else:
-        content = {operation.media_type: {"schema": {"type": "string"}}}
+        shape = "object" if operation.media_type == "application/json" else "string"
+        content = {operation.media_type: {"schema": {"type": shape}}}
     responses: dict[str, Any] = {
         "200": {"description": "OK", "content": content, **({} if operation.public else {"headers": headers})}
     }

@@ -3,17 +3,16 @@ articles to store, and a client that knows its key."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from service.config import Settings, settings_from_dict
-from service.models import Article
-from service.store.api_keys import ApiKeys
+from tests.test_feed_http import T0, article
 
-T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+__all__ = ["NOW", "T0", "ApiClient", "api_config", "api_settings", "article"]
+
 NOW = datetime(2026, 1, 2, 12, 0, tzinfo=UTC)
 
 
@@ -37,21 +36,6 @@ def api_settings(**sections: Any) -> Settings:
     return settings_from_dict(api_config(**sections))
 
 
-def article(n: int, source: str = "alpha", **fields: Any) -> Article:
-    published = T0 + timedelta(minutes=n)
-    base: dict[str, Any] = {
-        "id": f"{n:032x}",
-        "source_id": source,
-        "url": f"https://{source}.example/{n}",
-        "title": f"Story {n}",
-        "summary": f"<p>Summary {n}</p>",
-        "published": published,
-        "updated": published,
-        "first_seen": published,
-    }
-    return Article(**(base | fields))
-
-
 class ApiClient:
     """The test client plus a Bearer key; ``get`` returns (status, JSON body or None, headers)."""
 
@@ -67,14 +51,3 @@ class ApiClient:
         if body and response.content_type in ("application/json", "application/problem+json"):
             data = await response.json(content_type=None)
         return response.status, data, response.headers
-
-
-MakeKey = Callable[..., Awaitable[str]]
-
-
-def key_maker(keys: ApiKeys) -> MakeKey:
-    async def make(name: str = "partner", **options: Any) -> str:
-        _, token = await keys.create(name, NOW, **options)
-        return token
-
-    return make

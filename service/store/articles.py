@@ -196,17 +196,14 @@ class Store:
                 pipe.zadd(keys.feed_index(feed), {owner.id: score})
             if merged is not None:
                 pipe.incr(keys.feed_version(feed))
-        record_into(
-            pipe,
-            self.settings,
-            owner.id,
-            ChangeKind.UPDATED,
-            now,
-            article=merged or owner,
-            changed=ChangedPart.SOURCES if merged else ChangedPart.FEEDS,
-        )
+        self._record_owner(pipe, owner, merged, now)
         await pipe.execute()
         return UpsertOutcome.MERGED if merged is not None else UpsertOutcome.UNCHANGED
+
+    def _record_owner(self, pipe: Redis, owner: Article, merged: Article | None, now: datetime) -> None:
+        """The change-log entry of an article another was merged into: provenance, or feeds only."""
+        changed = ChangedPart.SOURCES if merged else ChangedPart.FEEDS
+        record_into(pipe, self.settings, owner.id, ChangeKind.UPDATED, now, article=merged or owner, changed=changed)
 
     def _own_ref(self, article: Article) -> SourceRef:
         source = self.settings.source(article.source_id)
@@ -406,15 +403,7 @@ class Store:
             reason=RemovalReason.MERGED,
             merged_into=owner.id,
         )
-        record_into(
-            pipe,
-            self.settings,
-            owner.id,
-            ChangeKind.UPDATED,
-            now,
-            article=merged or owner,
-            changed=ChangedPart.SOURCES if merged else ChangedPart.FEEDS,
-        )
+        self._record_owner(pipe, owner, merged, now)
         await pipe.execute()
         return UpsertOutcome.MERGED
 

@@ -334,3 +334,18 @@ async def test_sse_stream_resumes_after_last_event_id(api) -> None:  # type: ign
         "/api/v1/stream", headers={"Authorization": f"Bearer {client.token}", "Last-Event-ID": "nope"}
     )
     assert tampered.status == 400 and (await tampered.json(content_type=None))["parameter"] == "cursor"
+
+
+@pytest.mark.parametrize(
+    ("query", "slug", "parameter"),
+    [
+        ("limit=501", "limit-exceeded", "limit"),
+        ("wait=31", "invalid-parameter", "wait"),
+        ("feed=nope", "invalid-parameter", "feed"),
+        ("since=1", "invalid-parameter", "since"),
+    ],
+)
+async def test_changes_parameters_past_their_limits(api, query: str, slug: str, parameter: str) -> None:  # type: ignore[no-untyped-def]
+    client, _ = api
+    status, problem, _ = await client.get(f"/api/v1/changes?{query}")
+    assert status == 400 and problem["type"] == "urn:tributary:problem:" + slug and problem["parameter"] == parameter

@@ -8,6 +8,7 @@ a bad value raises :class:`ConfigError` naming the file, the key and the reason.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
@@ -33,6 +34,7 @@ from service.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/tributary.toml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
+ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
 class Section(BaseModel):
@@ -126,6 +128,36 @@ class DedupConfig(Section):
     fuzzy_titles: bool = False
     fuzzy_threshold: float = Field(0.9, gt=0, le=1)
     fuzzy_window_hours: float = Field(48, gt=0)
+
+
+class ApiConfig(Section):
+    """The partner API at ``/api/v1/`` (docs/partners.md). Page sizes and other per-request limits
+    are part of the v1 contract, not settings: they never change under a partner's feet."""
+
+    rate_per_minute: int = Field(120, ge=1, le=100_000, description="default requests per minute per key")
+    burst: int | None = Field(None, ge=1, le=100_000, description="bucket size; default the key's per-minute rate")
+    changelog_retention_days: float = Field(7, gt=0, le=365, description="how long change records are kept")
+    cursor_secret: str | None = Field(
+        None, min_length=16, description="HMAC key of cursors; default a random one kept in Redis"
+    )
+    public_feed_cors: list[str] = Field(
+        [], description='origins allowed to read the public JSON Feed from a browser, or ["*"]'
+    )
+    stream_max_seconds: int = Field(3600, ge=10, description="an SSE connection is closed after this long")
+    webhook_allow_http: bool = Field(False, description="accept http:// callbacks (tests, private networks)")
+    webhook_batch: int = Field(100, ge=1, le=500, description="change records per webhook delivery at most")
+    webhook_timeout_seconds: float = Field(10, gt=0, le=120)
+    webhook_attempts: int = Field(6, ge=1, le=20, description="tries per delivery before pausing the webhook")
+    webhook_retry_base_seconds: float = Field(10, ge=0, description="backoff before try n+1: base * 2**(n-1)")
+    webhook_retry_max_seconds: float = Field(3600, ge=0, description="cap on the backoff, and the pause after")
+
+    @field_validator("public_feed_cors")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not re.fullmatch(ORIGIN, origin):
+                raise ValueError(f"not an origin (scheme://host[:port]): {origin!r}")
+        return value
 
 
 class WorkerConfig(Section):
@@ -255,6 +287,7 @@ class Settings(BaseSettings):
     sanitise: SanitiseConfig = SanitiseConfig()
     canonical: CanonicalConfig = CanonicalConfig()
     dedup: DedupConfig = DedupConfig()
+    api: ApiConfig = ApiConfig()
     sources: list[SourceConfig] = []
     feeds: list[FeedConfig] = []
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")

@@ -118,3 +118,29 @@ def host_budget(host: str) -> tuple[str, str, str]:
     """One host's politeness budget: active request slots (zset), rate bucket (hash), pause."""
     base = f"{PREFIX}host:{host}"
     return f"{base}:active", f"{base}:rate", f"{base}:pause"
+
+
+# -- partner API (service/store/changelog.py, api_keys.py, ratelimit.py, webhooks.py) ------------
+
+CHANGELOG = PREFIX + "changelog"  # stream: one entry per committed change of an article, commit order
+CHANGELOG_FEEDS = PREFIX + "changelog:feeds"  # hash: article id -> feeds it was in at its last entry
+CHANGELOG_HORIZON = PREFIX + "changelog:horizon"  # string: id of the newest entry retention removed
+API_CURSOR_SECRET = PREFIX + "api:cursor-secret"  # string: HMAC key of cursors when the config has none
+API_KEYS = PREFIX + "api:keys"  # hash: key name -> ApiKey JSON (hash of the token, scope, rate, origins)
+API_KEY_TOKENS = PREFIX + "api:key-tokens"  # hash: sha256 of a token -> key name
+WEBHOOKS = PREFIX + "api:webhooks"  # hash: webhook id -> Webhook JSON (callback, secret, position, seq)
+
+
+def rate_bucket(key_name: str) -> str:
+    """hash: one API key's token bucket (tokens, last refill), shared by every web process."""
+    return f"{PREFIX}api:rate:{key_name}"
+
+
+def webhook_log(webhook_id: str) -> str:
+    """list: the webhook's newest delivery attempts as JSON, newest first (capped)."""
+    return f"{PREFIX}api:webhook:{webhook_id}:log"
+
+
+def webhook_lock(webhook_id: str) -> str:
+    """string: held while one worker delivers to the webhook, so deliveries stay in order."""
+    return f"{PREFIX}api:webhook:{webhook_id}:lock"

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from service.config import FeedConfig, settings_from_dict
-from service.feeds.query import Cursor, QueryError, feed_filter_matches, parse_query
+from service.feed_filter import feed_filter_matches
+from service.feeds.query import Cursor, QueryError, parse_query
 from service.models import Article
 from service.web.negotiate import choose_coding, negotiate_format
 

@@ -13,18 +13,21 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 from aiohttp import web
+from redis.asyncio import Redis
 
 from service.config import Settings, load_settings
 from service.errors import ConfigError, TributaryError
 from service.store.embedded_redis import resolve_redis_url
 
 log = logging.getLogger("tributary")
+T = TypeVar("T")
 
 
 def redact(url: str) -> str:
@@ -173,7 +176,6 @@ def poll(obj: Context, source_id: str) -> None:
 
 
 async def _poll_once(settings: Settings, redis_url: str, source_id: str):  # type: ignore[no-untyped-def]
-    from redis.asyncio import Redis
 
     from service.clock import utcnow
     from service.store.articles import Store
@@ -257,6 +259,221 @@ async def _enable(redis_url: str, source_id: str) -> str | None:
         return was
     finally:
         await redis.aclose()
+
+
+# -- partner API: keys and webhooks (docs/partners.md) ------------------------------------------
+
+
+def _run_with_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
+    """Run ``work(redis)`` against the configured Redis, then close it."""
+
+    async def go() -> T:
+        redis = Redis.from_url(url)
+        try:
+            return await work(redis)
+        finally:
+            await redis.aclose()
+
+    with redis_for(settings) as url:
+        return asyncio.run(go())
+
+
+def _split(values: str | None) -> list[str]:
+    return [v.strip() for v in (values or "").split(",") if v.strip()]
+
+
+@main.group()
+@config_option
+def keys() -> None:
+    """Partner API keys: create, list, revoke."""
+
+
+@keys.command("create")
+@config_option
+@click.argument("name")
+@click.option("--feeds", default=None, help="comma-separated merged feeds the key may read (default: all)")
+@click.option("--rate", type=click.IntRange(1, 100_000), default=None, help="requests per minute ([api] default)")
+@click.option("--origin", "origins", multiple=True, help="a browser origin allowed to use the key (CORS); repeatable")
+@click.pass_obj
+def keys_create(obj: Context, name: str, feeds: str | None, rate: int | None, origins: tuple[str, ...]) -> None:
+    """Create key NAME and print it (last word): only its hash is kept, it cannot be shown again."""
+    from service.clock import utcnow
+    from service.store.api_keys import ApiKeyError, ApiKeys
+
+    settings = obj.settings()
+    wanted = _split(feeds)
+    unknown = [f for f in wanted if settings.feed(f) is None]
+    if unknown:
+        raise click.ClickException(f"no merged feed named {', '.join(unknown)} in the config")
+    try:
+        key, token = _run_with_redis(
+            settings,
+            lambda r: ApiKeys(r).create(name, utcnow(), feeds=wanted, rate_per_minute=rate, origins=origins),
+        )
+    except ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from exc
+    scope = ",".join(key.feeds) or "all feeds"
+    per_minute = key.rate_per_minute or settings.api.rate_per_minute
+    click.echo(
+        f"created key {key.name} ({scope}, {per_minute} requests/minute); send it as Authorization: Bearer {token}"
+    )
+
+
+@keys.command("list")
+@config_option
+@click.pass_obj
+def keys_list(obj: Context) -> None:
+    """List the keys (names, scopes, rates, origins; never the keys themselves)."""
+    from service.store.api_keys import ApiKeys
+
+    settings = obj.settings()
+    for key in _run_with_redis(settings, lambda r: ApiKeys(r).all()):
+        rate = key.rate_per_minute or settings.api.rate_per_minute
+        origins = ",".join(key.origins) or "-"
+        scope = ",".join(key.feeds) or "all"
+        click.echo(f"{key.name}\tfeeds={scope}\trate={rate}/min\torigins={origins}\tcreated={key.created:%Y-%m-%d}")
+
+
+@keys.command("revoke")
+@config_option
+@click.argument("name")
+@click.pass_obj
+def keys_revoke(obj: Context, name: str) -> None:
+    """Revoke key NAME at once, with its webhooks."""
+    from service.store.api_keys import ApiKeys
+    from service.store.webhooks import WebhookStore
+
+    async def revoke(redis: Redis) -> tuple[bool, int]:
+        return await ApiKeys(redis).revoke(name), await WebhookStore(redis).remove_of_key(name)
+
+    revoked, hooks = _run_with_redis(obj.settings(), revoke)
+    if not revoked:
+        raise click.ClickException(f"no key named {name!r}")
+    click.echo(f"revoked key {name}" + (f" and its {hooks} webhook(s)" if hooks else ""))
+
+
+@main.group()
+@config_option
+def webhooks() -> None:
+    """Webhooks of partner API keys: add, list, remove, replay, log."""
+
+
+def check_callback(url: str, allow_http: bool) -> None:
+    """A callback must be https:// (http:// only with [api] webhook_allow_http), with a host and no
+    credentials; where it resolves is checked at each delivery by the SSRF guard."""
+    parts = urlsplit(url)
+    schemes = ("https", "http") if allow_http else ("https",)
+    if parts.scheme not in schemes or not parts.hostname or parts.username or parts.password or len(url) > 2048:
+        raise click.ClickException(f"the callback must be an {' or '.join(schemes)} URL with a host, no credentials")
+
+
+@webhooks.command("add")
+@config_option
+@click.argument("key_name")
+@click.argument("url")
+@click.option("--feed", default=None, help="only changes of this merged feed (within the key's scope)")
+@click.pass_obj
+def webhooks_add(obj: Context, key_name: str, url: str, feed: str | None) -> None:
+    """POST change records from now on to URL for key KEY_NAME; prints the signing secret (last word)."""
+    from service.clock import utcnow
+    from service.store.api_keys import ApiKeys
+    from service.store.changelog import ChangeLog
+    from service.store.webhooks import Webhook, WebhookStore
+
+    settings = obj.settings()
+    check_callback(url, settings.api.webhook_allow_http)
+    if feed is not None and settings.feed(feed) is None:
+        raise click.ClickException(f"no merged feed named {feed!r} in the config")
+
+    async def add(redis: Redis) -> Webhook:
+        key = await ApiKeys(redis).get(key_name)
+        if key is None:
+            raise click.ClickException(f"no key named {key_name!r}")
+        if feed is not None and key.feeds and feed not in key.feeds:
+            raise click.ClickException(f"key {key_name!r} may not read the feed {feed!r}")
+        head = await ChangeLog(redis).head()
+        return await WebhookStore(redis).add(key_name, url, str(head), utcnow(), feed=feed)
+
+    hook = _run_with_redis(settings, add)
+    click.echo(f"added webhook {hook.id} for key {key_name}; verify deliveries with the signing secret {hook.secret}")
+
+
+@webhooks.command("list")
+@config_option
+@click.pass_obj
+def webhooks_list(obj: Context) -> None:
+    """List webhooks: id, key, feed, callback host, last sequence number, state."""
+    from service.store.webhooks import WebhookStore
+
+    for hook in _run_with_redis(obj.settings(), lambda r: WebhookStore(r).all()):
+        state = f"paused until {hook.paused_until:%Y-%m-%d %H:%M}" if hook.paused_until else "active"
+        host = urlsplit(hook.url).hostname
+        click.echo(f"{hook.id}\tkey={hook.key}\tfeed={hook.feed or 'all'}\thost={host}\tseq={hook.seq}\t{state}")
+
+
+@webhooks.command("remove")
+@config_option
+@click.argument("webhook_id")
+@click.pass_obj
+def webhooks_remove(obj: Context, webhook_id: str) -> None:
+    """Stop and forget a webhook."""
+    from service.store.webhooks import WebhookStore
+
+    if not _run_with_redis(obj.settings(), lambda r: WebhookStore(r).remove(webhook_id)):
+        raise click.ClickException(f"no webhook {webhook_id!r}")
+    click.echo(f"removed webhook {webhook_id}")
+
+
+@webhooks.command("replay")
+@config_option
+@click.argument("webhook_id")
+@click.option("--cursor", default=None, help="resend every record after this change-log cursor")
+@click.option("--from-oldest", is_flag=True, help="resend every record the log still keeps")
+@click.pass_obj
+def webhooks_replay(obj: Context, webhook_id: str, cursor: str | None, from_oldest: bool) -> None:
+    """Move a webhook back: the records after the position are delivered again, with new sequence
+    numbers (receivers de-duplicate by each record's cursor)."""
+    from service.api.cursors import CursorError, CursorSigner
+    from service.store.api_keys import cursor_secret
+    from service.store.changelog import ChangeLog
+    from service.store.webhooks import Webhook, WebhookStore
+
+    if (cursor is None) == (not from_oldest):
+        raise click.ClickException("give exactly one of --cursor CURSOR and --from-oldest")
+    settings = obj.settings()
+
+    async def replay(redis: Redis) -> Webhook | None:
+        horizon = await ChangeLog(redis).horizon()
+        position = horizon
+        if cursor is not None:
+            try:
+                position = CursorSigner(await cursor_secret(redis, settings.api.cursor_secret)).open_changes(cursor)
+            except CursorError as exc:
+                raise click.ClickException(f"cursor: {exc}") from exc
+            if position < horizon:
+                raise click.ClickException("that cursor is older than the change log's retention")
+        return await WebhookStore(redis).update(webhook_id, None, position=str(position), paused_until=None, failures=0)
+
+    hook = _run_with_redis(settings, replay)
+    if hook is None:
+        raise click.ClickException(f"no webhook {webhook_id!r}")
+    click.echo(f"webhook {webhook_id} rewound to {hook.position}; the worker delivers from there")
+
+
+@webhooks.command("log")
+@config_option
+@click.argument("webhook_id")
+@click.option("-n", "count", type=click.IntRange(1, 200), default=20, show_default=True)
+@click.pass_obj
+def webhooks_log(obj: Context, webhook_id: str, count: int) -> None:
+    """The newest deliveries of a webhook: sequence number, try, outcome, HTTP status, records."""
+    from service.store.webhooks import WebhookStore
+
+    for d in _run_with_redis(obj.settings(), lambda r: WebhookStore(r).deliveries(webhook_id, count)):
+        status = d.status or d.error or "-"
+        click.echo(
+            f"{d.at:%Y-%m-%d %H:%M:%S}\tseq={d.seq}\ttry={d.attempt}\t{d.outcome}\t{status}\trecords={d.records}"
+        )
 
 
 def entrypoint() -> None:

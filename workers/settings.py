@@ -66,6 +66,13 @@ def build_worker(
             func(tasks.websub_verify, name="websub_verify", keep_result=60, timeout=60, max_tries=2),
             func(tasks.websub_notify, name="websub_notify", keep_result=3600, timeout=120, max_tries=3),
             func(
+                tasks.webhook_deliver,
+                name="webhook_deliver",
+                keep_result=0,  # its job id is the webhook's: free it for the next delivery at once
+                timeout=int(settings.api.webhook_timeout_seconds * 20) + 60,
+                max_tries=settings.api.webhook_attempts + 1,  # the task gives up itself; +1 for a killed worker
+            ),
+            func(
                 tasks.websub_deliver,
                 name="websub_deliver",
                 keep_result=3600,
@@ -78,6 +85,14 @@ def build_worker(
         else [
             cron(tasks.dispatch_due, name="dispatch_due", second=None, keep_result=0, timeout=30, run_at_startup=True),
             cron(tasks.drain_ingest, name="drain_ingest", second={0, 15, 30, 45}, keep_result=0, timeout=120),
+            cron(
+                tasks.webhooks_dispatch,
+                name="webhooks_dispatch",
+                second=set(range(0, 60, 5)),
+                keep_result=0,
+                timeout=30,
+            ),
+            cron(tasks.changelog_trim, name="changelog_trim", minute={7, 37}, second=0, keep_result=0, timeout=120),
         ],
         redis_pool=arq_redis(redis_url),
         queue_name=keys.ARQ_QUEUE,

@@ -9,11 +9,13 @@ from typing import Any
 from arq import Retry
 
 from service.hub.protocol import retry_delay
+from service.store.changelog import ChangeLog
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
 from workers.poll import dispatch
 from workers.poll.pipeline import poll_source
 from workers.resources import Resources
+from workers.webhooks import deliver as webhooks
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +68,11 @@ async def ingest_queued(res: Resources, consumer: str) -> ingest.IngestReport:
     A hub failure never fails ingest: the articles are stored either way.
     """
     report = await ingest.drain(res.redis, res.store, res.clock, consumer)
+    if report.outcomes:
+        try:
+            await webhooks.dispatch(res)
+        except Exception:
+            log.exception("could not queue webhook deliveries")
     if report.changed:
         try:
             await websub.notify_changes(res.redis, res.store, res.clock(), report.changed)
@@ -96,3 +103,27 @@ async def websub_deliver(ctx: dict[str, Any], subscription_id: str, feed_name: s
             "hub: gave up delivering %s change %s to %s after %d tries", feed_name, change, subscription_id, attempt
         )
     return status
+
+
+async def webhook_deliver(ctx: dict[str, Any], webhook_id: str) -> str:
+    """Partner API: POST pending change records to one webhook; a failure is retried with backoff."""
+    res: Resources = ctx["resources"]
+    attempt = ctx.get("job_try", 1)
+    outcome = await webhooks.deliver(res, webhook_id, attempt)
+    if outcome is webhooks.Outcome.FAILED:
+        if attempt < res.settings.api.webhook_attempts:
+            raise Retry(defer=webhooks.retry_delay(res.settings.api, attempt))
+        await webhooks.pause(res, webhook_id)
+        log.warning("webhook %s: gave up after %d tries; paused", webhook_id, attempt)
+    return outcome
+
+
+async def webhooks_dispatch(ctx: dict[str, Any]) -> int:
+    """Cron: queue deliveries for webhooks behind the change log (operator removals, paused ones)."""
+    return await webhooks.dispatch(ctx["resources"])
+
+
+async def changelog_trim(ctx: dict[str, Any]) -> int:
+    """Cron: drop change records older than ``[api] changelog_retention_days``."""
+    res: Resources = ctx["resources"]
+    return await ChangeLog(res.redis).trim(res.settings.api.changelog_retention_days * 86400)

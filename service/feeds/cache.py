@@ -20,11 +20,11 @@ from email.utils import format_datetime
 import brotli
 
 from service.config import FeedConfig, Settings
+from service.feed_filter import feed_filter_matches
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
 from service.feeds.query import (
     Cursor,
     FeedQuery,
-    feed_filter_matches,
     has_filters,
     query_matches,
 )

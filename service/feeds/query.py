@@ -13,13 +13,11 @@ import binascii
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
-from functools import lru_cache
 from urllib.parse import urlencode
 
 from service.config import FeedConfig, Settings
 from service.errors import TributaryError
-from service.feeds.render.xmltext import plain_text
+from service.feed_filter import searchable_text, word_pattern
 from service.models import Article
 
 MAX_LIMIT = 1000  # the largest page a reader may ask for (same bound as [[feeds]] limit)
@@ -127,44 +125,6 @@ def parse_query(params: Mapping[str, str] | list[tuple[str, str]], feed: FeedCon
 # -- filters ---------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=1024)
-def _word(keyword: str) -> re.Pattern[str]:
-    """Word-ish match: the keyword not glued to letters or digits on either side."""
-    return re.compile(r"(?<!\w)" + re.escape(keyword.lower()) + r"(?!\w)")
-
-
-def searchable_text(article: Article) -> str:
-    """Title and summary as lowercased plain text: what keyword filters and ``?q=`` look at."""
-    summary = plain_text(article.summary) if article.summary else ""
-    return f"{article.title}\n{summary}".lower()
-
-
-def _min_date(value: datetime | date | None) -> datetime | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value  # a TOML local time is UTC
-    return datetime(value.year, value.month, value.day, tzinfo=UTC)
-
-
-def feed_filter_matches(feed: FeedConfig, article: Article, text: str | None = None) -> bool:
-    """The feed's configured filters (include/exclude keywords, languages, minimum date)."""
-    minimum = _min_date(feed.min_date)
-    if minimum is not None and article.published < minimum:
-        return False
-    if feed.languages and article.language:
-        language = article.language.lower()
-        if not any(language == lang.lower() or language.startswith(lang.lower() + "-") for lang in feed.languages):
-            return False
-    if feed.include_keywords or feed.exclude_keywords:
-        text = searchable_text(article) if text is None else text
-        if feed.include_keywords and not any(_word(k).search(text) for k in feed.include_keywords):
-            return False
-        if any(_word(k).search(text) for k in feed.exclude_keywords):
-            return False
-    return True
-
-
 def query_matches(query: FeedQuery, settings: Settings, article: Article) -> bool:
     """The reader's ad-hoc narrowing: ``?tag=``, ``?source=``, ``?q=``."""
     if query.sources and article.source_id not in query.sources:
@@ -176,7 +136,7 @@ def query_matches(query: FeedQuery, settings: Settings, article: Article) -> boo
             return False
     if query.q:
         text = searchable_text(article)
-        if not all(_word(word).search(text) for word in query.q.split()):
+        if not all(word_pattern(word).search(text) for word in query.q.split()):
             return False
     return True
 

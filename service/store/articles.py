@@ -20,6 +20,9 @@ key and the alias are WATCHed with the article, so two sources racing on one URL
 one article. With ``[dedup] fuzzy_titles`` a near-identical title within the window merges
 too (candidates from ``recent`` and ``titles``). A changed article keeps its previous versions
 in ``article:{id}:revisions`` (``[storage] max_revisions``).
+
+Change log (service/store/changelog.py): every write here that creates, changes or removes an
+article, or moves it in or out of a feed, queues its change-log entry inside its own MULTI.
 """
 
 from __future__ import annotations
@@ -32,9 +35,11 @@ from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
 from service import keys
+from service.clock import utcnow
 from service.config import Settings
 from service.models import Article, Revision, SourceRef, SourceState, UpsertOutcome
 from service.store import dedup
+from service.store.changelog import ChangedPart, ChangeKind, RemovalReason, record_into
 from service.store.upsert import decide_upsert
 
 log = logging.getLogger(__name__)
@@ -81,8 +86,23 @@ class Store:
                         stale_url_key = keys.url_owner(old.url)  # type: ignore[arg-type]
                         if (await pipe.get(stale_url_key) or b"").decode() != stored.id:
                             stale_url_key = None
+                    # -- change log: an update that gives a stored article another's URL merges it
+                    if old is not None and url_key and old.url != stored.url:
+                        owner = await self._owner_of(pipe, stored, url_key, False)
+                        if owner is not None:
+                            return await self._absorb(pipe, old, owner, now, stored.content_hash)
+                    # -- end change log
                     pipe.multi()
                     self._write(pipe, stored, feeds, now)
+                    record_into(
+                        pipe,
+                        self.settings,
+                        stored.id,
+                        ChangeKind.CREATED if old is None else ChangeKind.UPDATED,
+                        now,
+                        article=stored,
+                        changed=None if old is None else ChangedPart.CONTENT,
+                    )
                     if old is not None:
                         self._keep_revision(pipe, old, now)
                     if stale_url_key:
@@ -176,8 +196,14 @@ class Store:
                 pipe.zadd(keys.feed_index(feed), {owner.id: score})
             if merged is not None:
                 pipe.incr(keys.feed_version(feed))
+        self._record_owner(pipe, owner, merged, now)
         await pipe.execute()
         return UpsertOutcome.MERGED if merged is not None else UpsertOutcome.UNCHANGED
+
+    def _record_owner(self, pipe: Redis, owner: Article, merged: Article | None, now: datetime) -> None:
+        """The change-log entry of an article another was merged into: provenance, or feeds only."""
+        changed = ChangedPart.SOURCES if merged else ChangedPart.FEEDS
+        record_into(pipe, self.settings, owner.id, ChangeKind.UPDATED, now, article=merged or owner, changed=changed)
 
     def _own_ref(self, article: Article) -> SourceRef:
         source = self.settings.source(article.source_id)
@@ -217,51 +243,186 @@ class Store:
             pipe.incr(keys.feed_version(feed))
             pipe.publish(self.changes_channel, feed)
 
-    async def trim_source(self, source_id: str) -> int:
+    # -- removals, each with its change-log entries (service/store/changelog.py) -------------
+
+    async def trim_source(self, source_id: str, now: datetime | None = None) -> int:
         """Apply retention: keep the newest ``retention_per_source`` articles of the source."""
-        keep = self.settings.storage.retention_per_source
+        return await self._drop_from_source(
+            source_id, self.settings.storage.retention_per_source, RemovalReason.RETENTION, now or utcnow()
+        )
+
+    async def remove_source_articles(
+        self, source_id: str, now: datetime, reason: RemovalReason = RemovalReason.REMOVED
+    ) -> int:
+        """Remove every article the source owns; others' articles it carried only leave its indexes."""
+        return await self._drop_from_source(source_id, 0, reason, now)
+
+    async def _drop_from_source(self, source_id: str, keep: int, reason: RemovalReason, now: datetime) -> int:
+        """Drop all but the newest ``keep`` entries of the source's index.
+
+        The documents are WATCHed, so a concurrent write to one of them (or another trim) restarts
+        the drop: each removal commits, and is logged, exactly once.
+        """
         index = keys.source_index(source_id)
-        excess = await self.redis.zcard(index) - keep
-        if excess <= 0:
-            return 0
-        listed = [i.decode() for i in await self.redis.zrange(index, 0, excess - 1)]
-        docs = dict(zip(listed, await self.redis.mget([keys.article(i) for i in listed]), strict=True))
         feeds = self.settings.feeds_of_source(source_id)
-        parsed = {i: Article.model_validate_json(raw) for i, raw in docs.items() if raw}
-        # Articles another source owns (merged copies) only leave this source's indexes.
-        foreign = {i: a for i, a in parsed.items() if a.source_id != source_id}
-        doomed = [i for i in listed if i not in foreign]
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.zrem(index, *listed)
-            for article_id, article in foreign.items():
-                still_shown = {
-                    f for ref in article.sources if ref.id != source_id for f in self.settings.feeds_of_source(ref.id)
-                }
-                still_shown.update(self.settings.feeds_of_source(article.source_id))
-                for feed in feeds:
-                    if feed not in still_shown:
-                        pipe.zrem(keys.feed_index(feed), article_id)
-            for article_id in doomed:  # an owned article leaves the sources merged into it too
-                for ref in parsed[article_id].sources if article_id in parsed else ():
-                    if ref.id != source_id:
-                        pipe.zrem(keys.source_index(ref.id), article_id)
-                        for feed in self.settings.feeds_of_source(ref.id):
-                            pipe.zrem(keys.feed_index(feed), article_id)
-                            pipe.incr(keys.feed_version(feed))
-            if doomed:
-                pipe.hdel(CONTENT_HASHES, *doomed)
-                pipe.zrem(keys.CHANGES, *doomed)
-                pipe.zrem(keys.RECENT, *doomed)
-                pipe.hdel(keys.TITLES, *doomed)
-                pipe.delete(*(keys.article(i) for i in doomed), *(keys.revisions(i) for i in doomed))
-                for feed in feeds:
-                    pipe.zrem(keys.feed_index(feed), *doomed)
-            for feed in feeds:
+            while True:
+                try:
+                    excess = await self.redis.zcard(index) - keep
+                    if excess <= 0:
+                        return 0
+                    listed = [i.decode() for i in await self.redis.zrange(index, 0, excess - 1)]
+                    await pipe.watch(*(keys.article(i) for i in listed))
+                    docs = dict(zip(listed, await pipe.mget([keys.article(i) for i in listed]), strict=True))
+                    parsed = {i: Article.model_validate_json(raw) for i, raw in docs.items() if raw}
+                    # Articles another source owns (merged copies) only leave this source's indexes.
+                    foreign = {i: a for i, a in parsed.items() if a.source_id != source_id}
+                    doomed = [a for i, a in parsed.items() if i not in foreign]
+                    pipe.multi()
+                    pipe.zrem(index, *listed)
+                    for article_id, article in foreign.items():
+                        still_shown = {
+                            f
+                            for ref in article.sources
+                            if ref.id != source_id
+                            for f in self.settings.feeds_of_source(ref.id)
+                        }
+                        still_shown.update(self.settings.feeds_of_source(article.source_id))
+                        for feed in feeds:
+                            if feed not in still_shown:
+                                pipe.zrem(keys.feed_index(feed), article_id)
+                        record_into(
+                            pipe,
+                            self.settings,
+                            article_id,
+                            ChangeKind.UPDATED,
+                            now,
+                            article=article,
+                            changed=ChangedPart.FEEDS,
+                        )
+                    for article in doomed:
+                        self._delete_into(pipe, article)
+                        record_into(pipe, self.settings, article.id, ChangeKind.REMOVED, now, reason=reason)
+                    owned = [i for i in listed if i not in foreign]  # documents gone already included
+                    for feed in feeds:
+                        if owned:
+                            pipe.zrem(keys.feed_index(feed), *owned)
+                        pipe.incr(keys.feed_version(feed))
+                        pipe.publish(self.changes_channel, feed)
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    continue
+        log.info("%s removed %d articles of %s (%d deleted)", reason, len(listed), source_id, len(doomed))
+        return len(listed)
+
+    async def remove_article(
+        self, article_id: str, now: datetime, reason: RemovalReason = RemovalReason.REMOVED
+    ) -> bool:
+        """Delete one stored article everywhere (operators); False when there is none."""
+        key = keys.article(article_id)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    if raw is None:
+                        await pipe.unwatch()
+                        return False
+                    article = Article.model_validate_json(raw)
+                    url_key = await self._owned_url_key(pipe, article)
+                    pipe.multi()
+                    self._delete_into(pipe, article)
+                    if url_key:
+                        pipe.delete(url_key)
+                    record_into(pipe, self.settings, article_id, ChangeKind.REMOVED, now, reason=reason)
+                    await pipe.execute()
+                    return True
+                except WatchError:
+                    continue
+
+    async def merge_articles(self, duplicate_id: str, owner_id: str, now: datetime) -> bool:
+        """Merge a stored article into another as its duplicate (operators); False if either is gone."""
+        if duplicate_id == owner_id:
+            return False
+        async with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    duplicate = await self._watched_article(pipe, duplicate_id)
+                    owner = await self._watched_article(pipe, owner_id)
+                    if duplicate is None or owner is None:
+                        await pipe.unwatch()
+                        return False
+                    await self._absorb(pipe, duplicate, owner, now, duplicate.content_hash)
+                    return True
+                except WatchError:
+                    continue
+
+    async def _owned_url_key(self, pipe: Redis, article: Article) -> str | None:
+        """The article's URL-owner key (now WATCHed) when it names this article."""
+        if article.url is None or not dedup.identifies_article(article.url):
+            return None
+        url_key = keys.url_owner(article.url)
+        await pipe.watch(url_key)
+        return url_key if (await pipe.get(url_key) or b"").decode() == article.id else None
+
+    async def _absorb(
+        self, pipe: Redis, duplicate: Article, owner: Article, now: datetime, duplicate_hash: str
+    ) -> UpsertOutcome:
+        """Replace a stored ``duplicate`` by ``owner``: the duplicate is deleted (a ``merged``
+        tombstone), its sources join the owner's provenance and indexes, its id becomes an alias,
+        so its source's next poll of it is a merged copy like any other."""
+        refs = duplicate.sources or (self._own_ref(duplicate),)
+        merged = dedup.add_sources(owner, refs, self._own_ref(owner))
+        url_key = await self._owned_url_key(pipe, duplicate)
+        holders = {duplicate.source_id, *(ref.id for ref in duplicate.sources)}
+        score = owner.published.timestamp()
+        pipe.multi()
+        self._delete_into(pipe, duplicate)
+        if url_key and (owner.url is None or keys.url_owner(owner.url) != url_key):
+            pipe.delete(url_key)
+        elif url_key:
+            pipe.set(url_key, owner.id)
+        pipe.set(keys.alias(duplicate.id), owner.id)
+        pipe.hset(CONTENT_HASHES, duplicate.id, duplicate_hash)
+        if merged is not None:
+            pipe.set(keys.article(owner.id), merged.model_dump_json())
+            pipe.zadd(keys.CHANGES, {owner.id: now.timestamp()})
+        for source_id in holders:
+            pipe.zadd(keys.source_index(source_id), {owner.id: score})
+            for feed in self.settings.feeds_of_source(source_id):
+                pipe.zadd(keys.feed_index(feed), {owner.id: score})
                 pipe.incr(keys.feed_version(feed))
                 pipe.publish(self.changes_channel, feed)
-            await pipe.execute()
-        log.info("retention removed %d articles of %s (%d deleted)", len(listed), source_id, len(doomed))
-        return len(listed)
+        record_into(
+            pipe,
+            self.settings,
+            duplicate.id,
+            ChangeKind.REMOVED,
+            now,
+            reason=RemovalReason.MERGED,
+            merged_into=owner.id,
+        )
+        self._record_owner(pipe, owner, merged, now)
+        await pipe.execute()
+        return UpsertOutcome.MERGED
+
+    def _delete_into(self, pipe: Redis, article: Article) -> None:
+        """Queue the deletion of ``article`` from every index that can hold it."""
+        holders = {article.source_id, *(ref.id for ref in article.sources)}
+        for source_id in holders:
+            pipe.zrem(keys.source_index(source_id), article.id)
+        for feed in {f for source_id in holders for f in self.settings.feeds_of_source(source_id)}:
+            pipe.zrem(keys.feed_index(feed), article.id)
+            pipe.incr(keys.feed_version(feed))
+            pipe.publish(self.changes_channel, feed)
+        pipe.hdel(CONTENT_HASHES, article.id)
+        pipe.zrem(keys.CHANGES, article.id)
+        pipe.zrem(keys.RECENT, article.id)
+        pipe.hdel(keys.TITLES, article.id)
+        pipe.delete(keys.article(article.id), keys.revisions(article.id))
+
+    # -- end removals -------------------------------------------------------------------------
 
     async def articles(self, article_ids: Sequence[str]) -> list[Article]:
         """Documents for the ids, in order; ids whose document vanished are skipped."""

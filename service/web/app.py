@@ -16,6 +16,8 @@ from service.feeds.render.opml import render_feeds_opml, render_sources_opml
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
 from service.web import feed_views, hub_endpoint
+from service.web.api import PREFIX as API_PREFIX
+from service.web.api import create_api_app
 from service.web.appkeys import (
     CLOCK,
     FEED_CACHE,
@@ -27,6 +29,7 @@ from service.web.appkeys import (
 )
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
+MAX_REQUEST_LINE = 32 * 1024  # /api/v1/articles?ids= names up to 500 ids (16.5 kB)
 
 
 def static_pages(settings: Settings) -> dict[str, Rendered]:
@@ -59,7 +62,7 @@ def create_app(
     """
     if redis is None and redis_url is None:
         raise ValueError("create_app needs redis or redis_url")
-    app = web.Application()
+    app = web.Application(handler_args={"max_line_size": MAX_REQUEST_LINE})
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[STATIC_PAGES] = static_pages(settings)
@@ -83,5 +86,6 @@ def create_app(
     app.cleanup_ctx.append(resources)
     feed_views.add_routes(app)
     hub_endpoint.add_routes(app)
+    app.add_subapp(API_PREFIX, create_api_app(app))
     feed_views.add_fallback_route(app)
     return app

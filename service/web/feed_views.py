@@ -134,7 +134,24 @@ async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: st
     snapshot = cache.fresh(feed.name) if query is None else None
     if snapshot is None:
         snapshot = await cache.snapshot(feed, query)
-    return conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
+    response = conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
+    if fmt == "json" and settings.api.public_feed_cors:
+        allow_public_origin(request, response, settings.api.public_feed_cors)
+    return response
+
+
+def allow_public_origin(request: web.Request, response: web.Response, allowed: list[str]) -> None:
+    """``[api] public_feed_cors``: let browser pages of these origins read the JSON Feed."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return
+    if "*" in allowed:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+    elif origin in allowed:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = response.headers.get("Vary", "") + ", Origin"
+    if "Access-Control-Allow-Origin" in response.headers:
+        response.headers["Access-Control-Expose-Headers"] = "ETag, Last-Modified, Link"
 
 
 async def index_page(request: web.Request) -> web.StreamResponse:

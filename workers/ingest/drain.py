@@ -79,7 +79,7 @@ async def drain(
         for entry_id, fields in entries:
             await _ingest_entry(redis, store, clock(), entry_id, fields, report)
     for source_id in report.sources:
-        await store.trim_source(source_id)
+        await store.trim_source(source_id, clock())
     return report
 
 

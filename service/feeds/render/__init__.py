@@ -13,7 +13,8 @@ from service.feeds.merge import MergedFeed
 from service.feeds.render.atom import render_atom
 from service.feeds.render.jsonfeed import render_jsonfeed
 from service.feeds.render.rss import render_rss
-from service.feeds.render.xmltext import article_uri, rfc822, rfc3339, xml_safe
+from service.feeds.render.xmltext import article_uri, rfc822, rfc3339
+from service.text import xml_safe
 
 __all__ = [
     "RENDERERS",

@@ -11,13 +11,8 @@ from html import escape
 from string import Template
 
 from service.feeds.merge import FORMATS, MergedFeed
-from service.feeds.render.xmltext import (
-    absolute_uri,
-    article_source,
-    plain_text,
-    rfc3339,
-    xml_safe,
-)
+from service.feeds.render.xmltext import absolute_uri, article_source, rfc3339
+from service.text import plain_text, xml_safe
 
 FORMAT_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
 SUMMARY_CHARS = 600

@@ -12,12 +12,11 @@ from service.feeds.render.xmltext import (
     article_source,
     article_uri,
     enclosure_type,
-    plain_text,
     rfc3339,
     safe_uri,
-    xml_safe,
 )
 from service.models import Article, Enclosure, SourceRef
+from service.text import plain_text, xml_safe
 
 VERSION = "https://jsonfeed.org/version/1.1"
 

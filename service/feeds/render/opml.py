@@ -7,7 +7,8 @@ from urllib.parse import urlsplit
 
 from service.config import Settings
 from service.feeds.merge import feed_urls
-from service.feeds.render.xmltext import safe_uri, xml_safe
+from service.feeds.render.xmltext import safe_uri
+from service.text import xml_safe
 
 
 def _document(title: str) -> tuple[ET.Element, ET.Element]:

@@ -16,9 +16,9 @@ from service.feeds.render.xmltext import (
     rfc822,
     rfc3339,
     safe_uri,
-    xml_safe,
 )
 from service.models import Article
+from service.text import xml_safe
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 CONTENT_NS = "http://purl.org/rss/1.0/modules/content/"

@@ -1,0 +1,59 @@
+"""The partner API at ``/api/v1/`` (docs/partners.md): a sub-application with its own
+middlewares (CORS, problem details, keys and rate limits), so the public feed routes keep their
+middleware-free hot path."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service.api.cursors import CursorSigner
+from service.api.reads import Reader
+from service.store.api_keys import ApiKeys, cursor_secret
+from service.web.api import cors, routes
+from service.web.api.auth import auth_middleware
+from service.web.api.docs import render_docs
+from service.web.api.notifier import ChangeNotifier
+from service.web.api.openapi import build_document
+from service.web.api.problems import problems
+from service.web.api.state import DOCS_PAGE, KEYS, NOTIFIER, READER, SPEC
+from service.web.appkeys import REDIS, STORE
+
+PREFIX = "/api/v1/"
+
+
+def create_api_app(parent: web.Application) -> web.Application:
+    """The sub-application to mount at :data:`PREFIX`; its resources come from ``parent``'s."""
+    api = web.Application(middlewares=[cors.cors_middleware(PREFIX), problems, auth_middleware(PREFIX)])
+    document = build_document(PREFIX.rstrip("/"))
+    api[SPEC] = json.dumps(document, ensure_ascii=False, indent=1).encode()
+    api[DOCS_PAGE] = render_docs(document)
+
+    async def resources(api: web.Application) -> AsyncIterator[None]:
+        redis = parent[REDIS]
+        store = parent[STORE]
+        api[KEYS] = ApiKeys(redis)
+        api[READER] = Reader(store, CursorSigner(await cursor_secret(redis, store.settings.api.cursor_secret)))
+        api[NOTIFIER] = ChangeNotifier(redis)
+        yield
+        await api[NOTIFIER].stop()
+
+    api.cleanup_ctx.append(resources)
+    routes.add_routes(api)
+    api.router.add_route("*", "/{path:.*}", _no_route)
+    return api
+
+
+async def _no_route(request: web.Request) -> web.StreamResponse:
+    """After every route: OPTIONS without CORS gets 204; otherwise a 404 or 405 problem."""
+    if request.method == "OPTIONS":
+        return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource is not request.match_info.route.resource:
+            allowed |= (await resource.resolve(request))[1]
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
+    raise web.HTTPNotFound()

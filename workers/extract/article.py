@@ -2,10 +2,11 @@
 
 Pure (HTML in, data out). What each field comes from, first match wins:
 
-- title: ``selectors.title`` → ``og:title`` / trafilatura's metadata → ``<title>``;
+- title: ``selectors.title`` → ``og:title`` → trafilatura's guess from the page's headings → ``<title>``;
 - published / updated: the selector (its ``datetime`` or ``content`` attribute, else its
   text, read by :func:`workers.parse.dates.parse_date` in the source's zone) → ``article:*_time``,
-  ``itemprop`` and JSON-LD metadata → for published only, trafilatura's day-precision guess;
+  ``itemprop`` and JSON-LD metadata → for published only, htmldate's day-precision guess (the date
+  trafilatura would report);
 - image: ``selectors.image`` (an ``<img>``, something holding one, or a ``<meta>``) →
   ``og:image``; caption: ``selectors.caption`` → the ``<figcaption>`` of the image's figure,
   with a trailing credit ("Photo: AFP") split off into ``credit``;
@@ -22,6 +23,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from enum import StrEnum
@@ -29,7 +31,11 @@ from urllib.parse import urljoin
 
 import lxml.html
 import trafilatura
+from htmldate import find_date
 from lxml import etree
+from trafilatura.htmlprocessing import build_html_output
+from trafilatura.metadata import extract_author, extract_title
+from trafilatura.settings import Document
 
 from service.config import PageSelectors
 from service.errors import ErrorKind, ParseError
@@ -128,25 +134,27 @@ def extract_page(
 
     _drop_noise(tree, selectors.remove)
     title = title or fold(metadata.get("og:title"))
-    page_title = fold(_text(select_first(tree, "title")))
     language = (tree.get("lang") or "").strip() or None
+    author = metadata.get("author")
     if selectors.body and (selected := select(tree, selectors.body)):
-        body, guessed = _selected_body(selected), {}
+        body = _selected_body(selected)
     else:
-        body, guessed = _trafilatura(tree, url)  # may alter `tree`: read it before
-    if published is None and guessed.get("date"):
-        published, published_from = parse_date(guessed["date"], default_tz), DateSource.GUESS
+        body = _trafilatura(tree, url)
+        # trafilatura's guesses cost a pass over the page each: only for what the page's metadata lacks
+        if published is None and (guess := find_date(tree, extensive_search=True, original_date=True, url=url)):
+            published, published_from = parse_date(guess, default_tz), DateSource.GUESS
+        title = title or fold(extract_title(tree))
+        author = author or extract_author(tree)
     if published is None:
         published_from = DateSource.NONE
 
-    title = title or fold(guessed.get("title")) or page_title
+    title = title or fold(_text(select_first(tree, "title")))
     if body is not None:
         _drop_caption_copies(body, image, url)
         _drop_title_copy(body, title)
     content = _serialise(body)
     if not title and not content:
         raise ParseError(url, ErrorKind.PARSE_ERROR, "no article found on the page")
-    author = metadata.get("author") or guessed.get("author")
     entry = ParsedEntry(
         link=url,
         title=title or None,
@@ -292,32 +300,30 @@ def _selected_body(elements: list[etree._Element]) -> etree._Element:
     return wrapper
 
 
-def _trafilatura(tree: lxml.html.HtmlElement, url: str) -> tuple[etree._Element | None, dict[str, str]]:
-    """trafilatura's main text as HTML (links and emphasis kept, comments left out) and the
-    metadata it found (title, author, date…), in one pass."""
-    extracted = trafilatura.extract(
+def _trafilatura(tree: lxml.html.HtmlElement, url: str) -> etree._Element | None:
+    """trafilatura's main text as HTML: links and emphasis kept, comments left out."""
+    # bare_extraction, not extract: extract also fingerprints the text, which nothing here reads
+    document = trafilatura.bare_extraction(
         tree,
         url=url,
         output_format="html",
-        with_metadata=True,
         include_comments=False,
         include_links=True,
         include_formatting=True,
         include_tables=True,
         include_images=False,
     )
-    if not extracted:
-        return None, {}
-    document = lxml.html.document_fromstring(extracted)
-    found = {m.get("name"): m.get("content") for m in document.iter("meta") if m.get("name") and m.get("content")}
-    body = document.find("body")
+    if not isinstance(document, Document) or document.body is None:
+        return None
+    html = unicodedata.normalize("NFC", build_html_output(document))
+    body = lxml.html.document_fromstring(html).find("body")
     if body is None:
-        return None, found
+        return None
     wrapper = lxml.html.fragment_fromstring("<div></div>")
     wrapper.text = body.text
     for child in list(body):
         wrapper.append(child)
-    return wrapper, found
+    return wrapper
 
 
 def _serialise(wrapper: etree._Element | None) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
+import lxml.html
 import pytest
 
 from service.config import PageSelectors
@@ -18,6 +19,8 @@ from workers.extract import (
     extract_page,
     split_credit,
 )
+from workers.extract.cleanup import clean_page, join_split_body
+from workers.extract.trim import trim_body
 from workers.normalise.entry import html_to_text
 
 PAGES = DATA / "pages"
@@ -312,3 +315,157 @@ def test_hostile_and_encoded_pages(html: bytes, title: str | None, text: str | N
     assert entry.title == title
     assert text in html_to_text(entry.content)
     assert "aaaaaaaaaa" not in (entry.content or "")
+
+
+# --- page cleaning before extraction, body trimming after it -----------------------------------
+
+PROSE = "Officials said the talks would resume next week after a pause over the summer months. " * 4
+
+
+def _page(body: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(f"<html><body>{body}</body></html>")
+
+
+def _texts(tree: lxml.html.HtmlElement) -> list[str]:
+    return [" ".join(e.text_content().split()) for e in tree.iter("p")]
+
+
+@pytest.mark.parametrize(
+    ("body", "kept", "dropped"),
+    [
+        pytest.param(
+            '<p>Story.</p><div class="share-bar"><p>Share</p></div><div id="Weather"><p>Sunny</p></div>',
+            ["Story."],
+            ["Share", "Sunny"],
+            id="widgets-by-class-or-id-any-case",
+        ),
+        pytest.param(
+            '<p>Story.</p><div style="display: none"><p>Schema copy</p></div><div hidden><p>Sign in</p></div>'
+            '<span style="VISIBILITY:hidden"><p>Menu</p></span>',
+            ["Story."],
+            ["Schema copy", "Sign in", "Menu"],
+            id="hidden-blocks",
+        ),
+        pytest.param(
+            f'<div style="display:none"><p>{PROSE}</p></div><p>Footer.</p>',
+            [PROSE.strip(), "Footer."],
+            [],
+            id="page-hidden-whole-until-scripts-run-kept",
+        ),
+        pytest.param(
+            f'<div id="socialicons-sticky"><p>{PROSE}</p><p>{PROSE}</p></div><div class="social"><p>{PROSE}</p>'
+            f'<a href="/a">{PROSE}</a></div>',
+            [PROSE.strip(), PROSE.strip()],
+            [],
+            id="article-text-in-a-widget-named-container-kept",
+        ),
+        pytest.param(
+            '<p>Story.</p><div class="related-links"><p>A short teaser.</p></div><div class="x"><p>Kept.</p></div>',
+            ["Story.", "Kept."],
+            ["A short teaser."],
+            id="short-related-teaser",
+        ),
+        pytest.param(
+            '<div class="social-media-embed"><blockquote class="twitter-tweet"><p>Meth. We are on it.</p>'
+            '</blockquote><script src="https://platform.twitter.com/widgets.js"></script></div>'
+            '<div class="share"><p>Share</p></div>',
+            ["Meth. We are on it."],
+            ["Share"],
+            id="embedded-tweet-unwrapped",
+        ),
+    ],
+)
+def test_clean_page(body: str, kept: list[str], dropped: list[str]) -> None:
+    tree = _page(body)
+    clean_page(tree, [])
+    texts = _texts(tree)
+    assert [t for t in texts if t in kept] == [" ".join(k.split()) for k in kept]
+    for text in dropped:
+        assert text not in texts
+
+
+def test_clean_page_drops_configured_selectors_first() -> None:
+    tree = _page('<p class="keep">Story.</p><p class="promo-box">Buy.</p><p class="legal">Terms.</p>')
+    clean_page(tree, [".legal"])
+    assert _texts(tree) == ["Story."]
+
+
+CHUNK = f"<p>{PROSE}</p>"
+
+
+@pytest.mark.parametrize(
+    ("body", "joined"),
+    [
+        pytest.param(
+            f'<article><div class="grid"><div class="article__body">{CHUNK}</div></div><div class="ad">Ad</div>'
+            f'<div class="grid"><div class="article__body">{CHUNK}<p>End.</p></div></div></article>',
+            True,
+            id="body-cut-by-an-ad",
+        ),
+        pytest.param(
+            f'<div class="post"><h2>First post</h2><div class="entry-content">{CHUNK}</div></div>'
+            f'<div class="post"><h2>Second post</h2><div class="entry-content">{CHUNK}<p>End.</p></div></div>',
+            False,
+            id="blog-front-page-posts-under-their-headings",
+        ),
+        pytest.param(
+            f'<article><div class="story-body">{CHUNK}</div></article>'
+            f'<article><div class="story-body">{CHUNK}<p>End.</p></div></article>',
+            False,
+            id="next-article-appended",
+        ),
+        pytest.param(
+            f'<div class="post-content">{CHUNK}</div><div class="post-content"><p>End.</p></div>',
+            False,
+            id="short-second-container",
+        ),
+    ],
+)
+def test_join_split_body(body: str, joined: bool) -> None:
+    tree = _page(body)
+    join_split_body(tree)
+    first = tree.xpath("//*[contains(@class, 'body') or contains(@class, 'content')]")[0]
+    assert ("End." in _texts(first)) is joined
+
+
+TITLE = "Ceasefire talks planned in Geneva"
+STANDFIRST = "Diplomats from both sides are to meet next week, the first direct talks in months."
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param(
+            f"<h1>{TITLE}: live</h1><h2>{STANDFIRST}</h2><p>{PROSE}</p><h2>Ceasefire talks planned</h2><p>More.</p>",
+            [PROSE.strip(), "Ceasefire talks planned", "More."],
+            id="headline-and-standfirst-before-the-text",
+        ),
+        pytest.param(
+            f"<p>By Jane Reporter</p><h2>{TITLE}</h2><p>{PROSE}</p>",
+            ["By Jane Reporter", PROSE.strip()],
+            id="short-byline-before-the-headline",
+        ),
+        pytest.param(
+            f"<p>{PROSE}</p><h3>Related</h3><ul><li><a href='/1'>Other story</a></li><li><a href='/2'>More</a></li></ul>"
+            "<p>Follow us on Twitter</p><p>Comments</p><p>© 2019 Example News. All rights reserved.</p><p>___</p>",
+            [PROSE.strip()],
+            id="closing-boilerplate",
+        ),
+        pytest.param(
+            f"<p>{PROSE}</p><ul><li>Bring water</li><li>Wear a <a href='/hat'>hat</a></li></ul>"
+            "<p>Subscribers say the talks will fail, but the diplomats disagree with that.</p>",
+            [
+                PROSE.strip(),
+                "Bring water",
+                "Wear a hat",
+                "Subscribers say the talks will fail, but the diplomats disagree with that.",
+            ],
+            id="closing-list-and-paragraph-of-the-article-kept",
+        ),
+    ],
+)
+def test_trim_body(body: str, expected: list[str]) -> None:
+    wrapper = lxml.html.fragment_fromstring(body, create_parent="div")
+    trim_body(wrapper, None, "https://site.test/a", (TITLE, STANDFIRST))
+    blocks = wrapper.xpath(".//*[self::p or self::li or self::h1 or self::h2 or self::h3]")
+    assert [" ".join(e.text_content().split()) for e in blocks] == [" ".join(e.split()) for e in expected]

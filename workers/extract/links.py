@@ -6,7 +6,7 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 import lxml.html
 
-from workers.extract.page import load_page, select
+from workers.extract.page import attributes, elements, load_page, select
 
 __all__ = ["extract_links"]
 
@@ -25,7 +25,9 @@ def extract_links(listing_html: bytes | str | lxml.html.HtmlElement, base_url: s
     base = _document_base(tree, base_url)
     links: dict[str, None] = {}
     for element in select(tree, selector):
-        anchor = element if element.get("href") is not None else next(iter(element.xpath(".//*[@href]")), None)
+        anchor = (
+            element if element.get("href") is not None else next(iter(elements(element.xpath(".//*[@href]"))), None)
+        )
         href = (anchor.get("href") or "").strip() if anchor is not None else ""
         if not href:
             continue
@@ -40,7 +42,7 @@ def extract_links(listing_html: bytes | str | lxml.html.HtmlElement, base_url: s
 
 
 def _document_base(tree: lxml.html.HtmlElement, base_url: str) -> str:
-    for href in tree.xpath("//base/@href"):
+    for href in attributes(tree.xpath("//base/@href")):
         try:
             return urljoin(base_url, href.strip())
         except ValueError:

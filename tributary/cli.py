@@ -15,7 +15,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import click
@@ -27,6 +27,8 @@ from service.errors import ConfigError, TributaryError
 from service.store.embedded_redis import resolve_redis_url
 
 log = logging.getLogger("tributary")
+
+Command = TypeVar("Command", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
@@ -84,12 +86,13 @@ def main(ctx: click.Context, config: str | None, log_level: str) -> None:
     ctx.obj = Context(config)
 
 
-def config_option(f):  # type: ignore[no-untyped-def]
+def config_option(f: Command) -> Command:
     """Accept ``--config`` after the verb too (``tributary run --config PATH``)."""
 
     def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-        if value:
-            ctx.find_object(Context).config = value
+        context = ctx.find_object(Context)
+        if value and context is not None:
+            context.config = value
 
     return click.option("--config", callback=remember, expose_value=False, help="config file")(f)
 

@@ -149,7 +149,7 @@ async def test_retry_after_delays_the_source_and_pauses_its_host(
     other = poller.server.set("/other.rss", RSS)
     poller.setup([{"id": "busy", "url": url}, {"id": "other", "url": other}])
     report = await poller.poll("busy")
-    kind = ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
+    kind = ErrorKind.SERVER if status >= 500 else ErrorKind.RATE_LIMITED
     assert report.status is PollStatus.FAILED and report.error_kind is kind
     assert report.next_poll == poller.after(seconds)  # 30 s is shorter than the backoff: backoff wins
     state = await poller.state("busy")
@@ -165,7 +165,15 @@ async def test_retry_after_delays_the_source_and_pauses_its_host(
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(404, ErrorKind.HTTP_4XX), (403, ErrorKind.HTTP_4XX), (500, ErrorKind.HTTP_5XX), (502, ErrorKind.HTTP_5XX)],
+    [
+        (404, ErrorKind.NOT_FOUND),
+        (401, ErrorKind.AUTH),
+        (403, ErrorKind.AUTH),
+        (418, ErrorKind.CLIENT_ERROR),
+        (429, ErrorKind.RATE_LIMITED),
+        (500, ErrorKind.SERVER),
+        (502, ErrorKind.SERVER),
+    ],
 )
 async def test_http_errors_stored_with_code_and_backoff(poller: Poller, status: int, kind: ErrorKind) -> None:
     url = poller.server.set("/e.rss", b"nope", status=status)
@@ -192,7 +200,7 @@ async def test_body_content_kinds(poller: Poller) -> None:
         [{"id": "html", "url": html}, {"id": "broken", "url": broken}, {"id": "big", "url": big}], max_body_bytes=4096
     )
     assert (await poller.poll("html")).error_kind is ErrorKind.NOT_A_FEED
-    assert (await poller.poll("broken")).error_kind is ErrorKind.PARSE_ERROR
+    assert (await poller.poll("broken")).error_kind is ErrorKind.PARSE
     assert (await poller.poll("big")).error_kind is ErrorKind.TOO_LARGE
 
 
@@ -282,7 +290,7 @@ async def test_at_most_five_redirects(poller: Poller) -> None:
     poller.server.set("/r7", RSS)
     poller.setup([{"id": "s", "url": poller.server.url("/r0")}])
     report = await poller.poll("s")
-    assert report.error_kind is ErrorKind.HTTP_4XX and "more than 5 redirects" in (report.error or "")
+    assert report.error_kind is ErrorKind.REDIRECT_LOOP and "more than 5 redirects" in (report.error or "")
     assert len(poller.server.requests) == 6
 
 

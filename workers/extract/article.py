@@ -145,7 +145,7 @@ def extract_page(
         _drop_title_copy(body, title)
     content = _serialise(body)
     if not title and not content:
-        raise ParseError(url, ErrorKind.PARSE_ERROR, "no article found on the page")
+        raise ParseError(url, ErrorKind.PARSE, "no article found on the page")
     author = metadata.get("author") or guessed.get("author")
     entry = ParsedEntry(
         link=url,

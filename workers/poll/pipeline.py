@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from service import keys
 from service.config import SourceConfig
-from service.errors import ErrorKind, SourceError
+from service.errors import ErrorKind, FetchError, SourceError
 from service.models import Article, RedirectRecord, SourceState
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred, Slot, Verdict
@@ -117,7 +117,7 @@ async def _poll_with_budget(
         report = await _poll(res, source, state, now, seen=seen)
     except SourceError as exc:
         report = _record_failure(source, state, now, exc)
-        seen.headers = getattr(exc, "headers", None) or {}
+        seen.headers = exc.headers if isinstance(exc, FetchError) else {}
         seen.status = exc.status
     except Exception as exc:  # a bug must not kill the worker nor strand the source
         log.exception("unexpected failure polling %s", source.id)

@@ -335,9 +335,3 @@ class Store:
     async def source_state(self, source_id: str) -> SourceState:
         raw = await self.redis.get(keys.source_state(source_id))
         return SourceState.model_validate_json(raw) if raw else SourceState()
-
-    async def save_source_state(self, source_id: str, state: SourceState) -> None:
-        await self.redis.set(keys.source_state(source_id), state.model_dump_json())
-
-    async def source_count(self, source_id: str) -> int:
-        return int(await self.redis.zcard(keys.source_index(source_id)))

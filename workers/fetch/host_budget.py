@@ -154,9 +154,6 @@ class HostBudget:
             if slot is not None:
                 return slot
 
-    def release_into(self, pipe: Redis, slot: Slot) -> None:
-        pipe.zrem(keys.host_budget(slot.host)[0], slot.token)
-
     async def release(self, slot: Slot) -> None:
         await self.redis.zrem(keys.host_budget(slot.host)[0], slot.token)
 

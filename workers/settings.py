@@ -89,7 +89,7 @@ def build_worker(
         burst=burst,
         handle_signals=not burst,
         health_check_interval=30,
-        health_check_key=keys.PREFIX + "arq:health",
+        health_check_key=keys.ARQ_HEALTH,
     )
     options.update(overrides)
     return Worker(**options)

@@ -39,7 +39,6 @@ from service.store.upsert import decide_upsert
 
 log = logging.getLogger(__name__)
 
-CONTENT_HASHES = keys.PREFIX + "content-hash"
 FUZZY_CANDIDATES = 500
 
 
@@ -53,7 +52,7 @@ class Store:
     async def known_hashes(self, article_ids: Sequence[str]) -> list[str | None]:
         if not article_ids:
             return []
-        values = await self.redis.hmget(CONTENT_HASHES, list(article_ids))
+        values = await self.redis.hmget(keys.CONTENT_HASHES, list(article_ids))
         return [v.decode() if v is not None else None for v in values]
 
     async def upsert(self, incoming: Article, now: datetime) -> UpsertOutcome:
@@ -149,7 +148,7 @@ class Store:
         refs = incoming.sources or (self._own_ref(incoming),)
         merged = dedup.add_sources(owner, refs, self._own_ref(owner))
         alias = await pipe.get(keys.alias(incoming.id))
-        known_hash = await pipe.hget(CONTENT_HASHES, incoming.id)
+        known_hash = await pipe.hget(keys.CONTENT_HASHES, incoming.id)
         if (
             merged is None
             and alias is not None
@@ -164,7 +163,7 @@ class Store:
         pipe.multi()
         pipe.set(keys.alias(incoming.id), owner.id)
         # The copy's own hash: the poll's "is this new or changed?" check stays one HMGET.
-        pipe.hset(CONTENT_HASHES, incoming.id, incoming.content_hash)
+        pipe.hset(keys.CONTENT_HASHES, incoming.id, incoming.content_hash)
         pipe.zadd(keys.source_index(incoming.source_id), {owner.id: score})
         if merged is not None:
             pipe.set(keys.article(owner.id), merged.model_dump_json())
@@ -207,7 +206,7 @@ class Store:
     def _write(self, pipe: Redis, article: Article, feeds: Iterable[str], now: datetime) -> None:
         score = article.published.timestamp()
         pipe.set(keys.article(article.id), article.model_dump_json())
-        pipe.hset(CONTENT_HASHES, article.id, article.content_hash)
+        pipe.hset(keys.CONTENT_HASHES, article.id, article.content_hash)
         pipe.zadd(keys.source_index(article.source_id), {article.id: score})
         pipe.zadd(keys.CHANGES, {article.id: now.timestamp()})
         pipe.zadd(keys.RECENT, {article.id: score})
@@ -249,7 +248,7 @@ class Store:
                             pipe.zrem(keys.feed_index(feed), article_id)
                             pipe.incr(keys.feed_version(feed))
             if doomed:
-                pipe.hdel(CONTENT_HASHES, *doomed)
+                pipe.hdel(keys.CONTENT_HASHES, *doomed)
                 pipe.zrem(keys.CHANGES, *doomed)
                 pipe.zrem(keys.RECENT, *doomed)
                 pipe.hdel(keys.TITLES, *doomed)

@@ -14,6 +14,10 @@ class ConfigError(TributaryError):
     """The config file or environment is invalid; the message names file, key and reason."""
 
 
+class WriteConflict(TributaryError):
+    """An optimistic write (WATCH) kept losing to concurrent writers; safe to try again later."""
+
+
 class ErrorKind(StrEnum):
     """Failure kinds an operator can read on a source (``last_error_kind``)."""
 

@@ -214,7 +214,7 @@ async def test_bad_listing_fails_the_source(resources, feed_server, clock, body,
     report = await poll(res, "p", clock)
     assert report.status is PollStatus.FAILED and report.error_kind == kind
     assert report.error is not None and report.error.startswith("listing page: ")
-    assert (await res.store.source_state("p")).consecutive_failures == 1
+    assert (await res.store.sources.get("p")).consecutive_failures == 1
 
 
 async def test_full_content_feed(resources, feed_server, clock) -> None:  # type: ignore[no-untyped-def]
@@ -336,5 +336,5 @@ async def test_article_pages_share_the_host_budget(resources, feed_server, clock
     assert (await poll(res, "p", clock)).new == 0
     assert feed_server.seen(RTHK) == [] and feed_server.seen(GENEVA) == []
     assert caplog.text.count("rate_limited, retried next poll") == 2
-    state = await res.store.source_state("p")
+    state = await res.store.sources.get("p")
     assert state.etag is None  # pages were left over: the listing is read in full next time

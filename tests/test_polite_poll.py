@@ -14,10 +14,10 @@ from aiohttp import web
 
 from service import keys
 from service.errors import ErrorKind
+from service.store.source_state import SourceStates
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
-from workers.poll import dispatch
 from workers.poll.pipeline import PollReport, PollStatus, poll_source
 from workers.resources import Resources
 
@@ -54,7 +54,12 @@ class Poller:
 
     async def state(self, source_id: str):  # type: ignore[no-untyped-def]
         assert self.res is not None
-        return await self.res.store.source_state(source_id)
+        return await self.res.store.sources.get(source_id)
+
+    @property
+    def sources(self) -> SourceStates:
+        assert self.res is not None
+        return self.res.store.sources
 
     def after(self, seconds: float):  # type: ignore[no-untyped-def]
         return self.clock() + timedelta(seconds=seconds)
@@ -297,14 +302,14 @@ async def test_at_most_five_redirects(poller: Poller) -> None:
 async def test_gone_disables_until_a_success_re_enables(poller: Poller) -> None:
     url = poller.server.set("/gone.rss", b"", status=410)
     poller.setup([{"id": "s", "url": url}, {"id": "t", "url": poller.server.set("/t.rss", RSS)}])
-    await dispatch.sync_schedule(poller.redis, ["s", "t"], poller.clock())
-    [(_, claim)] = [c for c in await dispatch.claim_due(poller.redis, poller.clock(), 120) if c[0] == "s"]
+    await poller.sources.sync_schedule(["s", "t"], poller.clock())
+    [(_, claim)] = [c for c in await poller.sources.claim_due(poller.clock(), 120) if c[0] == "s"]
     report = await poller.poll("s", claim)
     assert report.status is PollStatus.FAILED and report.next_poll is None
     state = await poller.state("s")
     assert state.disabled and "410" in (state.disabled_reason or "") and state.next_poll_reason == "disabled"
     assert await poller.redis.zscore(keys.SCHEDULE, "s") is None
-    await dispatch.sync_schedule(poller.redis, ["s", "t"], poller.clock())  # a worker restart keeps it off
+    await poller.sources.sync_schedule(["s", "t"], poller.clock())  # a worker restart keeps it off
     assert await poller.redis.zscore(keys.SCHEDULE, "s") is None
     poller.server.set("/gone.rss", RSS)  # the publisher came back; an operator polls by hand
     assert (await poller.poll("s")).status is PollStatus.FETCHED
@@ -316,12 +321,12 @@ async def test_gone_disables_until_a_success_re_enables(poller: Poller) -> None:
 async def test_too_many_failures_disable(poller: Poller) -> None:
     url = poller.server.set("/e.rss", b"", status=500)
     poller.setup([{"id": "s", "url": url}], max_consecutive_failures=3)
-    await dispatch.sync_schedule(poller.redis, ["s"], poller.clock())
+    await poller.sources.sync_schedule(["s"], poller.clock())
     for _ in range(3):
         await poller.poll("s")
     state = await poller.state("s")
     assert state.disabled and state.disabled_reason == "3 consecutive failures"
-    assert await dispatch.is_disabled(poller.redis, "s")
+    assert await poller.sources.is_disabled("s")
 
 
 async def test_failing_for_30_days_disables(poller: Poller) -> None:

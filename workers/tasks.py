@@ -11,7 +11,6 @@ from arq import Retry
 from service.hub.protocol import retry_delay
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
-from workers.poll import dispatch
 from workers.poll.pipeline import poll_source
 from workers.resources import Resources
 
@@ -26,7 +25,7 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
     source = res.settings.source(source_id)
     if source is None:
         return {"source_id": source_id, "status": "unknown_source"}
-    if claim is not None and not await dispatch.holds_claim(res.redis, source_id, claim):
+    if claim is not None and not await res.store.sources.holds_claim(source_id, claim):
         return {"source_id": source_id, "status": "claim_superseded"}
     report = await poll_source(res, source, claim=claim)
     if report.new or report.updated:  # a 304 queued nothing; the drain cron covers leftovers
@@ -46,7 +45,7 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
 async def dispatch_due(ctx: dict[str, Any]) -> int:
     """Cron, once a second across all workers: turn due sources into poll jobs."""
     res: Resources = ctx["resources"]
-    claimed = await dispatch.claim_due(res.redis, res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
+    claimed = await res.store.sources.claim_due(res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
     for source_id, claim in claimed:
         await ctx["redis"].enqueue_job(
             "poll", source_id, claim, _job_id=f"poll:{source_id}:{claim}", _queue_name=ctx["queue_name"]

@@ -7,7 +7,7 @@ Layout (all names in :mod:`service.keys`):
 - ``source:{id}:index`` and ``feed:{name}:index``: zsets id -> published, newest = highest.
 - ``feed:{name}:version``: bumped on every change to the feed's items; keys the render cache.
 - ``changes``: zset id -> time of its last change, for incremental sync.
-- ``source:{id}:state``: :class:`SourceState` as JSON.
+- ``source:{id}:state``, the schedule, the disabled set: :mod:`service.store.source_state`.
 
 Writes to one article are optimistic transactions (WATCH), so two ingesters racing on the same
 id still produce exactly one outcome each and never lose an update.
@@ -33,8 +33,9 @@ from redis.exceptions import WatchError
 
 from service import keys
 from service.config import Settings
-from service.models import Article, Revision, SourceRef, SourceState, UpsertOutcome
+from service.models import Article, Revision, SourceRef, UpsertOutcome
 from service.store import dedup
+from service.store.source_state import SourceStates
 from service.store.upsert import decide_upsert
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Store:
     def __init__(self, redis: Redis, settings: Settings):
         self.redis = redis
         self.settings = settings
+        self.sources = SourceStates(redis)
+        """Source state, the schedule and the disabled set."""
 
     # -- articles ---------------------------------------------------------------------------
 
@@ -328,9 +331,3 @@ class Store:
                 pipe.incr(keys.feed_version(feed.name))
                 pipe.publish(self.changes_channel, feed.name)
                 await pipe.execute()
-
-    # -- sources ----------------------------------------------------------------------------
-
-    async def source_state(self, source_id: str) -> SourceState:
-        raw = await self.redis.get(keys.source_state(source_id))
-        return SourceState.model_validate_json(raw) if raw else SourceState()

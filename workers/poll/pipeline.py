@@ -15,12 +15,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from service import keys
 from service.config import SourceConfig
 from service.errors import ErrorKind, FetchError, SourceError
 from service.models import Article, RedirectRecord, SourceState
+from service.store.host_slots import Slot, Verdict
+from service.store.source_state import Disable, Enable, HostPause, PollEnd, Reschedule
 from workers.fetch.client import FetchResult, fetch
-from workers.fetch.host_budget import Deferred, Slot, Verdict
+from workers.fetch.host_budget import Deferred
 from workers.ingest import drain as ingest
 from workers.normalise.entry import normalise_feed
 from workers.pages import full_text, page_source
@@ -28,7 +29,6 @@ from workers.pages.article_pages import PageBatch
 from workers.parse import ParsedFeed, parse_feed
 from workers.poll import publisher_hints
 from workers.poll.next_poll import decide_next_poll
-from workers.poll.poll_end import PollEnd
 from workers.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -67,30 +67,30 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
     token = uuid.uuid4().hex
     lease_ms = res.settings.worker.lease_seconds * 1000
     hosts = res.host_budget()
+    sources = res.store.sources
     host = urlsplit(source.url).hostname or ""
-    leased, raw_state, first, slot_token = await hosts.begin_poll(
-        keys.poll_lease(source.id), token, lease_ms, keys.source_state(source.id), host
-    )
-    if not leased:
+    start = await sources.begin_poll(source.id, token, lease_ms, host, hosts.limits)
+    if start is None:
         return PollReport(source.id, PollStatus.BUSY)
     finish = PollEnd(source.id, token)
     try:
-        state = _load_state(source.id, raw_state)
+        state = start.state
         now = res.clock()
-        if first[0] is Verdict.GRANTED:
-            finish.slots.append(Slot(host, slot_token))
+        first: tuple[Verdict, float] | None = (start.verdict, start.wait_seconds)
+        if start.verdict is Verdict.GRANTED:
+            finish.slots.append(Slot(host, start.slot_token))
         if state.disabled and claim is not None:  # claimed just before an operator or a 410 disabled it
-            finish.disable()
+            finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
         if (urlsplit(url).hostname or "") != host:  # moved to another host: its budget applies
             host, first = urlsplit(url).hostname or "", None
-        slot = await hosts.acquire(host, first=first, token=slot_token)
-        if isinstance(slot, Slot) and slot.token != slot_token:  # taken after waiting, or on the new host
+        slot = await hosts.acquire(host, first=first, token=start.slot_token)
+        if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
             finish.slots.append(slot)
         return await _poll_with_budget(res, source, state, now, claim, finish, slot)
     finally:
-        await finish.commit(hosts)
+        await sources.end_poll(finish)
 
 
 async def _poll_with_budget(
@@ -108,8 +108,8 @@ async def _poll_with_budget(
         # Nothing was asked of the host: not a failure, just later. The claim stays ours.
         state.next_poll = now + timedelta(seconds=slot.wait_seconds)
         state.next_poll_reason = f"host-{slot.verdict.name.lower().replace('_', '-')}"
-        finish.state_json = state.model_dump_json()
-        finish.reschedule(state.next_poll, claim)
+        finish.state = state
+        finish.schedule = Reschedule(state.next_poll, claim)
         return PollReport(source.id, PollStatus.DEFERRED, next_poll=state.next_poll)
     seen = _Seen()
     was_disabled = state.disabled
@@ -129,7 +129,7 @@ async def _poll_with_budget(
         retry_after = publisher_hints.retry_after(seen.headers, now)
         if retry_after is not None:
             retry_after = min(retry_after, fetch_config.retry_after_max_seconds)
-            finish.pause(host, retry_after)  # every source on this host waits
+            finish.pause = HostPause(host, retry_after)  # every source on this host waits
     decision = decide_next_poll(
         source,
         fetch_config,
@@ -150,25 +150,14 @@ async def _poll_with_budget(
     if state.disabled:
         report.next_poll = state.next_poll = None
         state.next_poll_reason = "disabled"
-        finish.disable()
+        finish.schedule = Disable()
     elif was_disabled:  # a success (say `tributary poll`) re-enables the source
         log.info("%s re-enabled by a successful poll", source.id)
-        finish.enable(decision.at)
+        finish.schedule = Enable(decision.at)
     else:
-        finish.reschedule(decision.at, claim)
-    finish.state_json = state.model_dump_json()
+        finish.schedule = Reschedule(decision.at, claim)
+    finish.state = state
     return report
-
-
-def _load_state(source_id: str, raw: bytes | None) -> SourceState:
-    """A stored state this version cannot read is logged and started afresh, not a stuck source."""
-    if not raw:
-        return SourceState()
-    try:
-        return SourceState.model_validate_json(raw)
-    except ValueError as exc:
-        log.error("%s: unreadable source state, starting afresh: %s", source_id, exc)
-        return SourceState()
 
 
 @dataclass

@@ -18,6 +18,7 @@ from service.store.source_state import SourceStates
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
+from workers.ingest.drain import drain
 from workers.poll.pipeline import PollReport, PollStatus, poll_source
 from workers.resources import Resources
 
@@ -86,6 +87,23 @@ async def test_validators_stored_and_sent_and_304_costs_no_parse(poller: Poller)
     sent = poller.server.seen("/f.rss")[-1].headers
     assert sent["If-None-Match"] == state.etag and sent["If-Modified-Since"] == FeedServer.LAST_MODIFIED
     assert (await poller.state("s")).last_success == poller.clock()
+
+
+async def test_articles_total_counts_new_articles(poller: Poller) -> None:
+    url = poller.server.set("/f.rss", RSS)
+    poller.setup([{"id": "s", "url": url}])
+    assert poller.res is not None
+    first = await poller.poll("s")
+    assert first.new == 3 and (await poller.state("s")).articles_total == 3
+    await drain(poller.redis, poller.res.store, poller.clock, "test")  # stored: known to the next poll
+    poller.clock.advance(600)
+    assert (await poller.poll("s")).status is PollStatus.NOT_MODIFIED
+    revised = RSS.replace(b"</channel>", b"<item><guid>extra-1</guid><title>One more</title></item></channel>")
+    poller.server.set("/f.rss", revised)
+    poller.clock.advance(13 * 3600)  # a full refetch: the new ETag is fetched
+    report = await poller.poll("s")
+    assert (report.status, report.new) == (PollStatus.FETCHED, 1)
+    assert (await poller.state("s")).articles_total == 4
 
 
 async def test_forced_unconditional_fetch_after_12_hours(poller: Poller) -> None:

@@ -10,7 +10,8 @@ Layout (all names in :mod:`service.keys`):
 - ``source:{id}:state``, the schedule, the disabled set: :mod:`service.store.source_state`.
 
 Writes to one article are optimistic transactions (WATCH), so two ingesters racing on the same
-id still produce exactly one outcome each and never lose an update.
+id still produce exactly one outcome each and never lose an update. An upsert that keeps losing
+races gives up after ``MAX_UPSERT_TRIES`` with :class:`WriteConflict` (the ingest retries it).
 
 Cross-source dedup (docs/article-schema.md): ``url:{hash}`` names the article that owns a
 canonical URL. Another source's copy of it is not stored as a second article: its source is
@@ -33,6 +34,7 @@ from redis.exceptions import WatchError
 
 from service import keys
 from service.config import Settings
+from service.errors import WriteConflict
 from service.models import Article, Revision, SourceRef, UpsertOutcome
 from service.store import dedup
 from service.store.source_state import SourceStates
@@ -41,6 +43,8 @@ from service.store.upsert import decide_upsert
 log = logging.getLogger(__name__)
 
 FUZZY_CANDIDATES = 500
+MAX_UPSERT_TRIES = 50
+"""Optimistic tries of one upsert; past them :class:`WriteConflict` leaves the caller to retry later."""
 
 
 class Store:
@@ -61,11 +65,11 @@ class Store:
     async def upsert(self, incoming: Article, now: datetime) -> UpsertOutcome:
         key = keys.article(incoming.id)
         feeds = self.settings.feeds_of_source(incoming.source_id)
-        url_key = keys.url_owner(incoming.url) if dedup.identifies_article(incoming.url) else None
+        url_key = keys.url_owner(incoming.url) if incoming.url and dedup.identifies_article(incoming.url) else None
         fuzzy = self.settings.dedup.fuzzy_titles
         watched = [key, keys.alias(incoming.id), *([url_key] if url_key else []), *([keys.RECENT] if fuzzy else [])]
         async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
+            for _ in range(MAX_UPSERT_TRIES):
                 try:
                     await pipe.watch(*watched)
                     raw = await pipe.get(key)
@@ -95,6 +99,9 @@ class Store:
                     return outcome
                 except WatchError:
                     continue
+        raise WriteConflict(
+            f"article {incoming.id} of {incoming.source_id}: lost {MAX_UPSERT_TRIES} races to other writers"
+        )
 
     async def _owner_of(self, pipe: Redis, incoming: Article, url_key: str | None, fuzzy: bool) -> Article | None:
         """The stored article of another source that ``incoming`` is a copy of, if any.

@@ -385,6 +385,18 @@ async def test_unreadable_state_is_started_afresh(poller: Poller) -> None:
     assert (await poller.state("s")).etag == poller.server.routes["/f.rss"].etag
 
 
+async def test_a_job_that_starts_after_its_claim_lapsed_does_not_poll(poller: Poller) -> None:
+    url = poller.server.set("/f.rss", RSS)
+    poller.setup([{"id": "s", "url": url}])
+    await poller.sources.sync_schedule(["s"], poller.clock())
+    [(_, claim)] = await poller.sources.claim_due(poller.clock(), 120)
+    poller.clock.advance(120)  # the job waited out its claim's lease: the source is due again
+    assert (await poller.poll("s", claim)).status is PollStatus.SUPERSEDED
+    assert poller.server.requests == []
+    [(_, fresh)] = await poller.sources.claim_due(poller.clock(), 120)
+    assert (await poller.poll("s", fresh)).status is PollStatus.FETCHED
+
+
 async def test_a_second_poll_of_a_leased_source_is_busy(poller: Poller) -> None:
     url = poller.server.set("/f.rss", RSS)
     poller.setup([{"id": "s", "url": url}])

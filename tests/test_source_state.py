@@ -16,6 +16,8 @@ from service.store.source_state import (
     Enable,
     HostPause,
     PollEnd,
+    PollStart,
+    Refusal,
     Reschedule,
     SourceStates,
 )
@@ -59,9 +61,9 @@ async def test_a_poll_begins_and_ends_in_one_call_each(redis: Redis, clock: Manu
     sources = SourceStates(redis)
     await sources.sync_schedule(["s"], clock())
     [(_, claim)] = await sources.claim_due(clock(), 120)
-    start = await sources.begin_poll("s", "lease-1", 60_000, "h.example", LIMITS)
-    assert start is not None and start.state == SourceState() and start.verdict is Verdict.GRANTED
-    assert await sources.begin_poll("s", "lease-2", 60_000, "h.example", LIMITS) is None  # leased
+    start = await sources.begin_poll("s", "lease-1", 60_000, "h.example", LIMITS, now=clock())
+    assert isinstance(start, PollStart) and start.state == SourceState() and start.verdict is Verdict.GRANTED
+    assert await sources.begin_poll("s", "lease-2", 60_000, "h.example", LIMITS, now=clock()) is Refusal.LEASED
     assert await redis.zcard(keys.host_budget("h.example")[0]) == 1
 
     at = clock() + timedelta(seconds=600)
@@ -74,8 +76,31 @@ async def test_a_poll_begins_and_ends_in_one_call_each(redis: Redis, clock: Manu
     assert 29_000 < await redis.pttl(keys.host_budget("h.example")[2]) <= 30_000  # host paused
     assert await redis.get(keys.poll_lease("s")) is None  # lease released
 
-    again = await sources.begin_poll("s", "lease-3", 60_000, "h.example", LIMITS)
-    assert again is not None and again.state.etag == '"x"' and again.verdict is Verdict.PAUSED
+    again = await sources.begin_poll("s", "lease-3", 60_000, "h.example", LIMITS, now=clock())
+    assert isinstance(again, PollStart) and again.state.etag == '"x"' and again.verdict is Verdict.PAUSED
+
+
+async def test_a_claimed_poll_begins_only_while_its_claim_holds_and_has_not_lapsed(
+    redis: Redis, clock: ManualClock
+) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["s"], clock())
+    [(_, claim)] = await sources.claim_due(clock(), 120)
+
+    async def begin(at_seconds: float, token: str = claim) -> PollStart | Refusal:
+        now = clock() + timedelta(seconds=at_seconds)
+        start = await sources.begin_poll("s", "l", 60_000, "h", LIMITS, claim=token, now=now)
+        await redis.delete(keys.poll_lease("s"))
+        return start
+
+    assert await begin(120) is Refusal.CLAIM_LAPSED  # its lease ran out: the dispatcher may hand it on
+    assert await begin(0, "12345") is Refusal.CLAIM_LAPSED  # not the claim the schedule holds
+    start = await begin(119)
+    assert isinstance(start, PollStart)  # renewed for the poll's lease: not due while it is polled
+    assert start.claim == str(int(clock().timestamp()) + 119 + 60)
+    assert await sources.holds_claim("s", start.claim) and not await sources.holds_claim("s", claim)
+    assert await sources.claim_due(clock() + timedelta(seconds=150), 120) == []
+    assert await begin(0) is Refusal.CLAIM_LAPSED  # the old claim was superseded by the renewal
 
 
 async def test_poll_end_schedule_changes(redis: Redis, clock: ManualClock) -> None:

@@ -6,7 +6,9 @@ the schedule and the disabled set.
   and moves each to ``now + lease`` in one Lua call: no other worker can claim it for this due
   time, and if the worker that claimed it dies, the lease passes, the source is due again and
   another worker takes it over. The claimed score travels with the job as its claim token; a
-  job whose token no longer matches (its claim was superseded) does nothing.
+  job whose claim no longer holds (superseded, or lapsed before the job started) does nothing,
+  and a poll that begins renews its claim for its lease, so no second job is handed the source
+  while it is being polled.
 - ``disabled``: set of source ids kept off the schedule (410 Gone, too many failures, an
   operator) until a success or an operator re-enables them.
 
@@ -24,6 +26,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import NamedTuple
 
 from pydantic import ValidationError
@@ -38,12 +41,18 @@ from service.store.script_batch import ScriptBatcher
 
 log = logging.getLogger(__name__)
 
-# KEYS: lease, state, host active, host rate, host pause. ARGV: lease token, lease ms, slot token,
-# HostLimits.args(). Returns {0} when another poll holds the lease, else {1, state or nil, verdict, wait_ms}.
+# KEYS: lease, state, host active, host rate, host pause, schedule. ARGV: lease token, lease ms,
+# slot token, HostLimits.args(), claim ('' for none), source id, now, the claim renewed until.
+# Returns {0} when another poll holds the lease, {2} when the claim was superseded or has lapsed,
+# else {1, state or nil, verdict, wait_ms}.
 _BEGIN_POLL = (
     ACQUIRE_FUNCTION
     + """
+if ARGV[7] ~= '' then
+  if redis.call('ZSCORE', KEYS[6], ARGV[8]) ~= ARGV[7] or tonumber(ARGV[7]) <= tonumber(ARGV[9]) then return {2} end
+end
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+if ARGV[7] ~= '' then redis.call('ZADD', KEYS[6], ARGV[10], ARGV[8]) end
 local state = redis.call('GET', KEYS[2])
 local verdict = acquire(KEYS[3], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
 return {1, state, verdict[1], verdict[2]}
@@ -102,6 +111,13 @@ class Claim(NamedTuple):
     """The claimed score as Redis prints it; the claim holds while the score is unchanged."""
 
 
+class Refusal(StrEnum):
+    """Why a poll could not begin."""
+
+    LEASED = "leased"  # another poll of the source holds its lease
+    CLAIM_LAPSED = "claim_lapsed"  # the claim was superseded, or its lease ran out before the job started
+
+
 @dataclass(frozen=True)
 class PollStart:
     """What the first call of a poll found: the stored state and the host's first verdict."""
@@ -111,6 +127,8 @@ class PollStart:
     wait_seconds: float
     slot_token: str
     """The token of the slot taken when ``verdict`` is GRANTED."""
+    claim: str | None = None
+    """The dispatcher's claim, renewed for the poll's lease: the token its end reschedules with."""
 
 
 @dataclass(frozen=True)
@@ -297,19 +315,46 @@ class SourceStates:
     # -- a poll ------------------------------------------------------------------------------
 
     async def begin_poll(
-        self, source_id: str, lease_token: str, lease_ms: int, host: str, limits: HostLimits
-    ) -> PollStart | None:
-        """Lease + state + a slot on ``host`` in one call; None when another poll holds the lease."""
+        self,
+        source_id: str,
+        lease_token: str,
+        lease_ms: int,
+        host: str,
+        limits: HostLimits,
+        *,
+        now: datetime,
+        claim: str | None = None,
+    ) -> PollStart | Refusal:
+        """Lease + state + a slot on ``host`` in one call.
+
+        With a ``claim``, only while that claim holds
+        and has not lapsed: a job that starts after its claim's lease ran out would poll a
+        source the dispatcher has already handed to another job. The claim is then renewed for
+        the poll's lease (:attr:`PollStart.claim`), so the dispatcher cannot hand the source on
+        while it is being polled; if the worker dies, the renewed claim lapses like any other.
+        """
         slot_token = uuid.uuid4().hex
+        renewed = str(int(now.timestamp() + lease_ms / 1000)) if claim is not None else None
         reply = await self.batcher.run(
             _BEGIN_POLL,
-            [keys.poll_lease(source_id), keys.source_state(source_id), *keys.host_budget(host)],
-            [lease_token, lease_ms, slot_token, *limits.args()],
+            [keys.poll_lease(source_id), keys.source_state(source_id), *keys.host_budget(host), keys.SCHEDULE],
+            [
+                lease_token,
+                lease_ms,
+                slot_token,
+                *limits.args(),
+                claim or "",
+                source_id,
+                repr(now.timestamp()),
+                renewed or "",
+            ],
         )
-        if not int(reply[0]):
-            return None
+        if int(reply[0]) == 0:
+            return Refusal.LEASED
+        if int(reply[0]) == 2:
+            return Refusal.CLAIM_LAPSED
         return PollStart(
-            read_state(source_id, reply[1]), Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token
+            read_state(source_id, reply[1]), Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, renewed
         )
 
     async def end_poll(self, end: PollEnd) -> None:

@@ -20,7 +20,7 @@ from service.config import SourceConfig
 from service.errors import ErrorKind, SourceError
 from service.models import Article
 from service.store.host_slots import Slot, Verdict
-from service.store.source_state import Disable, Enable, HostPause, PollEnd, Reschedule
+from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
 from workers.ingest import drain as ingest
@@ -48,6 +48,7 @@ class PollStatus(StrEnum):
     NOT_MODIFIED = "not_modified"
     FAILED = "failed"
     BUSY = "busy"  # another poll of this source holds its lease
+    SUPERSEDED = "claim_superseded"  # the dispatcher's claim no longer holds (or lapsed): another job polls
     DEFERRED = "deferred"  # the host's budget (pause, rate, concurrency) said later; no request made
     DISABLED = "disabled"  # an operator or the publisher (410) took the source off the schedule
 
@@ -76,17 +77,19 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
     hosts = res.host_budget()
     sources = res.store.sources
     host = urlsplit(source.url).hostname or ""
-    start = await sources.begin_poll(source.id, token, lease_ms, host, hosts.limits)
-    if start is None:
+    now = res.clock()
+    start = await sources.begin_poll(source.id, token, lease_ms, host, hosts.limits, claim=claim, now=now)
+    if start is Refusal.LEASED:
         return PollReport(source.id, PollStatus.BUSY)
+    if start is Refusal.CLAIM_LAPSED:
+        return PollReport(source.id, PollStatus.SUPERSEDED)
     finish = PollEnd(source.id, token)
     try:
         state = start.state
-        now = res.clock()
         first: tuple[Verdict, float] | None = (start.verdict, start.wait_seconds)
         if start.verdict is Verdict.GRANTED:
             finish.slots.append(Slot(host, start.slot_token))
-        if state.disabled and claim is not None:  # claimed just before an operator or a 410 disabled it
+        if state.disabled and start.claim is not None:  # claimed just before an operator or a 410 disabled it
             finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
@@ -97,12 +100,12 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
             finish.slots.append(slot)
         if isinstance(slot, Deferred):
             decision = decide_deferred(state, now, slot.verdict, slot.wait_seconds)
-            _apply(decision, finish, host, claim)
+            _apply(decision, finish, host, start.claim)
             return PollReport(source.id, PollStatus.DEFERRED, next_poll=decision.state.next_poll)
         request = plan_request(source, state, now, res.settings.fetch)
         outcome, found = await _fetch_and_read(res, source, request, now)
         decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch)
-        _apply(decision, finish, host, claim)
+        _apply(decision, finish, host, start.claim)
         _log(source, decision)
         return _report(source, decision, found)
     finally:

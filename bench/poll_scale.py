@@ -34,6 +34,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from redis.asyncio import Redis
 
+from service import keys
 from service.clock import utcnow
 from service.config import settings_from_dict
 from service.store.articles import Store
@@ -170,7 +171,7 @@ async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
         wall = await run_pool(changed, args.concurrency, poll)
         line("tributary changed path", len(changed), wall, time.process_time() - cpu)
         assert statuses == {PollStatus.FETCHED: len(changed)}, statuses
-        await redis.delete("trib:ingest")
+        await redis.delete(keys.INGEST_STREAM)
 
         # The HTTP part of the poll alone (our session and fetch(), no Redis): where the cost sits.
         async def fetch_only(source: Any) -> None:

@@ -94,13 +94,16 @@ async def seed(redis_url: str) -> None:
 async def unseed(redis_url: str) -> None:
     from redis.asyncio import Redis
 
+    from service import keys
+
     redis = Redis.from_url(redis_url)
+    ids = [f"{n + 1:032x}" for n in range(ITEMS)]
     try:
-        doomed = [k async for k in redis.scan_iter(match="trib:*") if SOURCE.encode() in k or FEED.encode() in k]
-        doomed += [f"trib:article:{n + 1:032x}" for n in range(ITEMS)]
+        doomed = [k async for k in redis.scan_iter(match=keys.EVERY_KEY) if SOURCE.encode() in k or FEED.encode() in k]
+        doomed += [keys.article(i) for i in ids]
         await redis.delete(*doomed)
-        await redis.hdel("trib:content-hash", *(f"{n + 1:032x}" for n in range(ITEMS)))
-        await redis.zrem("trib:changes", *(f"{n + 1:032x}" for n in range(ITEMS)))
+        await redis.hdel(keys.CONTENT_HASHES, *ids)
+        await redis.zrem(keys.CHANGES, *ids)
     finally:
         await redis.aclose()
 

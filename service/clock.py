@@ -10,7 +10,3 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-def from_timestamp(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, UTC)

@@ -20,6 +20,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -291,6 +292,7 @@ class Settings(BaseSettings):
     sources: list[SourceConfig] = []
     feeds: list[FeedConfig] = []
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    _feeds_by_source: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -332,8 +334,18 @@ class Settings(BaseSettings):
         tags = set(feed.tags)
         return [s.id for s in self.sources if s.id in wanted or tags.intersection(s.tags)]
 
-    def feeds_of_source(self, source_id: str) -> list[str]:
-        return [f.name for f in self.feeds if source_id in self.feed_source_ids(f)]
+    def model_post_init(self, context: Any, /) -> None:
+        # The store and the ingest ask for every article; rescanning every feed each time
+        # made merging and trimming quadratic in the config's size.
+        by_source: dict[str, list[str]] = {s.id: [] for s in self.sources}
+        for feed in self.feeds:
+            for source_id in self.feed_source_ids(feed):
+                by_source[source_id].append(feed.name)
+        self._feeds_by_source = {source_id: tuple(names) for source_id, names in by_source.items()}
+
+    def feeds_of_source(self, source_id: str) -> tuple[str, ...]:
+        """Names of the feeds showing the source (computed once, when the settings are validated)."""
+        return self._feeds_by_source.get(source_id, ())
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 PREFIX = "trib:"
+EVERY_KEY = PREFIX + "*"  # SCAN pattern matching every key below
 
 INGEST_STREAM = PREFIX + "ingest"
 INGEST_GROUP = "ingest"
@@ -12,7 +13,11 @@ INGEST_DEAD = PREFIX + "ingest:dead"  # stream of entries that failed every deli
 SCHEDULE = PREFIX + "schedule"  # zset: source id -> next due (unix seconds)
 CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
+ARQ_HEALTH = PREFIX + "arq:health"  # arq's worker health line
 DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
+
+
+CONTENT_HASHES = PREFIX + "content-hash"  # hash: article id -> content hash, for the poll's new/changed check
 
 
 def article(article_id: str) -> str:

@@ -33,7 +33,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
@@ -43,6 +43,8 @@ from pydantic import (
     Field,
     model_validator,
 )
+
+from service.errors import ErrorKind, stored_kind
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -161,7 +163,7 @@ class SourceState(BaseModel):
     last_poll: UtcDatetime | None = None
     last_success: UtcDatetime | None = None
     last_error: str | None = None
-    last_error_kind: str | None = None
+    last_error_kind: ErrorKind | None = None
     last_error_at: UtcDatetime | None = None
     consecutive_failures: int = 0
     next_poll: UtcDatetime | None = None
@@ -182,6 +184,15 @@ class SourceState(BaseModel):
     """The interval the feed body asked for (RSS ``<ttl>``, ``sy:updatePeriod``), kept for 304s."""
     recent_published: list[float] = []
     """Unix times of the newest items, for the adaptive interval."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_kinds(cls, data: Any) -> Any:
+        """States written before the kinds were split (``http_4xx``, ``parse_error``) still load."""
+        if isinstance(data, dict) and isinstance(kind := data.get("last_error_kind"), str):
+            status = data.get("last_status")
+            data = {**data, "last_error_kind": stored_kind(kind, status if isinstance(status, int) else None)}
+        return data
 
 
 class RedirectRecord(BaseModel):

@@ -8,19 +8,15 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from service import keys
-from service.models import SourceState
+from service.store.source_state import SourceStates
 from tributary.cli import main
-from workers.poll import dispatch
 
 
 async def test_enable_puts_a_disabled_source_back(redis, redis_url, tmp_path: Path, clock) -> None:  # type: ignore[no-untyped-def]
     config = tmp_path / "t.toml"
     config.write_text('[[sources]]\nid = "gone"\nurl = "http://feeds.example/gone.rss"\n')
-    state = SourceState(disabled=True, disabled_reason="HTTP 410 Gone", consecutive_failures=1)
-    await redis.set(keys.source_state("gone"), state.model_dump_json())
-    async with redis.pipeline() as pipe:
-        dispatch.disable_into(pipe, "gone")
-        await pipe.execute()
+    sources = SourceStates(redis)
+    await sources.disable("gone", "HTTP 410 Gone", clock())
 
     runner = CliRunner()
     result = await asyncio.to_thread(
@@ -28,10 +24,10 @@ async def test_enable_puts_a_disabled_source_back(redis, redis_url, tmp_path: Pa
     )
     assert result.exit_code == 0, result.output
     assert "gone: enabled (was disabled: HTTP 410 Gone)" in result.output
-    stored = SourceState.model_validate_json(await redis.get(keys.source_state("gone")))
-    assert not stored.disabled and stored.consecutive_failures == 0
+    stored = await sources.get("gone")
+    assert not stored.disabled and stored.consecutive_failures == 0 and stored.next_poll_reason == "enabled"
     assert await redis.zscore(keys.SCHEDULE, "gone") is not None
-    assert not await dispatch.is_disabled(redis, "gone")
+    assert not await sources.is_disabled("gone")
 
     unknown = await asyncio.to_thread(
         runner.invoke, main, ["--config", str(config), "enable", "nope"], env={"REDIS_URL": redis_url}

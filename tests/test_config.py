@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from service.config import load_settings
+from service.config import load_settings, settings_from_dict
 from service.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -18,6 +18,27 @@ def test_shipped_config_is_valid() -> None:
     settings = load_settings(REPO / "config" / "tributary.toml")
     assert settings.source("rthk-local") is not None
     assert "rthk-local" in settings.feed_source_ids(settings.feed("hk"))  # type: ignore[arg-type]
+
+
+def test_feeds_of_source_by_name_and_by_tag() -> None:
+    settings = settings_from_dict(
+        {
+            "sources": [
+                {"id": "a", "url": "https://a.example/", "tags": ["news"]},
+                {"id": "b", "url": "https://b.example/"},
+                {"id": "c", "url": "https://c.example/"},
+            ],
+            "feeds": [
+                {"name": "named", "title": "N", "sources": ["b"]},
+                {"name": "tagged", "title": "T", "tags": ["news"], "sources": ["b"]},
+            ],
+        }
+    )
+    assert settings.feeds_of_source("a") == ("tagged",)
+    assert settings.feeds_of_source("b") == ("named", "tagged")
+    assert settings.feeds_of_source("c") == () and settings.feeds_of_source("unknown") == ()
+    copied = settings.model_copy(update={"server": settings.server})
+    assert copied.feeds_of_source("b") == ("named", "tagged")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from service.config import FetchConfig
-from workers.fetch.host_budget import Deferred, HostBudget, Slot, Verdict
+from service.store.host_slots import Slot, Verdict
+from workers.fetch.host_budget import Deferred, HostBudget
 
 
 async def test_at_most_k_concurrent_requests_per_host(redis) -> None:  # type: ignore[no-untyped-def]
@@ -50,8 +51,6 @@ async def test_batched_calls_survive_an_unknown_script(redis) -> None:  # type: 
     budget = HostBudget(redis, FetchConfig(host_concurrency=100, host_requests_per_minute=6000))
     first = await asyncio.gather(*(budget.try_acquire(f"h{n % 3}") for n in range(30)))
     assert all(v is Verdict.GRANTED for v, _, _ in first)
-    from workers.fetch.host_budget import ACQUIRE
-
-    budget._batcher._shas[ACQUIRE] = "0" * 40  # a script Redis does not know, as after a restart
+    await redis.script_flush()  # Redis forgets every script, as after a restart
     again = await asyncio.gather(*(budget.try_acquire("h0") for _ in range(5)))
     assert all(v is Verdict.GRANTED for v, _, _ in again)

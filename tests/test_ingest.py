@@ -1,9 +1,14 @@
 """The poll -> store hand-off is at least once, and the upsert makes it exactly-once in effect."""
 
+import asyncio
 from datetime import UTC, datetime
+
+import pytest
+from redis.asyncio import Redis
 
 from service import keys
 from service.config import settings_from_dict
+from service.errors import WriteConflict
 from service.models import Article, UpsertOutcome
 from service.store.articles import Store
 from workers.ingest import drain as ingest
@@ -39,6 +44,37 @@ async def test_worker_killed_between_read_and_ack_loses_nothing(redis, clock) ->
     report = await ingest.drain(redis, store, clock, "survivor")
     assert report.outcomes == {UpsertOutcome.UNCHANGED: 2}
     assert await redis.xlen(keys.INGEST_STREAM) == 0
+
+
+async def test_an_upsert_losing_every_race_gives_up_and_its_entry_is_retried(redis, redis_url, clock) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    contested = article(7)
+    racer = Redis.from_url(redis_url)  # another client writing a key the upsert watches, nonstop
+    racing_now, stop = asyncio.Event(), asyncio.Event()
+
+    async def race() -> None:
+        while not stop.is_set():
+            await racer.set(keys.alias(contested.id), "elsewhere")
+            racing_now.set()
+
+    racing = asyncio.create_task(race())
+    try:
+        await racing_now.wait()
+        with pytest.raises(WriteConflict):
+            await store.upsert(contested, clock())
+        await ingest.ensure_group(redis)
+        await ingest.publish(redis, "s", [contested])
+        report = await ingest.drain(redis, store, clock, "c")
+        assert (report.dead, report.outcomes) == (0, {})
+        assert (await redis.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP))["pending"] == 1  # left for a retry
+    finally:
+        stop.set()
+        await racing
+        await racer.aclose()
+    assert await store.article(contested.id) is None
+    report = await ingest.drain(redis, store, clock, "c", reclaim_idle_ms=0)  # the race is over
+    assert report.outcomes == {UpsertOutcome.NEW: 1} and await redis.xlen(keys.INGEST_STREAM) == 0
+    assert await store.article(contested.id) == contested
 
 
 async def test_undecodable_entry_goes_to_dead_letters(redis, clock) -> None:  # type: ignore[no-untyped-def]

@@ -117,5 +117,5 @@ async def test_blocked_source_is_recorded_with_kind_blocked(redis, clock, feed_s
     finally:
         await res.session.close()
     assert report.status is PollStatus.FAILED and report.error_kind is ErrorKind.BLOCKED
-    state = await res.store.source_state("s")
+    state = await res.store.sources.get("s")
     assert state.last_error_kind == "blocked" and "SSRF" in (state.last_error or "")

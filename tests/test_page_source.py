@@ -185,8 +185,8 @@ async def test_bad_article_pages_are_logged_not_fatal(resources, feed_server, cl
         ("/binary.htm", "binary"),
         ("/huge.htm", "too_large"),
         ("/report.pdf", "not an HTML page"),
-        ("/gone.htm", "http_4xx"),
-        ("/flaky.htm", "http_5xx"),
+        ("/gone.htm", "not_found"),
+        ("/flaky.htm", "server"),
     ]:
         assert f"{path} skipped" in logged and reason in logged, (path, reason)
     # Permanent failures are remembered; the transient one is tried again next poll.
@@ -205,7 +205,7 @@ async def test_bad_article_pages_are_logged_not_fatal(resources, feed_server, cl
 
 @pytest.mark.parametrize(
     ("body", "content_type", "kind"),
-    [(b"", HTML, "parse_error"), (b"\x00\x01\x02\x03" * 64, "application/octet-stream", "parse_error")],
+    [(b"", HTML, "parse"), (b"\x00\x01\x02\x03" * 64, "application/octet-stream", "parse")],
     ids=["empty-listing", "binary-listing"],
 )
 async def test_bad_listing_fails_the_source(resources, feed_server, clock, body, content_type, kind) -> None:  # type: ignore[no-untyped-def]
@@ -214,7 +214,7 @@ async def test_bad_listing_fails_the_source(resources, feed_server, clock, body,
     report = await poll(res, "p", clock)
     assert report.status is PollStatus.FAILED and report.error_kind == kind
     assert report.error is not None and report.error.startswith("listing page: ")
-    assert (await res.store.source_state("p")).consecutive_failures == 1
+    assert (await res.store.sources.get("p")).consecutive_failures == 1
 
 
 async def test_full_content_feed(resources, feed_server, clock) -> None:  # type: ignore[no-untyped-def]
@@ -281,7 +281,7 @@ async def test_full_content_page_failure_keeps_feed_item(resources, feed_server,
     by_guid = {a.guid: a for a in (await stored(res, "world")).values()}
     assert by_guid["world-1720002"].content is None
     assert by_guid["world-1720002"].summary == "Azerbaijan sent troops into Nagorno-Karabakh."
-    assert "full text of" in caplog.text and "empty page" in caplog.text and "http_4xx" in caplog.text
+    assert "full text of" in caplog.text and "empty page" in caplog.text and "not_found" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -336,5 +336,5 @@ async def test_article_pages_share_the_host_budget(resources, feed_server, clock
     assert (await poll(res, "p", clock)).new == 0
     assert feed_server.seen(RTHK) == [] and feed_server.seen(GENEVA) == []
     assert caplog.text.count("rate_limited, retried next poll") == 2
-    state = await res.store.source_state("p")
+    state = await res.store.sources.get("p")
     assert state.etag is None  # pages were left over: the listing is read in full next time

@@ -77,17 +77,17 @@ def test_fixture(name: str) -> None:
         (b"<html><body><p>hi</p></body></html>", "text/html", ErrorKind.NOT_A_FEED, "HTML page"),
         (b"just some text", "text/plain", ErrorKind.NOT_A_FEED, "not well-formed"),
         (b"<?xml version='1.0'?><opml version='2.0'><body/></opml>", "text/xml", ErrorKind.NOT_A_FEED, "no RSS"),
-        (b"<rss version='2.0'><channel></chan", "application/rss+xml", ErrorKind.PARSE_ERROR, "not well-formed"),
+        (b"<rss version='2.0'><channel></chan", "application/rss+xml", ErrorKind.PARSE, "not well-formed"),
         (b'{"version": "https://jsonfeed.org/version/1.1"', "application/json", ErrorKind.NOT_A_FEED, "not UTF-8 JSON"),
         (b"[1, 2]", "application/json", ErrorKind.NOT_A_FEED, "not an object"),
         (b'{"title": "no version"}', None, ErrorKind.NOT_A_FEED, "not a JSON Feed"),
-        (b'{"version": "https://jsonfeed.org/version/2", "items": []}', None, ErrorKind.PARSE_ERROR, "unsupported"),
-        (b'{"version": "https://jsonfeed.org/version/1.1"}', None, ErrorKind.PARSE_ERROR, "items"),
-        (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', None, ErrorKind.PARSE_ERROR, "items"),
+        (b'{"version": "https://jsonfeed.org/version/2", "items": []}', None, ErrorKind.PARSE, "unsupported"),
+        (b'{"version": "https://jsonfeed.org/version/1.1"}', None, ErrorKind.PARSE, "items"),
+        (b'{"version": "https://jsonfeed.org/version/1.1", "items": {}}', None, ErrorKind.PARSE, "items"),
         (
             b'{"version": "https://jsonfeed.org/version/1", "items": [{"title": "no id"}]}',
             None,
-            ErrorKind.PARSE_ERROR,
+            ErrorKind.PARSE,
             "no readable items",
         ),
         (b"\xff\xfe{\x00}\x00", "application/json", ErrorKind.NOT_A_FEED, "not UTF-8"),
@@ -147,7 +147,7 @@ def test_entity_declarations_are_refused_before_feedparser(body: bytes, monkeypa
     monkeypatch.setattr(feedparser, "parse", must_not_run)
     with pytest.raises(ParseError) as caught:
         parse_feed(body, source_id="s", url=URL, content_type="application/xml")
-    assert caught.value.kind == ErrorKind.PARSE_ERROR and "entity" in caught.value.message
+    assert caught.value.kind == ErrorKind.PARSE and "entity" in caught.value.message
 
 
 def test_entity_text_inside_content_is_not_a_declaration() -> None:
@@ -234,7 +234,7 @@ def test_feed_fails_only_when_no_entry_is_readable(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(feed_module, "read_entry", lambda raw, **_: 1 / 0)
     with pytest.raises(ParseError) as caught:
         parse_xml_feed(RSS, url=URL, headers={}, source_id="s")
-    assert caught.value.kind == ErrorKind.PARSE_ERROR and "ZeroDivisionError" in caught.value.message
+    assert caught.value.kind == ErrorKind.PARSE and "ZeroDivisionError" in caught.value.message
 
 
 def test_empty_but_valid_feed_is_not_an_error() -> None:

@@ -14,10 +14,11 @@ from aiohttp import web
 
 from service import keys
 from service.errors import ErrorKind
+from service.store.source_state import SourceStates
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
-from workers.poll import dispatch
+from workers.ingest.drain import drain
 from workers.poll.pipeline import PollReport, PollStatus, poll_source
 from workers.resources import Resources
 
@@ -54,7 +55,12 @@ class Poller:
 
     async def state(self, source_id: str):  # type: ignore[no-untyped-def]
         assert self.res is not None
-        return await self.res.store.source_state(source_id)
+        return await self.res.store.sources.get(source_id)
+
+    @property
+    def sources(self) -> SourceStates:
+        assert self.res is not None
+        return self.res.store.sources
 
     def after(self, seconds: float):  # type: ignore[no-untyped-def]
         return self.clock() + timedelta(seconds=seconds)
@@ -81,6 +87,23 @@ async def test_validators_stored_and_sent_and_304_costs_no_parse(poller: Poller)
     sent = poller.server.seen("/f.rss")[-1].headers
     assert sent["If-None-Match"] == state.etag and sent["If-Modified-Since"] == FeedServer.LAST_MODIFIED
     assert (await poller.state("s")).last_success == poller.clock()
+
+
+async def test_articles_total_counts_new_articles(poller: Poller) -> None:
+    url = poller.server.set("/f.rss", RSS)
+    poller.setup([{"id": "s", "url": url}])
+    assert poller.res is not None
+    first = await poller.poll("s")
+    assert first.new == 3 and (await poller.state("s")).articles_total == 3
+    await drain(poller.redis, poller.res.store, poller.clock, "test")  # stored: known to the next poll
+    poller.clock.advance(600)
+    assert (await poller.poll("s")).status is PollStatus.NOT_MODIFIED
+    revised = RSS.replace(b"</channel>", b"<item><guid>extra-1</guid><title>One more</title></item></channel>")
+    poller.server.set("/f.rss", revised)
+    poller.clock.advance(13 * 3600)  # a full refetch: the new ETag is fetched
+    report = await poller.poll("s")
+    assert (report.status, report.new) == (PollStatus.FETCHED, 1)
+    assert (await poller.state("s")).articles_total == 4
 
 
 async def test_forced_unconditional_fetch_after_12_hours(poller: Poller) -> None:
@@ -149,7 +172,7 @@ async def test_retry_after_delays_the_source_and_pauses_its_host(
     other = poller.server.set("/other.rss", RSS)
     poller.setup([{"id": "busy", "url": url}, {"id": "other", "url": other}])
     report = await poller.poll("busy")
-    kind = ErrorKind.HTTP_5XX if status >= 500 else ErrorKind.HTTP_4XX
+    kind = ErrorKind.SERVER if status >= 500 else ErrorKind.RATE_LIMITED
     assert report.status is PollStatus.FAILED and report.error_kind is kind
     assert report.next_poll == poller.after(seconds)  # 30 s is shorter than the backoff: backoff wins
     state = await poller.state("busy")
@@ -165,7 +188,15 @@ async def test_retry_after_delays_the_source_and_pauses_its_host(
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(404, ErrorKind.HTTP_4XX), (403, ErrorKind.HTTP_4XX), (500, ErrorKind.HTTP_5XX), (502, ErrorKind.HTTP_5XX)],
+    [
+        (404, ErrorKind.NOT_FOUND),
+        (401, ErrorKind.AUTH),
+        (403, ErrorKind.AUTH),
+        (418, ErrorKind.CLIENT_ERROR),
+        (429, ErrorKind.RATE_LIMITED),
+        (500, ErrorKind.SERVER),
+        (502, ErrorKind.SERVER),
+    ],
 )
 async def test_http_errors_stored_with_code_and_backoff(poller: Poller, status: int, kind: ErrorKind) -> None:
     url = poller.server.set("/e.rss", b"nope", status=status)
@@ -192,7 +223,7 @@ async def test_body_content_kinds(poller: Poller) -> None:
         [{"id": "html", "url": html}, {"id": "broken", "url": broken}, {"id": "big", "url": big}], max_body_bytes=4096
     )
     assert (await poller.poll("html")).error_kind is ErrorKind.NOT_A_FEED
-    assert (await poller.poll("broken")).error_kind is ErrorKind.PARSE_ERROR
+    assert (await poller.poll("broken")).error_kind is ErrorKind.PARSE
     assert (await poller.poll("big")).error_kind is ErrorKind.TOO_LARGE
 
 
@@ -282,21 +313,21 @@ async def test_at_most_five_redirects(poller: Poller) -> None:
     poller.server.set("/r7", RSS)
     poller.setup([{"id": "s", "url": poller.server.url("/r0")}])
     report = await poller.poll("s")
-    assert report.error_kind is ErrorKind.HTTP_4XX and "more than 5 redirects" in (report.error or "")
+    assert report.error_kind is ErrorKind.REDIRECT_LOOP and "more than 5 redirects" in (report.error or "")
     assert len(poller.server.requests) == 6
 
 
 async def test_gone_disables_until_a_success_re_enables(poller: Poller) -> None:
     url = poller.server.set("/gone.rss", b"", status=410)
     poller.setup([{"id": "s", "url": url}, {"id": "t", "url": poller.server.set("/t.rss", RSS)}])
-    await dispatch.sync_schedule(poller.redis, ["s", "t"], poller.clock())
-    [(_, claim)] = [c for c in await dispatch.claim_due(poller.redis, poller.clock(), 120) if c[0] == "s"]
+    await poller.sources.sync_schedule(["s", "t"], poller.clock())
+    [(_, claim)] = [c for c in await poller.sources.claim_due(poller.clock(), 120) if c[0] == "s"]
     report = await poller.poll("s", claim)
     assert report.status is PollStatus.FAILED and report.next_poll is None
     state = await poller.state("s")
     assert state.disabled and "410" in (state.disabled_reason or "") and state.next_poll_reason == "disabled"
     assert await poller.redis.zscore(keys.SCHEDULE, "s") is None
-    await dispatch.sync_schedule(poller.redis, ["s", "t"], poller.clock())  # a worker restart keeps it off
+    await poller.sources.sync_schedule(["s", "t"], poller.clock())  # a worker restart keeps it off
     assert await poller.redis.zscore(keys.SCHEDULE, "s") is None
     poller.server.set("/gone.rss", RSS)  # the publisher came back; an operator polls by hand
     assert (await poller.poll("s")).status is PollStatus.FETCHED
@@ -308,12 +339,12 @@ async def test_gone_disables_until_a_success_re_enables(poller: Poller) -> None:
 async def test_too_many_failures_disable(poller: Poller) -> None:
     url = poller.server.set("/e.rss", b"", status=500)
     poller.setup([{"id": "s", "url": url}], max_consecutive_failures=3)
-    await dispatch.sync_schedule(poller.redis, ["s"], poller.clock())
+    await poller.sources.sync_schedule(["s"], poller.clock())
     for _ in range(3):
         await poller.poll("s")
     state = await poller.state("s")
     assert state.disabled and state.disabled_reason == "3 consecutive failures"
-    assert await dispatch.is_disabled(poller.redis, "s")
+    assert await poller.sources.is_disabled("s")
 
 
 async def test_failing_for_30_days_disables(poller: Poller) -> None:
@@ -352,6 +383,18 @@ async def test_unreadable_state_is_started_afresh(poller: Poller) -> None:
     await poller.redis.set(keys.source_state("s"), b"{not json")
     assert (await poller.poll("s")).status is PollStatus.FETCHED
     assert (await poller.state("s")).etag == poller.server.routes["/f.rss"].etag
+
+
+async def test_a_job_that_starts_after_its_claim_lapsed_does_not_poll(poller: Poller) -> None:
+    url = poller.server.set("/f.rss", RSS)
+    poller.setup([{"id": "s", "url": url}])
+    await poller.sources.sync_schedule(["s"], poller.clock())
+    [(_, claim)] = await poller.sources.claim_due(poller.clock(), 120)
+    poller.clock.advance(120)  # the job waited out its claim's lease: the source is due again
+    assert (await poller.poll("s", claim)).status is PollStatus.SUPERSEDED
+    assert poller.server.requests == []
+    [(_, fresh)] = await poller.sources.claim_due(poller.clock(), 120)
+    assert (await poller.poll("s", fresh)).status is PollStatus.FETCHED
 
 
 async def test_a_second_poll_of_a_leased_source_is_busy(poller: Poller) -> None:

@@ -241,25 +241,12 @@ def enable(obj: Context, source_id: str) -> None:
 async def _enable(redis_url: str, source_id: str) -> str | None:
     from redis.asyncio import Redis
 
-    from service import keys
     from service.clock import utcnow
-    from service.models import SourceState
-    from workers.poll import dispatch
+    from service.store.source_state import SourceStates
 
     redis = Redis.from_url(redis_url)
     try:
-        raw = await redis.get(keys.source_state(source_id))
-        state = SourceState.model_validate_json(raw) if raw else SourceState()
-        was = state.disabled_reason or (
-            "yes" if state.disabled or await dispatch.is_disabled(redis, source_id) else None
-        )
-        state.disabled, state.disabled_reason, state.disabled_at = False, None, None
-        state.consecutive_failures, state.failing_since = 0, None
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.source_state(source_id), state.model_dump_json())
-            dispatch.enable_into(pipe, source_id, utcnow())
-            await pipe.execute()
-        return was
+        return await SourceStates(redis).enable(source_id, utcnow())
     finally:
         await redis.aclose()
 

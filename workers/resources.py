@@ -30,5 +30,6 @@ class Resources:
 
     def host_budget(self) -> HostBudget:
         if self.hosts is None:
-            self.hosts = HostBudget(self.redis, self.settings.fetch)
+            # One pipeline per loop turn for the polls' begin/end calls and the host budget's.
+            self.hosts = HostBudget(self.redis, self.settings.fetch, batcher=self.store.sources.batcher)
         return self.hosts

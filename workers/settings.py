@@ -19,7 +19,6 @@ from service.store.articles import Store
 from workers import tasks
 from workers.fetch.client import new_session
 from workers.ingest import drain as ingest
-from workers.poll import dispatch
 from workers.resources import Resources
 
 
@@ -51,7 +50,7 @@ def build_worker(
         ctx["queue_name"] = keys.ARQ_QUEUE
         ctx["resources"] = Resources(settings, redis, store, new_session(settings.fetch), clock)
         await ingest.ensure_group(redis)
-        await dispatch.sync_schedule(redis, [s.id for s in settings.sources], clock())
+        await store.sources.sync_schedule([s.id for s in settings.sources], clock())
         await store.rebuild_feed_indexes()
         if burst:  # no cron in burst mode: dispatch what is due once, run it, exit
             await tasks.dispatch_due(ctx)
@@ -104,7 +103,7 @@ def build_worker(
         burst=burst,
         handle_signals=not burst,
         health_check_interval=30,
-        health_check_key=keys.PREFIX + "arq:health",
+        health_check_key=keys.ARQ_HEALTH,
     )
     options.update(overrides)
     return Worker(**options)

@@ -12,7 +12,6 @@ from service.hub.protocol import retry_delay
 from service.store.changelog import ChangeLog
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
-from workers.poll import dispatch
 from workers.poll.pipeline import poll_source
 from workers.resources import Resources
 from workers.webhooks import deliver as webhooks
@@ -28,8 +27,6 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
     source = res.settings.source(source_id)
     if source is None:
         return {"source_id": source_id, "status": "unknown_source"}
-    if claim is not None and not await dispatch.holds_claim(res.redis, source_id, claim):
-        return {"source_id": source_id, "status": "claim_superseded"}
     report = await poll_source(res, source, claim=claim)
     if report.new or report.updated:  # a 304 queued nothing; the drain cron covers leftovers
         await ingest_queued(res, ctx["consumer"])
@@ -48,7 +45,7 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
 async def dispatch_due(ctx: dict[str, Any]) -> int:
     """Cron, once a second across all workers: turn due sources into poll jobs."""
     res: Resources = ctx["resources"]
-    claimed = await dispatch.claim_due(res.redis, res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
+    claimed = await res.store.sources.claim_due(res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
     for source_id, claim in claimed:
         await ctx["redis"].enqueue_job(
             "poll", source_id, claim, _job_id=f"poll:{source_id}:{claim}", _queue_name=ctx["queue_name"]

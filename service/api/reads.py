@@ -236,7 +236,7 @@ class Reader:
         return await self._status(found)
 
     async def _status(self, source: SourceConfig) -> SourceStatus:
-        state = await self.store.source_state(source.id)
+        state = await self.store.sources.get(source.id)
         return SourceStatus(
             id=source.id,
             name=source.display_name,
@@ -244,7 +244,7 @@ class Reader:
             kind=source.kind,
             tags=source.tags,
             feeds=self.settings.feeds_of_source(source.id),
-            articles=await self.store.source_count(source.id),
+            articles=await self.store.article_count(source.id),
             last_poll=state.last_poll,
             last_success=state.last_success,
             next_poll=state.next_poll,

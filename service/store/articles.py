@@ -7,10 +7,11 @@ Layout (all names in :mod:`service.keys`):
 - ``source:{id}:index`` and ``feed:{name}:index``: zsets id -> published, newest = highest.
 - ``feed:{name}:version``: bumped on every change to the feed's items; keys the render cache.
 - ``changes``: zset id -> time of its last change, for incremental sync.
-- ``source:{id}:state``: :class:`SourceState` as JSON.
+- ``source:{id}:state``, the schedule, the disabled set: :mod:`service.store.source_state`.
 
 Writes to one article are optimistic transactions (WATCH), so two ingesters racing on the same
-id still produce exactly one outcome each and never lose an update.
+id still produce exactly one outcome each and never lose an update. An upsert that keeps losing
+races gives up after ``MAX_UPSERT_TRIES`` with :class:`WriteConflict` (the ingest retries it).
 
 Cross-source dedup (docs/article-schema.md): ``url:{hash}`` names the article that owns a
 canonical URL. Another source's copy of it is not stored as a second article: its source is
@@ -37,38 +38,43 @@ from redis.exceptions import WatchError
 from service import keys
 from service.clock import utcnow
 from service.config import Settings
-from service.models import Article, Revision, SourceRef, SourceState, UpsertOutcome
+from service.errors import WriteConflict
+from service.models import Article, Revision, SourceRef, UpsertOutcome
 from service.store import dedup
 from service.store.changelog import ChangedPart, ChangeKind, RemovalReason, record_into
+from service.store.source_state import SourceStates
 from service.store.upsert import decide_upsert
 
 log = logging.getLogger(__name__)
 
-CONTENT_HASHES = keys.PREFIX + "content-hash"
 FUZZY_CANDIDATES = 500
+MAX_UPSERT_TRIES = 50
+"""Optimistic tries of one upsert; past them :class:`WriteConflict` leaves the caller to retry later."""
 
 
 class Store:
     def __init__(self, redis: Redis, settings: Settings):
         self.redis = redis
         self.settings = settings
+        self.sources = SourceStates(redis)
+        """Source state, the schedule and the disabled set."""
 
     # -- articles ---------------------------------------------------------------------------
 
     async def known_hashes(self, article_ids: Sequence[str]) -> list[str | None]:
         if not article_ids:
             return []
-        values = await self.redis.hmget(CONTENT_HASHES, list(article_ids))
+        values = await self.redis.hmget(keys.CONTENT_HASHES, list(article_ids))
         return [v.decode() if v is not None else None for v in values]
 
     async def upsert(self, incoming: Article, now: datetime) -> UpsertOutcome:
         key = keys.article(incoming.id)
         feeds = self.settings.feeds_of_source(incoming.source_id)
-        url_key = keys.url_owner(incoming.url) if dedup.identifies_article(incoming.url) else None
+        url_key = keys.url_owner(incoming.url) if incoming.url and dedup.identifies_article(incoming.url) else None
         fuzzy = self.settings.dedup.fuzzy_titles
         watched = [key, keys.alias(incoming.id), *([url_key] if url_key else []), *([keys.RECENT] if fuzzy else [])]
         async with self.redis.pipeline(transaction=True) as pipe:
-            while True:
+            for _ in range(MAX_UPSERT_TRIES):
                 try:
                     await pipe.watch(*watched)
                     raw = await pipe.get(key)
@@ -113,6 +119,9 @@ class Store:
                     return outcome
                 except WatchError:
                     continue
+        raise WriteConflict(
+            f"article {incoming.id} of {incoming.source_id}: lost {MAX_UPSERT_TRIES} races to other writers"
+        )
 
     async def _owner_of(self, pipe: Redis, incoming: Article, url_key: str | None, fuzzy: bool) -> Article | None:
         """The stored article of another source that ``incoming`` is a copy of, if any.
@@ -169,7 +178,7 @@ class Store:
         refs = incoming.sources or (self._own_ref(incoming),)
         merged = dedup.add_sources(owner, refs, self._own_ref(owner))
         alias = await pipe.get(keys.alias(incoming.id))
-        known_hash = await pipe.hget(CONTENT_HASHES, incoming.id)
+        known_hash = await pipe.hget(keys.CONTENT_HASHES, incoming.id)
         if (
             merged is None
             and alias is not None
@@ -184,7 +193,7 @@ class Store:
         pipe.multi()
         pipe.set(keys.alias(incoming.id), owner.id)
         # The copy's own hash: the poll's "is this new or changed?" check stays one HMGET.
-        pipe.hset(CONTENT_HASHES, incoming.id, incoming.content_hash)
+        pipe.hset(keys.CONTENT_HASHES, incoming.id, incoming.content_hash)
         pipe.zadd(keys.source_index(incoming.source_id), {owner.id: score})
         if merged is not None:
             pipe.set(keys.article(owner.id), merged.model_dump_json())
@@ -233,7 +242,7 @@ class Store:
     def _write(self, pipe: Redis, article: Article, feeds: Iterable[str], now: datetime) -> None:
         score = article.published.timestamp()
         pipe.set(keys.article(article.id), article.model_dump_json())
-        pipe.hset(CONTENT_HASHES, article.id, article.content_hash)
+        pipe.hset(keys.CONTENT_HASHES, article.id, article.content_hash)
         pipe.zadd(keys.source_index(article.source_id), {article.id: score})
         pipe.zadd(keys.CHANGES, {article.id: now.timestamp()})
         pipe.zadd(keys.RECENT, {article.id: score})
@@ -384,7 +393,7 @@ class Store:
         elif url_key:
             pipe.set(url_key, owner.id)
         pipe.set(keys.alias(duplicate.id), owner.id)
-        pipe.hset(CONTENT_HASHES, duplicate.id, duplicate_hash)
+        pipe.hset(keys.CONTENT_HASHES, duplicate.id, duplicate_hash)
         if merged is not None:
             pipe.set(keys.article(owner.id), merged.model_dump_json())
             pipe.zadd(keys.CHANGES, {owner.id: now.timestamp()})
@@ -416,7 +425,7 @@ class Store:
             pipe.zrem(keys.feed_index(feed), article.id)
             pipe.incr(keys.feed_version(feed))
             pipe.publish(self.changes_channel, feed)
-        pipe.hdel(CONTENT_HASHES, article.id)
+        pipe.hdel(keys.CONTENT_HASHES, article.id)
         pipe.zrem(keys.CHANGES, article.id)
         pipe.zrem(keys.RECENT, article.id)
         pipe.hdel(keys.TITLES, article.id)
@@ -491,14 +500,6 @@ class Store:
                 pipe.publish(self.changes_channel, feed.name)
                 await pipe.execute()
 
-    # -- sources ----------------------------------------------------------------------------
-
-    async def source_state(self, source_id: str) -> SourceState:
-        raw = await self.redis.get(keys.source_state(source_id))
-        return SourceState.model_validate_json(raw) if raw else SourceState()
-
-    async def save_source_state(self, source_id: str, state: SourceState) -> None:
-        await self.redis.set(keys.source_state(source_id), state.model_dump_json())
-
-    async def source_count(self, source_id: str) -> int:
+    async def article_count(self, source_id: str) -> int:
+        """Articles listed for the source (its own and the copies merged into others')."""
         return int(await self.redis.zcard(keys.source_index(source_id)))

@@ -153,7 +153,7 @@ def extract_page(
         trim_body(body, image, url, (title, page_title, fold(metadata.get("og:title")), summary or ""))
     content = _serialise(body)
     if not title and not content:
-        raise ParseError(url, ErrorKind.PARSE_ERROR, "no article found on the page")
+        raise ParseError(url, ErrorKind.PARSE, "no article found on the page")
     entry = ParsedEntry(
         link=url,
         title=title or None,

@@ -48,24 +48,24 @@ def load_page(page: bytes | str, url: str, *, content_type: str | None = None) -
     """
     data = page.encode("utf-8", "replace") if isinstance(page, str) else page
     if not data.strip():
-        raise ParseError(url, ErrorKind.PARSE_ERROR, "empty page")
+        raise ParseError(url, ErrorKind.PARSE, "empty page")
     if len(data) > MAX_PAGE_BYTES:
         raise ParseError(url, ErrorKind.TOO_LARGE, f"page of {len(data)} bytes exceeds {MAX_PAGE_BYTES}")
     head = data[:_SNIFF_BYTES]
     if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise ParseError(url, ErrorKind.PARSE_ERROR, "binary body, not an HTML page")
+        raise ParseError(url, ErrorKind.PARSE, "binary body, not an HTML page")
     media_type = (content_type or "").split(";")[0].strip().lower()
     if media_type and media_type not in HTML_TYPES and not _HTML_START.match(head):
-        raise ParseError(url, ErrorKind.PARSE_ERROR, f"not an HTML page (content type {media_type})")
+        raise ParseError(url, ErrorKind.PARSE, f"not an HTML page (content type {media_type})")
     try:
         # trafilatura's loader guesses encodings well but turns down small fragments.
         tree = load_html(page)
         if tree is None:
             tree = lxml.html.document_fromstring(data)
     except (etree.ParserError, ValueError) as exc:
-        raise ParseError(url, ErrorKind.PARSE_ERROR, f"unreadable HTML: {exc}") from exc
+        raise ParseError(url, ErrorKind.PARSE, f"unreadable HTML: {exc}") from exc
     if tree is None or not isinstance(tree, lxml.html.HtmlElement):
-        raise ParseError(url, ErrorKind.PARSE_ERROR, "unreadable HTML")
+        raise ParseError(url, ErrorKind.PARSE, "unreadable HTML")
     return tree
 
 

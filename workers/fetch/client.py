@@ -15,7 +15,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict
 
 from service.config import FetchConfig
-from service.errors import ErrorKind, FetchError
+from service.errors import ErrorKind, FetchError, kind_for_status
 from workers.fetch import netguard
 
 ACCEPT = (
@@ -25,14 +25,6 @@ ACCEPT = (
 CHUNK = 64 * 1024
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
-
-
-class HTTPStatusError(FetchError):
-    """An error status; keeps the headers (``Retry-After``) for the scheduler."""
-
-    def __init__(self, source_id: str, kind: ErrorKind, message: str, *, status: int, headers: Mapping[str, str]):
-        super().__init__(source_id, kind, message, status=status)
-        self.headers = headers
 
 
 class FetchResult(BaseModel):
@@ -142,7 +134,7 @@ async def fetch(
                     if len(redirects) >= config.max_redirects:
                         raise FetchError(
                             source_id,
-                            ErrorKind.HTTP_4XX,
+                            ErrorKind.REDIRECT_LOOP,
                             f"more than {config.max_redirects} redirects",
                             status=response.status,
                         )
@@ -152,9 +144,13 @@ async def fetch(
                 if response.status == 304:
                     return FetchResult(url=url, status=304, headers=response_headers, redirects=tuple(redirects))
                 if response.status >= 300:
-                    kind = ErrorKind.HTTP_5XX if response.status >= 500 else ErrorKind.HTTP_4XX
-                    message = f"HTTP {response.status} {response.reason}"
-                    raise HTTPStatusError(source_id, kind, message, status=response.status, headers=response_headers)
+                    raise FetchError(
+                        source_id,
+                        kind_for_status(response.status),
+                        f"HTTP {response.status} {response.reason}",
+                        status=response.status,
+                        headers=response_headers,
+                    )
                 body = await _read_capped(response, config.max_body_bytes, source_id)
                 return FetchResult(
                     url=url, status=response.status, headers=response_headers, body=body, redirects=tuple(redirects)

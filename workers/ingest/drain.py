@@ -114,7 +114,7 @@ async def _ingest_entry(
     except (ValidationError, KeyError) as exc:
         await _dead_letter(redis, entry_id, fields, f"undecodable entry: {exc}")
         report.dead += 1
-    except Exception as exc:
+    except Exception as exc:  # a WriteConflict (an upsert losing every race) among them: retried later
         deliveries = await _deliveries(redis, entry_id)
         if deliveries < MAX_DELIVERIES:
             log.warning("ingest of %s failed (try %d), will retry: %r", entry_id, deliveries, exc)

@@ -34,7 +34,9 @@ PAGE_CONCURRENCY = 4
 """Article pages fetched at once per poll: enough to hide latency, few enough to be polite."""
 SEEN_MIN = 1000
 """Remembered page URLs per source at least (more when retention keeps more articles)."""
-TRANSIENT = frozenset({ErrorKind.TIMEOUT, ErrorKind.CONNECT, ErrorKind.DNS, ErrorKind.HTTP_5XX, ErrorKind.TLS})
+TRANSIENT = frozenset(
+    {ErrorKind.TIMEOUT, ErrorKind.CONNECT, ErrorKind.DNS, ErrorKind.TLS, ErrorKind.SERVER, ErrorKind.RATE_LIMITED}
+)
 
 
 @dataclass
@@ -100,8 +102,7 @@ async def _fetch_and_extract(res: Resources, source: SourceConfig, url: str) -> 
             extract_page, result.body, url, source.selectors, source.zone, content_type=result.content_type
         )
     except SourceError as exc:
-        transient = exc.kind in TRANSIENT or exc.status == 429
-        return PageOutcome(url, error=f"{exc.kind}: {exc.message}", transient=transient)
+        return PageOutcome(url, error=f"{exc.kind}: {exc.message}", transient=exc.kind in TRANSIENT)
     except Exception as exc:  # an extractor bug on one page must not fail the poll
         log.exception("%s: extracting %s crashed", source.id, url)
         return PageOutcome(url, error=f"internal: {type(exc).__name__}: {exc}")

@@ -113,7 +113,7 @@ def parse_json_feed(
         except ValueError as exc:
             warnings.append(f"item {index} skipped: {exc}")
     if feed.items and not entries:
-        raise ParseError(error_id, ErrorKind.PARSE_ERROR, f"no readable items; first problem: {warnings[0]}")
+        raise ParseError(error_id, ErrorKind.PARSE, f"no readable items; first problem: {warnings[0]}")
 
     return ParsedFeed(
         title=_text(feed.title),
@@ -130,7 +130,7 @@ def _version(value: Any, error_id: str) -> str:
         raise ParseError(error_id, ErrorKind.NOT_A_FEED, f"JSON but not a JSON Feed (version {value!r})")
     normalised = value.strip().lower().rstrip("/").replace("http://", "https://", 1)
     if normalised not in VERSIONS:
-        raise ParseError(error_id, ErrorKind.PARSE_ERROR, f"unsupported JSON Feed version {value!r}")
+        raise ParseError(error_id, ErrorKind.PARSE, f"unsupported JSON Feed version {value!r}")
     return VERSIONS[normalised]
 
 
@@ -140,12 +140,12 @@ def _validate_feed(data: dict[str, Any], error_id: str, warnings: list[str]) -> 
     except ValidationError as exc:
         bad = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
         if bad.intersection(_REQUIRED) or not bad:
-            raise ParseError(error_id, ErrorKind.PARSE_ERROR, f"invalid JSON Feed: {_describe(exc)}") from exc
+            raise ParseError(error_id, ErrorKind.PARSE, f"invalid JSON Feed: {_describe(exc)}") from exc
         warnings.append(f"feed members dropped: {_describe(exc)}")
     try:
         return JsonFeed.model_validate({key: value for key, value in data.items() if key not in bad})
     except ValidationError as exc:  # pragma: no cover - dropping the bad members cannot fail
-        raise ParseError(error_id, ErrorKind.PARSE_ERROR, f"invalid JSON Feed: {_describe(exc)}") from exc
+        raise ParseError(error_id, ErrorKind.PARSE, f"invalid JSON Feed: {_describe(exc)}") from exc
 
 
 def _entry(item: JsonItem, *, base: str, feed_authors: tuple[Author, ...], default_tz: tzinfo) -> ParsedEntry:

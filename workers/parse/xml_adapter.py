@@ -127,7 +127,7 @@ def parse_xml_feed(
         except Exception as exc:  # one bad entry must not cost the rest of the feed
             warnings.append(f"entry {index} skipped: {type(exc).__name__}: {exc}")
     if raw_entries and not entries:
-        raise ParseError(error_id, ErrorKind.PARSE_ERROR, f"no readable entries; first problem: {warnings[-1]}")
+        raise ParseError(error_id, ErrorKind.PARSE, f"no readable entries; first problem: {warnings[-1]}")
 
     return ParsedFeed(
         title=title,
@@ -155,7 +155,7 @@ def reject_entity_declarations(body: bytes, *, source_id: str) -> None:
         root = _ROOT_ELEMENT.search(text)
     prolog = text[: root.start()] if root else text
     if _ENTITY_DECLARATION.search(prolog):
-        raise ParseError(source_id, ErrorKind.PARSE_ERROR, "XML entity declarations are not accepted")
+        raise ParseError(source_id, ErrorKind.PARSE, "XML entity declarations are not accepted")
 
 
 def _decoded_head(body: bytes, limit: int | None = _SNIFF_CHARS) -> str:
@@ -209,11 +209,11 @@ def _why_no_feed(text_head: str, *, version: str | None, bozo: Exception | None)
         return ErrorKind.NOT_A_FEED, "an HTML page, not a feed"
     if bozo is None:
         # Well-formed XML of another kind (OPML, sitemap, an unsupported format).
-        kind = ErrorKind.PARSE_ERROR if looks_like_feed else ErrorKind.NOT_A_FEED
+        kind = ErrorKind.PARSE if looks_like_feed else ErrorKind.NOT_A_FEED
         return kind, "no RSS or Atom feed found"
     # Broken XML might have been a feed; anything else is not even markup.
     is_markup = looks_like_feed or text_head.lstrip("\ufeff \t\r\n").startswith("<")
-    kind = ErrorKind.PARSE_ERROR if is_markup else ErrorKind.NOT_A_FEED
+    kind = ErrorKind.PARSE if is_markup else ErrorKind.NOT_A_FEED
     return kind, f"not well-formed: {type(bozo).__name__}: {bozo}"
 
 

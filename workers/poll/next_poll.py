@@ -21,16 +21,7 @@ from datetime import datetime, timedelta
 
 from service.config import FetchConfig, SourceConfig
 
-MAX_BACKOFF = timedelta(hours=24)
 DEFAULT_MIN_INTERVAL = 300
-
-
-def next_poll_at(source: SourceConfig, now: datetime, *, consecutive_failures: int = 0) -> datetime:
-    """The configured interval, doubled per consecutive failure up to ``MAX_BACKOFF``."""
-    interval = timedelta(seconds=source.interval_seconds)
-    if consecutive_failures:
-        interval = min(interval * 2 ** min(consecutive_failures, 16), max(MAX_BACKOFF, interval))
-    return now + interval
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Polling one source: fetch -> parse -> normalise -> queue new and changed articles.
+"""Polling one source: gather (lease, state, host slot, fetch, parse, normalise, queue), decide, apply.
 
-Validators (ETag / Last-Modified) are saved only after the articles are queued, so a worker
-killed mid-poll refetches in full next time instead of skipping what it never queued.
+What the poll means for the source is decided by :func:`workers.poll.decision.decide_poll`
+(pure); this module only gathers its inputs and applies its output in one Redis call at the end.
+Validators (ETag / Last-Modified) are saved only then, after the articles are queued, so a
+worker killed mid-poll refetches in full next time instead of skipping what it never queued.
 """
 
 from __future__ import annotations
@@ -9,31 +11,36 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from service import keys
 from service.config import SourceConfig
 from service.errors import ErrorKind, SourceError
-from service.models import Article, RedirectRecord, SourceState
+from service.models import Article
+from service.store.host_slots import Slot, Verdict
+from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
-from workers.fetch.host_budget import Deferred, Slot, Verdict
+from workers.fetch.host_budget import Deferred
 from workers.ingest import drain as ingest
 from workers.normalise.entry import normalise_feed
 from workers.pages import full_text, page_source
 from workers.pages.article_pages import PageBatch
-from workers.parse import ParsedFeed, parse_feed
-from workers.poll import publisher_hints
-from workers.poll.next_poll import decide_next_poll
-from workers.poll.poll_end import PollEnd
+from workers.parse import parse_feed
+from workers.poll.decision import (
+    BodyFindings,
+    PollDecision,
+    PollFailure,
+    PollRequest,
+    decide_deferred,
+    decide_poll,
+    plan_request,
+)
+from workers.poll.publisher_hints import FeedHints, feed_hints
 from workers.resources import Resources
 
 log = logging.getLogger(__name__)
-
-MAX_REDIRECT_HISTORY = 10
 
 
 class PollStatus(StrEnum):
@@ -41,6 +48,7 @@ class PollStatus(StrEnum):
     NOT_MODIFIED = "not_modified"
     FAILED = "failed"
     BUSY = "busy"  # another poll of this source holds its lease
+    SUPERSEDED = "claim_superseded"  # the dispatcher's claim no longer holds (or lapsed): another job polls
     DEFERRED = "deferred"  # the host's budget (pause, rate, concurrency) said later; no request made
     DISABLED = "disabled"  # an operator or the publisher (410) took the source off the schedule
 
@@ -61,186 +69,82 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
     """Poll ``source`` once. Never raises for a source's own failure: that goes in its state.
 
     Two Redis round trips when nothing waits: one Lua call takes the lease, reads the state and
-    takes a slot of the host's budget; one Lua call at the end (:class:`PollEnd`) frees the
-    slot, saves the state, reschedules and lets go of the lease.
+    takes a slot of the host's budget; one Lua call at the end frees the slot, saves the state,
+    reschedules and lets go of the lease (:class:`service.store.source_state.SourceStates`).
     """
     token = uuid.uuid4().hex
     lease_ms = res.settings.worker.lease_seconds * 1000
     hosts = res.host_budget()
+    sources = res.store.sources
     host = urlsplit(source.url).hostname or ""
-    leased, raw_state, first, slot_token = await hosts.begin_poll(
-        keys.poll_lease(source.id), token, lease_ms, keys.source_state(source.id), host
-    )
-    if not leased:
+    now = res.clock()
+    start = await sources.begin_poll(source.id, token, lease_ms, host, hosts.limits, claim=claim, now=now)
+    if start is Refusal.LEASED:
         return PollReport(source.id, PollStatus.BUSY)
+    if start is Refusal.CLAIM_LAPSED:
+        return PollReport(source.id, PollStatus.SUPERSEDED)
     finish = PollEnd(source.id, token)
     try:
-        state = _load_state(source.id, raw_state)
-        now = res.clock()
-        if first[0] is Verdict.GRANTED:
-            finish.slots.append(Slot(host, slot_token))
-        if state.disabled and claim is not None:  # claimed just before an operator or a 410 disabled it
-            finish.disable()
+        state = start.state
+        first: tuple[Verdict, float] | None = (start.verdict, start.wait_seconds)
+        if start.verdict is Verdict.GRANTED:
+            finish.slots.append(Slot(host, start.slot_token))
+        if state.disabled and start.claim is not None:  # claimed just before an operator or a 410 disabled it
+            finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
         if (urlsplit(url).hostname or "") != host:  # moved to another host: its budget applies
             host, first = urlsplit(url).hostname or "", None
-        slot = await hosts.acquire(host, first=first, token=slot_token)
-        if isinstance(slot, Slot) and slot.token != slot_token:  # taken after waiting, or on the new host
+        slot = await hosts.acquire(host, first=first, token=start.slot_token)
+        if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
             finish.slots.append(slot)
-        return await _poll_with_budget(res, source, state, now, claim, finish, slot)
+        if isinstance(slot, Deferred):
+            decision = decide_deferred(state, now, slot.verdict, slot.wait_seconds)
+            _apply(decision, finish, host, start.claim)
+            return PollReport(source.id, PollStatus.DEFERRED, next_poll=decision.state.next_poll)
+        request = plan_request(source, state, now, res.settings.fetch)
+        outcome, found = await _fetch_and_read(res, source, request, now)
+        decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch)
+        _apply(decision, finish, host, start.claim)
+        _log(source, decision)
+        return _report(source, decision, found)
     finally:
-        await finish.commit(hosts)
+        await sources.end_poll(finish)
 
 
-async def _poll_with_budget(
-    res: Resources,
-    source: SourceConfig,
-    state: SourceState,
-    now: datetime,
-    claim: str | None,
-    finish: PollEnd,
-    slot: Slot | Deferred,
-) -> PollReport:
-    fetch_config = res.settings.fetch
-    host = slot.host
-    if isinstance(slot, Deferred):
-        # Nothing was asked of the host: not a failure, just later. The claim stays ours.
-        state.next_poll = now + timedelta(seconds=slot.wait_seconds)
-        state.next_poll_reason = f"host-{slot.verdict.name.lower().replace('_', '-')}"
-        finish.state_json = state.model_dump_json()
-        finish.reschedule(state.next_poll, claim)
-        return PollReport(source.id, PollStatus.DEFERRED, next_poll=state.next_poll)
-    seen = _Seen()
-    was_disabled = state.disabled
+async def _fetch_and_read(
+    res: Resources, source: SourceConfig, request: PollRequest, now: datetime
+) -> tuple[FetchResult | PollFailure, BodyFindings | PollFailure | None]:
+    """The decision's inputs: the fetch's outcome, then what reading the body found (if read)."""
     try:
-        report = await _poll(res, source, state, now, seen=seen)
+        result = await fetch(
+            res.session,
+            request.url,
+            source_id=source.id,
+            config=res.settings.fetch,
+            etag=request.etag,
+            last_modified=request.last_modified,
+        )
     except SourceError as exc:
-        report = _record_failure(source, state, now, exc)
-        seen.headers = getattr(exc, "headers", None) or {}
-        seen.status = exc.status
+        return PollFailure.of(exc), None
     except Exception as exc:  # a bug must not kill the worker nor strand the source
-        log.exception("unexpected failure polling %s", source.id)
-        wrapped = SourceError(source.id, ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
-        report = _record_failure(source, state, now, wrapped)
-
-    retry_after = None
-    if seen.status in (429, 503):
-        retry_after = publisher_hints.retry_after(seen.headers, now)
-        if retry_after is not None:
-            retry_after = min(retry_after, fetch_config.retry_after_max_seconds)
-            finish.pause(host, retry_after)  # every source on this host waits
-    decision = decide_next_poll(
-        source,
-        fetch_config,
-        now,
-        consecutive_failures=state.consecutive_failures,
-        cache_seconds=publisher_hints.cache_lifetime(seen.headers, now)
-        if report.status is not PollStatus.FAILED
-        else None,
-        feed_seconds=state.publisher_interval_seconds,
-        retry_after_seconds=retry_after,
-        recent_published=state.recent_published,
-    )
-    report.next_poll = state.next_poll = decision.at
-    state.next_poll_reason = decision.reason
-    _maybe_disable(
-        source, state, now, seen.status, fetch_config.max_consecutive_failures, fetch_config.disable_after_failing_days
-    )
-    if state.disabled:
-        report.next_poll = state.next_poll = None
-        state.next_poll_reason = "disabled"
-        finish.disable()
-    elif was_disabled:  # a success (say `tributary poll`) re-enables the source
-        log.info("%s re-enabled by a successful poll", source.id)
-        finish.enable(decision.at)
-    else:
-        finish.reschedule(decision.at, claim)
-    finish.state_json = state.model_dump_json()
-    return report
-
-
-def _load_state(source_id: str, raw: bytes | None) -> SourceState:
-    """A stored state this version cannot read is logged and started afresh, not a stuck source."""
-    if not raw:
-        return SourceState()
-    try:
-        return SourceState.model_validate_json(raw)
-    except ValueError as exc:
-        log.error("%s: unreadable source state, starting afresh: %s", source_id, exc)
-        return SourceState()
-
-
-@dataclass
-class _Seen:
-    """What the fetch saw that the scheduler needs: the last response's headers and status."""
-
-    headers: Mapping[str, str] = field(default_factory=dict)
-    status: int | None = None
-
-
-def _maybe_disable(
-    source: SourceConfig, state: SourceState, now: datetime, status: int | None, max_failures: int, max_days: float
-) -> None:
-    if not state.consecutive_failures:
-        return
-    reason = None
-    if status == 410:
-        reason = "HTTP 410 Gone: the publisher removed the feed"
-    elif state.consecutive_failures >= max_failures:
-        reason = f"{state.consecutive_failures} consecutive failures"
-    elif state.failing_since is not None and now - state.failing_since >= timedelta(days=max_days):
-        reason = f"failing since {state.failing_since.isoformat()}"
-    if reason is not None:
-        log.warning("disabling %s: %s (re-enable with `tributary enable %s`)", source.id, reason, source.id)
-        state.disabled, state.disabled_reason, state.disabled_at = True, reason, now
-
-
-def _wants_unconditional(state: SourceState, now: datetime, every_hours: float) -> bool:
-    """Some servers answer 304 forever while the feed changes: refetch in full now and then."""
-    if not (state.etag or state.last_modified):
-        return True
-    return state.last_unconditional is None or now - state.last_unconditional >= timedelta(hours=every_hours)
-
-
-def _record_move(source: SourceConfig, state: SourceState, result: FetchResult, now: datetime) -> None:
-    """A 301/308 chain moves the stored URL (the config URL stays the source's key)."""
-    moved_to = result.permanent_url
-    if moved_to is None:
-        return
-    previous = state.current_url or source.url
-    if moved_to == previous:
-        return
-    log.warning("%s moved permanently: %s -> %s", source.id, previous, moved_to)
-    status = result.redirects[-1][0]
-    state.redirects = [*state.redirects, RedirectRecord(at=now, status=status, from_url=previous, to_url=moved_to)][
-        -MAX_REDIRECT_HISTORY:
-    ]
-    state.current_url = None if moved_to == source.url else moved_to
-
-
-async def _poll(
-    res: Resources, source: SourceConfig, state: SourceState, now: datetime, *, seen: _Seen | None = None
-) -> PollReport:
-    seen = seen if seen is not None else _Seen()
-    unconditional = _wants_unconditional(state, now, res.settings.fetch.force_unconditional_hours)
-    result = await fetch(
-        res.session,
-        state.current_url or source.url,
-        source_id=source.id,
-        config=res.settings.fetch,
-        etag=None if unconditional else state.etag,
-        last_modified=None if unconditional else state.last_modified,
-    )
-    seen.headers, seen.status = result.headers, result.status
-    _record_move(source, state, result, now)
-    state.last_poll = now
-    state.last_status = result.status
+        log.exception("unexpected failure fetching %s", source.id)
+        return PollFailure.internal(exc), None
     if result.not_modified:
-        _record_success(state, now)
-        return PollReport(source.id, PollStatus.NOT_MODIFIED)
+        return result, None
+    try:
+        return result, await _read(res, source, result, now)
+    except SourceError as exc:
+        return result, PollFailure.of(exc)
+    except Exception as exc:
+        log.exception("unexpected failure reading %s", source.id)
+        return result, PollFailure.internal(exc)
+
+
+async def _read(res: Resources, source: SourceConfig, result: FetchResult, now: datetime) -> BodyFindings:
+    """Parse and normalise the body, queue the new and changed articles; raises ``SourceError``."""
     pages: PageBatch | None = None  # article pages fetched for a page or full_content source
-    parsed: ParsedFeed | None = None  # a page source has no feed to take publishing hints from
+    hints: FeedHints | None = None  # a page source has no feed to take publishing hints from
     if source.kind == "page":
         pages = await page_source.collect(res, source, result, now)
         articles, warnings = pages.articles, pages.warnings
@@ -258,6 +162,7 @@ async def _poll(
         articles, warnings = normalise_feed(
             parsed, source=source, now=now, sanitise=res.settings.sanitise, canonical=res.settings.canonical
         )
+        hints = feed_hints(parsed, res.settings.fetch.adaptive_window_items)
     for warning in warnings:
         log.warning("%s: %s", source.id, warning)
     articles = _unique(articles)
@@ -273,25 +178,13 @@ async def _poll(
         await pages.remember(res.redis, now, 2 * res.settings.storage.retention_per_source)
     queued = {a.id for a in fresh}
     new = sum(1 for a, h in zip(articles, known, strict=True) if h is None and a.id in queued)
-    report = PollReport(source.id, PollStatus.FETCHED, new=new, updated=len(fresh) - new)
-    report.unchanged = len(articles) - len(fresh)
-    if pages is None or pages.complete:  # else pages were left for next poll: refetch the listing
-        state.etag = result.etag
-        state.last_modified = result.last_modified
-        if unconditional:
-            state.last_unconditional = now
-    if parsed is not None:
-        state.publisher_interval_seconds = publisher_hints.feed_interval(
-            parsed.ttl_minutes, parsed.update_period, parsed.update_frequency
-        )
-        state.recent_published = _recent_published(parsed, res.settings.fetch.adaptive_window_items)
-    _record_success(state, now)
-    return report
-
-
-def _recent_published(parsed: ParsedFeed, window: int) -> list[float]:
-    times = sorted((e.published or e.updated).timestamp() for e in parsed.entries if e.published or e.updated)
-    return times[-window:]
+    return BodyFindings(
+        new=new,
+        updated=len(fresh) - new,
+        unchanged=len(articles) - len(fresh),
+        complete=pages is None or pages.complete,
+        feed=hints,
+    )
 
 
 def _unique(articles: list[Article]) -> list[Article]:
@@ -302,22 +195,37 @@ def _unique(articles: list[Article]) -> list[Article]:
     return list(seen.values())
 
 
-def _record_success(state: SourceState, now: datetime) -> None:
-    state.last_success = now
-    state.consecutive_failures = 0
-    state.last_error = state.last_error_kind = None
-    state.failing_since = None
-    state.disabled, state.disabled_reason, state.disabled_at = False, None, None
+def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None) -> None:
+    """The decision as the intents of the poll's last Redis call."""
+    finish.state = decision.state
+    if decision.next_poll is None:
+        finish.schedule = Disable()
+    elif decision.enable is not None:
+        finish.schedule = Enable(decision.next_poll.at)
+    else:
+        finish.schedule = Reschedule(decision.next_poll.at, claim)
+    if decision.pause_host_seconds:
+        finish.pause = HostPause(host, decision.pause_host_seconds)
 
 
-def _record_failure(source: SourceConfig, state: SourceState, now: datetime, exc: SourceError) -> PollReport:
-    log.warning("poll of %s failed: %s", source.id, exc)
-    state.last_poll = now
-    state.last_error = exc.message
-    state.last_error_kind = exc.kind
-    state.last_error_at = now
-    state.consecutive_failures += 1
-    state.failing_since = state.failing_since or now
-    if exc.status is not None:
-        state.last_status = exc.status
-    return PollReport(source.id, PollStatus.FAILED, error=exc.message, error_kind=exc.kind)
+def _log(source: SourceConfig, decision: PollDecision) -> None:
+    if decision.moved is not None:
+        log.warning("%s moved permanently: %s -> %s", source.id, decision.moved.from_url, decision.moved.to_url)
+    if decision.failure is not None:
+        log.warning("poll of %s failed: %s: %s", source.id, decision.failure.kind, decision.failure.message)
+    if decision.disable is not None:
+        log.warning("disabling %s: %s (re-enable with `tributary enable %s`)", source.id, decision.disable, source.id)
+    if decision.enable is not None:
+        log.info("%s re-enabled by %s", source.id, decision.enable)
+
+
+def _report(source: SourceConfig, decision: PollDecision, found: BodyFindings | PollFailure | None) -> PollReport:
+    next_poll = decision.next_poll.at if decision.next_poll is not None else None
+    failure = decision.failure
+    if failure is not None:
+        return PollReport(
+            source.id, PollStatus.FAILED, error=failure.message, error_kind=failure.kind, next_poll=next_poll
+        )
+    if not isinstance(found, BodyFindings):
+        return PollReport(source.id, PollStatus.NOT_MODIFIED, next_poll=next_poll)
+    return PollReport(source.id, PollStatus.FETCHED, found.new, found.updated, found.unchanged, next_poll=next_poll)

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
+
+from workers.parse.types import ParsedFeed
 
 _MAX_AGE = re.compile(r"(?:^|[,\s])(s-maxage|max-age)\s*=\s*\"?(\d+)\"?", re.IGNORECASE)
 _NO_CACHE = re.compile(r"(?:^|[,\s])(no-cache|no-store)(?:$|[,\s=])", re.IGNORECASE)
@@ -81,3 +84,21 @@ def feed_interval(ttl_minutes: int | None, sy_period: str | None, sy_frequency: 
         frequency = sy_frequency if sy_frequency and sy_frequency > 0 else 1
         candidates.append(period // frequency)
     return max(candidates) if candidates else None
+
+
+@dataclass(frozen=True)
+class FeedHints:
+    """What a feed document says about its pace, kept in the state for the 304s that follow."""
+
+    interval_seconds: int | None
+    """RSS ``<ttl>`` or ``sy:updatePeriod``/``sy:updateFrequency``."""
+    recent_published: tuple[float, ...]
+    """Unix times of the newest dated entries (at most the adaptive window), oldest first."""
+
+
+def feed_hints(parsed: ParsedFeed, window: int) -> FeedHints:
+    dated = (entry.published or entry.updated for entry in parsed.entries)
+    times = sorted(when.timestamp() for when in dated if when is not None)
+    return FeedHints(
+        feed_interval(parsed.ttl_minutes, parsed.update_period, parsed.update_frequency), tuple(times[-window:])
+    )

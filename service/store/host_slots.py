@@ -1,0 +1,85 @@
+"""The Redis side of a host's politeness budget: the Lua that decides and takes a request slot.
+
+Per host (keys in :func:`service.keys.host_budget`): a zset of in-flight slot tokens scored by
+their expiry (a worker killed mid-request frees its slot when the score passes), a token bucket
+holding up to ten seconds' worth of requests, and a pause key a ``Retry-After`` sets. The
+decision runs on the Redis server's clock so workers with skewed clocks still agree.
+
+Shared by the host budget (:mod:`workers.fetch.host_budget`, which decides how long to wait)
+and the start of a poll (:mod:`service.store.source_state`, which takes a slot in the same
+call as the lease).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+# acquire() returns {verdict, wait_ms}; verdict as in Verdict.
+ACQUIRE_FUNCTION = """
+local function acquire(active, rate, pause, token, concurrency, per_minute, slot_ms)
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local paused = redis.call('PTTL', pause)
+  if paused > 0 then return {1, paused} end
+  redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
+  if redis.call('ZCARD', active) >= concurrency then
+    local first = redis.call('ZRANGE', active, 0, 0, 'WITHSCORES')
+    return {2, math.min(tonumber(first[2]) - now, 100)}
+  end
+  local per_ms = per_minute / 60000
+  local capacity = math.max(1, per_minute / 6)
+  local bucket = redis.call('HMGET', rate, 'tokens', 'ts')
+  local tokens = tonumber(bucket[1]) or capacity
+  local ts = tonumber(bucket[2]) or now
+  tokens = math.min(capacity, tokens + math.max(0, now - ts) * per_ms)
+  if tokens < 1 then return {3, math.ceil((1 - tokens) / per_ms)} end
+  redis.call('HSET', rate, 'tokens', tostring(tokens - 1), 'ts', now)
+  redis.call('PEXPIRE', rate, 120000)
+  redis.call('ZADD', active, now + slot_ms, token)
+  redis.call('PEXPIRE', active, slot_ms)
+  return {0, 0}
+end
+"""
+
+# KEYS: active, rate, pause (keys.host_budget). ARGV: slot token, then HostLimits.args().
+ACQUIRE = (
+    ACQUIRE_FUNCTION
+    + """
+return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+"""
+)
+
+# KEYS: pause. ARGV: milliseconds. A longer pause already set stays.
+PAUSE = """
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
+end
+return 1
+"""
+
+
+class Verdict(IntEnum):
+    GRANTED = 0
+    PAUSED = 1
+    BUSY = 2
+    RATE_LIMITED = 3
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One request slot taken on ``host``; freed by removing ``token`` (or by its expiry)."""
+
+    host: str
+    token: str
+
+
+@dataclass(frozen=True)
+class HostLimits:
+    concurrency: int
+    per_minute: int
+    slot_ms: int
+    """How long a slot outlives its taking if never freed (a worker killed mid-request)."""
+
+    def args(self) -> list[object]:
+        return [self.concurrency, self.per_minute, self.slot_ms]

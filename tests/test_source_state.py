@@ -1,0 +1,150 @@
+"""The one owner of source state: reading one or many, an operator's enable/disable, the begin and
+end of a poll, and claiming due sources once per due time across any number of claimers."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from redis.asyncio import Redis
+
+from service import keys
+from service.models import SourceState
+from service.store.host_slots import HostLimits, Slot, Verdict
+from service.store.source_state import (
+    Disable,
+    Enable,
+    HostPause,
+    PollEnd,
+    PollStart,
+    Refusal,
+    Reschedule,
+    SourceStates,
+)
+from tests.conftest import ManualClock
+
+LIMITS = HostLimits(concurrency=2, per_minute=600, slot_ms=60_000)
+
+
+async def test_get_and_get_many_read_fresh_stored_and_unreadable_states(redis: Redis) -> None:
+    sources = SourceStates(redis)
+    await redis.set(keys.source_state("a"), SourceState(etag='"a"').model_dump_json())
+    await redis.set(keys.source_state("bad"), b"{not json")
+    assert (await sources.get("a")).etag == '"a"'
+    assert await sources.get("missing") == SourceState()
+    assert await sources.get("bad") == SourceState()  # logged, started afresh
+    many = await sources.get_many(["missing", "a", "bad"])
+    assert list(many) == ["missing", "a", "bad"] and many["a"].etag == '"a"' and many["bad"] == SourceState()
+    assert await sources.get_many([]) == {}
+
+
+async def test_disable_then_enable(redis: Redis, clock: ManualClock) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["s"], clock())
+    await redis.set(keys.source_state("s"), SourceState(etag='"e"', consecutive_failures=4).model_dump_json())
+    await sources.disable("s", "spam", clock())
+    state = await sources.get("s")
+    assert (state.disabled, state.disabled_reason, state.disabled_at, state.etag) == (True, "spam", clock(), '"e"')
+    assert await sources.is_disabled("s") and await redis.zscore(keys.SCHEDULE, "s") is None
+    await sources.sync_schedule(["s"], clock())  # a worker restart keeps it off
+    assert await redis.zscore(keys.SCHEDULE, "s") is None
+
+    assert await sources.enable("s", clock.advance(60)) == "spam"
+    state = await sources.get("s")
+    assert not state.disabled and state.consecutive_failures == 0 and state.etag == '"e"'
+    assert (state.next_poll, state.next_poll_reason) == (clock(), "enabled")
+    assert not await sources.is_disabled("s") and await redis.zscore(keys.SCHEDULE, "s") == clock().timestamp()
+    assert await sources.enable("s", clock()) is None  # was not disabled
+
+
+async def test_a_poll_begins_and_ends_in_one_call_each(redis: Redis, clock: ManualClock) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["s"], clock())
+    [(_, claim)] = await sources.claim_due(clock(), 120)
+    start = await sources.begin_poll("s", "lease-1", 60_000, "h.example", LIMITS, now=clock())
+    assert isinstance(start, PollStart) and start.state == SourceState() and start.verdict is Verdict.GRANTED
+    assert await sources.begin_poll("s", "lease-2", 60_000, "h.example", LIMITS, now=clock()) is Refusal.LEASED
+    assert await redis.zcard(keys.host_budget("h.example")[0]) == 1
+
+    at = clock() + timedelta(seconds=600)
+    end = PollEnd("s", "lease-1", slots=[Slot("h.example", start.slot_token)])
+    end.state, end.schedule, end.pause = SourceState(etag='"x"'), Reschedule(at, claim), HostPause("h.example", 30)
+    await sources.end_poll(end)
+    assert (await sources.get("s")).etag == '"x"'
+    assert await redis.zscore(keys.SCHEDULE, "s") == at.timestamp()
+    assert await redis.zcard(keys.host_budget("h.example")[0]) == 0  # slot freed
+    assert 29_000 < await redis.pttl(keys.host_budget("h.example")[2]) <= 30_000  # host paused
+    assert await redis.get(keys.poll_lease("s")) is None  # lease released
+
+    again = await sources.begin_poll("s", "lease-3", 60_000, "h.example", LIMITS, now=clock())
+    assert isinstance(again, PollStart) and again.state.etag == '"x"' and again.verdict is Verdict.PAUSED
+
+
+async def test_a_claimed_poll_begins_only_while_its_claim_holds_and_has_not_lapsed(
+    redis: Redis, clock: ManualClock
+) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["s"], clock())
+    [(_, claim)] = await sources.claim_due(clock(), 120)
+
+    async def begin(at_seconds: float, token: str = claim) -> PollStart | Refusal:
+        now = clock() + timedelta(seconds=at_seconds)
+        start = await sources.begin_poll("s", "l", 60_000, "h", LIMITS, claim=token, now=now)
+        await redis.delete(keys.poll_lease("s"))
+        return start
+
+    assert await begin(120) is Refusal.CLAIM_LAPSED  # its lease ran out: the dispatcher may hand it on
+    assert await begin(0, "12345") is Refusal.CLAIM_LAPSED  # not the claim the schedule holds
+    start = await begin(119)
+    assert isinstance(start, PollStart)  # renewed for the poll's lease: not due while it is polled
+    assert start.claim == str(int(clock().timestamp()) + 119 + 60)
+    assert await sources.holds_claim("s", start.claim) and not await sources.holds_claim("s", claim)
+    assert await sources.claim_due(clock() + timedelta(seconds=150), 120) == []
+    assert await begin(0) is Refusal.CLAIM_LAPSED  # the old claim was superseded by the renewal
+
+
+async def test_poll_end_schedule_changes(redis: Redis, clock: ManualClock) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["s"], clock())
+    [(_, stale)] = await sources.claim_due(clock(), 120)
+    await sources.reschedule("s", clock())  # someone else moved it: the stale claim no longer holds
+    await sources.end_poll(PollEnd("s", "t", schedule=Reschedule(clock() + timedelta(hours=1), stale)))
+    assert await redis.zscore(keys.SCHEDULE, "s") == clock().timestamp()
+    await sources.end_poll(PollEnd("s", "t", schedule=Disable()))
+    assert await sources.is_disabled("s") and await redis.zscore(keys.SCHEDULE, "s") is None
+    await sources.end_poll(PollEnd("s", "t", schedule=Enable(clock())))
+    assert not await sources.is_disabled("s") and await redis.zscore(keys.SCHEDULE, "s") == clock().timestamp()
+    await sources.end_poll(PollEnd("s", "t"))  # nothing to change: the state stays unwritten
+    assert await redis.get(keys.source_state("s")) is None
+
+
+async def test_concurrent_claimers_split_due_sources_without_overlap(redis: Redis, clock: ManualClock) -> None:
+    ids = [f"s{n}" for n in range(200)]
+    await SourceStates(redis).sync_schedule(ids, clock())
+    clock.advance(1)
+    claims = await asyncio.gather(*(SourceStates(redis).claim_due(clock(), 120, limit=30) for _ in range(10)))
+    claimed = [sid for batch in claims for sid, _ in batch]
+    assert len(claimed) == len(set(claimed)) == 200  # 10 x 30 >= 200: all claimed, none twice
+    assert await SourceStates(redis).claim_due(clock(), 120) == []
+
+
+async def test_expired_lease_is_claimed_again_and_old_token_loses(redis: Redis, clock: ManualClock) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["a"], clock())
+    [(_, token)] = await sources.claim_due(clock(), 120)
+    assert await sources.holds_claim("a", token)
+    assert await sources.claim_due(clock.advance(60), 120) == []
+    [(_, token2)] = await sources.claim_due(clock.advance(61), 120)
+    assert token2 != token
+    assert not await sources.holds_claim("a", token)
+    assert not await sources.reschedule("a", clock.advance(600), token)
+    assert await sources.reschedule("a", clock(), token2)
+
+
+async def test_sync_schedule_adds_new_keeps_known_drops_removed(redis: Redis, clock: ManualClock) -> None:
+    sources = SourceStates(redis)
+    await sources.sync_schedule(["a", "b"], clock())
+    await redis.zadd(keys.SCHEDULE, {"a": 5})
+    await sources.sync_schedule(["a", "c"], clock())
+    scheduled = dict(await redis.zrange(keys.SCHEDULE, 0, -1, withscores=True))
+    assert scheduled == {b"a": 5.0, b"c": clock().timestamp()}

@@ -1,0 +1,235 @@
+"""What one poll does to a source, decided in one place. Pure: data and ``now`` in, a decision out.
+
+The pipeline gathers the inputs (the stored state, the fetch's outcome, what reading the body
+found) and applies the output (one :meth:`service.store.source_state.SourceStates.end_poll`
+call); nothing here does I/O. Two steps, like the poll itself:
+
+1. :func:`plan_request`: where to ask and with which validators (a full refetch now and then,
+   for servers that answer 304 forever while the feed changes);
+2. :func:`decide_poll`: the new state, when to come back and why (:func:`decide_next_poll`),
+   whether the source goes off the schedule or comes back, whether its whole host waits (a
+   ``Retry-After``), whether it moved for good (301/308).
+
+:func:`decide_deferred` covers the poll that never asked (the host's budget said later).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from service.config import FetchConfig, SourceConfig
+from service.errors import ErrorKind, FetchError, SourceError
+from service.models import RedirectRecord, SourceState
+from service.store.host_slots import Verdict
+from workers.fetch.client import FetchResult
+from workers.poll import publisher_hints
+from workers.poll.next_poll import NextPoll, decide_next_poll
+from workers.poll.publisher_hints import FeedHints
+
+MAX_REDIRECT_HISTORY = 10
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+"""Statuses whose ``Retry-After`` is honoured (and pauses the whole host)."""
+
+
+@dataclass(frozen=True)
+class PollRequest:
+    """What to ask the server: where, and with which validators."""
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    unconditional: bool = True
+    """No validators sent: a full answer is due (first fetch, or the periodic refetch)."""
+
+
+@dataclass(frozen=True)
+class PollFailure:
+    """Why a poll failed: the fetch (no usable answer) or reading the body it got."""
+
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """The error response's headers (a ``Retry-After``); empty when there was no response."""
+
+    @classmethod
+    def of(cls, exc: SourceError) -> PollFailure:
+        headers = exc.headers if isinstance(exc, FetchError) else {}
+        return cls(exc.kind, exc.message, exc.status, headers)
+
+    @classmethod
+    def internal(cls, exc: BaseException) -> PollFailure:
+        """A bug of ours: the source records it like any failure, so it neither stalls nor spins."""
+        return cls(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass(frozen=True)
+class BodyFindings:
+    """What reading a fetched body found that the decision needs."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    complete: bool = True
+    """False when article pages were left for the next poll: keep the old validators, so the
+    listing is read in full again."""
+    feed: FeedHints | None = None
+    """The feed's own hints; None for a page source's listing (the stored hints stay)."""
+
+
+@dataclass(frozen=True)
+class PollDecision:
+    state: SourceState
+    """The source's new state, to store as it is."""
+    next_poll: NextPoll | None
+    """When to poll next and why; None: the source is off the schedule (disabled)."""
+    disable: str | None = None
+    """Set when this poll disables the source: why."""
+    enable: str | None = None
+    """Set when this poll brings a disabled source back: why."""
+    pause_host_seconds: int | None = None
+    """Every source on the host waits this long (a ``Retry-After``)."""
+    moved: RedirectRecord | None = None
+    """A permanent move (301/308 only) to a URL not stored before."""
+    failure: PollFailure | None = None
+
+
+def wants_unconditional(state: SourceState, now: datetime, fetch: FetchConfig) -> bool:
+    """Some servers answer 304 forever while the feed changes: refetch in full now and then."""
+    if not (state.etag or state.last_modified):
+        return True
+    return state.last_unconditional is None or now - state.last_unconditional >= timedelta(
+        hours=fetch.force_unconditional_hours
+    )
+
+
+def plan_request(source: SourceConfig, state: SourceState, now: datetime, fetch: FetchConfig) -> PollRequest:
+    url = state.current_url or source.url
+    if wants_unconditional(state, now, fetch):
+        return PollRequest(url)
+    return PollRequest(url, state.etag, state.last_modified, unconditional=False)
+
+
+def decide_deferred(state: SourceState, now: datetime, verdict: Verdict, wait_seconds: float) -> PollDecision:
+    """Nothing was asked of the host: not a failure, just later (the claim stays ours)."""
+    reason = f"host-{verdict.name.lower().replace('_', '-')}"
+    next_poll = NextPoll(now + timedelta(seconds=wait_seconds), reason)
+    return PollDecision(state.model_copy(update={"next_poll": next_poll.at, "next_poll_reason": reason}), next_poll)
+
+
+def decide_poll(
+    source: SourceConfig,
+    state: SourceState,
+    request: PollRequest,
+    outcome: FetchResult | PollFailure,
+    found: BodyFindings | PollFailure | None,
+    now: datetime,
+    fetch: FetchConfig,
+) -> PollDecision:
+    """The decision for one poll that asked.
+
+    ``outcome`` is the response (any status the fetch returns: 2xx, 304) or why there is none
+    (an error status comes as a failure with its status and headers); ``found`` is what reading
+    a 2xx body gave, or why it failed, and None when nothing was read (304, failed fetch).
+    """
+    new = state.model_copy(deep=True)
+    new.last_poll = now
+    response = outcome if isinstance(outcome, FetchResult) else None
+    failure = outcome if isinstance(outcome, PollFailure) else found if isinstance(found, PollFailure) else None
+    moved = None
+    if response is not None:
+        new.last_status = response.status
+        moved = _moved(source, state, response, now)
+        if moved is not None:
+            new.redirects = [*new.redirects, moved][-MAX_REDIRECT_HISTORY:]
+            new.current_url = None if moved.to_url == source.url else moved.to_url
+    if failure is not None:
+        _record_failure(new, failure, now)
+    elif response is not None:
+        _record_success(new, request, response, found if isinstance(found, BodyFindings) else None, now)
+
+    retry_after = _retry_after(failure, now, fetch)
+    next_poll = decide_next_poll(
+        source,
+        fetch,
+        now,
+        consecutive_failures=new.consecutive_failures,
+        cache_seconds=publisher_hints.cache_lifetime(response.headers, now) if response and not failure else None,
+        feed_seconds=new.publisher_interval_seconds,
+        retry_after_seconds=retry_after,
+        recent_published=new.recent_published,
+    )
+    disable = _disable_reason(new, failure, now, fetch) if failure is not None else None
+    if disable is not None:
+        new.disabled, new.disabled_reason, new.disabled_at = True, disable, now
+    if new.disabled:
+        new.next_poll, new.next_poll_reason = None, "disabled"
+        return PollDecision(new, None, disable=disable, pause_host_seconds=retry_after, moved=moved, failure=failure)
+    new.next_poll, new.next_poll_reason = next_poll.at, next_poll.reason
+    return PollDecision(
+        new,
+        next_poll,
+        enable="a successful poll" if state.disabled else None,
+        pause_host_seconds=retry_after,
+        moved=moved,
+        failure=failure,
+    )
+
+
+def _moved(source: SourceConfig, state: SourceState, response: FetchResult, now: datetime) -> RedirectRecord | None:
+    """A chain of only 301/308 moves the stored URL (the config URL stays the source's key)."""
+    moved_to = response.permanent_url
+    previous = state.current_url or source.url
+    if moved_to is None or moved_to == previous:
+        return None
+    return RedirectRecord(at=now, status=response.redirects[-1][0], from_url=previous, to_url=moved_to)
+
+
+def _record_success(
+    state: SourceState, request: PollRequest, response: FetchResult, found: BodyFindings | None, now: datetime
+) -> None:
+    if found is not None:  # a body was read (not a 304)
+        if found.complete:  # validators only once everything they cover was taken
+            state.etag, state.last_modified = response.etag, response.last_modified
+            if request.unconditional:
+                state.last_unconditional = now
+        if found.feed is not None:
+            state.publisher_interval_seconds = found.feed.interval_seconds
+            state.recent_published = list(found.feed.recent_published)
+        state.articles_total += found.new
+    state.last_success = now
+    state.consecutive_failures = 0
+    state.last_error = state.last_error_kind = None
+    state.failing_since = None
+    state.disabled, state.disabled_reason, state.disabled_at = False, None, None
+
+
+def _record_failure(state: SourceState, failure: PollFailure, now: datetime) -> None:
+    state.last_error = failure.message
+    state.last_error_kind = failure.kind
+    state.last_error_at = now
+    state.consecutive_failures += 1
+    state.failing_since = state.failing_since or now
+    if failure.status is not None:
+        state.last_status = failure.status
+
+
+def _retry_after(failure: PollFailure | None, now: datetime, fetch: FetchConfig) -> int | None:
+    if failure is None or failure.status not in RETRY_AFTER_STATUSES:
+        return None
+    seconds = publisher_hints.retry_after(failure.headers, now)
+    return None if seconds is None else min(seconds, fetch.retry_after_max_seconds)
+
+
+def _disable_reason(state: SourceState, failure: PollFailure, now: datetime, fetch: FetchConfig) -> str | None:
+    if failure.kind is ErrorKind.GONE:
+        return "HTTP 410 Gone: the publisher removed the feed"
+    if state.consecutive_failures >= fetch.max_consecutive_failures:
+        return f"{state.consecutive_failures} consecutive failures"
+    if state.failing_since is not None and now - state.failing_since >= timedelta(
+        days=fetch.disable_after_failing_days
+    ):
+        return f"failing since {state.failing_since.isoformat()}"
+    return None

@@ -22,9 +22,12 @@ run: $(STAMP)
 test: check
 	$(BIN)/python -m pytest $(ARGS)
 
-# Format, import contracts (pyproject [tool.importlinter]); run before the suite by `make test`.
+# Lint and format (ruff), strict types (mypy), the layer contracts of [tool.importlinter]:
+# run before the suite by `make test`, so CI fails on any of them.
 check: $(STAMP)
 	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+	$(BIN)/mypy service workers tributary
 	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP)

@@ -214,9 +214,9 @@ async def _client_loop(url: str, headers: dict[str, str], connections: int, dura
 def run_client_loop(url: str, headers: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
     """The fallback generator, in its own process so it does not share the server's loop."""
     code = (
-        "import asyncio, json, sys; sys.path.insert(0, %r); from bench.serve import _client_loop; "
-        "print(json.dumps(asyncio.run(_client_loop(%r, %r, %d, %f))))"
-    ) % (str(ROOT), url, headers, args.connections, args.duration)
+        f"import asyncio, json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.serve import _client_loop; "
+        f"print(json.dumps(asyncio.run(_client_loop({url!r}, {headers!r}, {args.connections:d}, {args.duration:f}))))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     rps, p99 = json.loads(out)
     return rps, p99
@@ -264,9 +264,11 @@ def main() -> None:
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve == "real":
-        return serve_real(args.port, args.arg)
+        serve_real(args.port, args.arg)
+        return
     if args.serve == "ceiling":
-        return serve_ceiling(args.port, Path(args.arg))
+        serve_ceiling(args.port, Path(args.arg))
+        return
 
     from service.store.embedded_redis import EmbeddedRedis
 

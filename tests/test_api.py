@@ -174,7 +174,7 @@ async def test_one_article_with_provenance_and_revisions(api) -> None:  # type: 
 
 
 async def test_feeds_and_sources(api) -> None:  # type: ignore[no-untyped-def]
-    client, store, _ = api
+    client, _store, _ = api
     _, feeds, _ = await client.get("/api/v1/feeds")
     assert [f["name"] for f in feeds["feeds"]] == ["tech", "news"] and feeds["changes_cursor"]
     _, news, _ = await client.get("/api/v1/feeds/news")
@@ -229,7 +229,7 @@ async def test_keys_are_required_and_revocable(api) -> None:  # type: ignore[no-
 
 
 async def test_a_scoped_key_sees_only_its_feeds(api) -> None:  # type: ignore[no-untyped-def]
-    client, store, keys = api
+    client, _store, keys = api
     _, token = await keys.create("tech-only", NOW, feeds=["tech"])
     status, body, _ = await client.get("/api/v1/articles", token=token)
     assert ids(body) == [6, 5, 4, 3, 2, 1]

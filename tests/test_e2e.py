@@ -70,10 +70,10 @@ async def test_reader_journey(journey, redis, redis_url, feed_server, clock) -> 
     parsed_rss = feedparser.parse(rss)
     assert not parsed_rss.bozo, parsed_rss.get("bozo_exception")
     assert len(parsed_rss.entries) == 7
-    atom_response, atom = await get_feed(client, "atom")
+    _atom_response, atom = await get_feed(client, "atom")
     parsed_atom = feedparser.parse(atom)
     assert not parsed_atom.bozo and len(parsed_atom.entries) == 7
-    json_response, body = await get_feed(client, "json")
+    _json_response, body = await get_feed(client, "json")
     items = json.loads(body)["items"]
     assert len(items) == 7
     assert [e.id for e in parsed_atom.entries] == [e.id for e in parsed_rss.entries] == [i["id"] for i in items]

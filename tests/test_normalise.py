@@ -189,7 +189,7 @@ def test_normalise_feed_skips_unidentifiable_and_repeated_entries_with_warnings(
 
 
 def test_naive_now_is_refused() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="timezone"):
         normalise_entry(entry(), source=SOURCE, feed=FEED, now=datetime(2024, 1, 1))
 
 

@@ -10,7 +10,15 @@ NOW = T0 + timedelta(days=1)
 
 
 def article(**kw) -> Article:  # type: ignore[no-untyped-def]
-    base = dict(id="a" * 32, source_id="s", title="t", summary="one", published=T0, updated=T0, first_seen=T0)
+    base = {
+        "id": "a" * 32,
+        "source_id": "s",
+        "title": "t",
+        "summary": "one",
+        "published": T0,
+        "updated": T0,
+        "first_seen": T0,
+    }
     return Article(**{**base, **kw})
 
 

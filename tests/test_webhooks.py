@@ -127,7 +127,7 @@ async def test_a_failing_receiver_gets_the_same_delivery_again_after_backoff(red
     settings = hook_settings()
     store = Store(redis, settings)
     await store.upsert(article(1), NOW)
-    hook_id, secret = await add_hook(redis, receiver.url)
+    hook_id, _secret = await add_hook(redis, receiver.url)
     receiver.fail = 2
     await run_deliveries(settings, redis_url, redis, hook_id)
     assert [json.loads(body)["seq"] for _, body in receiver.received] == [1, 1, 1]

@@ -4,6 +4,7 @@ never concurrently, and a worker SIGKILLed mid-poll does not strand its source."
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -141,7 +142,7 @@ async def test_three_workers_poll_each_due_source_once_and_survive_a_kill(redis,
     for path, hits in by_path.items():
         hits.sort(key=lambda h: h.start)
         assert len(hits) >= 3, (path, output[-3000:])
-        for earlier, later in zip(hits, hits[1:]):
+        for earlier, later in itertools.pairwise(hits):
             assert earlier.end is not None and later.start >= earlier.end, f"{path} polled concurrently"
             assert later.start - earlier.start >= INTERVAL - 0.5, f"{path} polled twice for one due time"
     assert "Traceback" not in output, output[-3000:]

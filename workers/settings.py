@@ -59,8 +59,8 @@ def build_worker(
         if "resources" in ctx:
             await ctx["resources"].session.close()
 
-    options: dict[str, Any] = dict(
-        functions=[
+    options: dict[str, Any] = {
+        "functions": [
             func(tasks.poll, name="poll", keep_result=60, timeout=settings.worker.lease_seconds, max_tries=3),
             func(tasks.websub_verify, name="websub_verify", keep_result=60, timeout=60, max_tries=2),
             func(tasks.websub_notify, name="websub_notify", keep_result=3600, timeout=120, max_tries=3),
@@ -79,7 +79,7 @@ def build_worker(
                 max_tries=settings.websub.delivery_attempts + 1,  # the task gives up itself; +1 for a killed worker
             ),
         ],
-        cron_jobs=[]
+        "cron_jobs": []
         if burst
         else [
             cron(tasks.dispatch_due, name="dispatch_due", second=None, keep_result=0, timeout=30, run_at_startup=True),
@@ -93,17 +93,17 @@ def build_worker(
             ),
             cron(tasks.changelog_trim, name="changelog_trim", minute={7, 37}, second=0, keep_result=0, timeout=120),
         ],
-        redis_pool=arq_redis(redis_url),
-        queue_name=keys.ARQ_QUEUE,
-        max_jobs=settings.worker.max_jobs,
-        job_serializer=job_serializer,
-        job_deserializer=job_deserializer,
-        on_startup=on_startup,
-        on_shutdown=on_shutdown,
-        burst=burst,
-        handle_signals=not burst,
-        health_check_interval=30,
-        health_check_key=keys.ARQ_HEALTH,
-    )
+        "redis_pool": arq_redis(redis_url),
+        "queue_name": keys.ARQ_QUEUE,
+        "max_jobs": settings.worker.max_jobs,
+        "job_serializer": job_serializer,
+        "job_deserializer": job_deserializer,
+        "on_startup": on_startup,
+        "on_shutdown": on_shutdown,
+        "burst": burst,
+        "handle_signals": not burst,
+        "health_check_interval": 30,
+        "health_check_key": keys.ARQ_HEALTH,
+    }
     options.update(overrides)
     return Worker(**options)

@@ -221,7 +221,7 @@ class FeedCache:
         while True:
             rows = await self.store.feed_index_page(feed.name, position, batch_size)
             docs = {a.id: a for a in await self.store.articles([i for i, _ in rows])}
-            for n, (article_id, score) in enumerate(rows):
+            for article_id, score in rows:
                 if len(items) == size:
                     # There is at least one more entry: the page ends at the previous one.
                     return items, Cursor(*position) if position else None

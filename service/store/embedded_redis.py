@@ -89,7 +89,7 @@ class EmbeddedRedis:
             *persistence,
         ]  # fmt: skip
         # Own session: Ctrl-C in the terminal reaches us, and we stop Redis in order (it saves).
-        self._process = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)
+        self._process = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)  # noqa: S603 (our own binary, no shell)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:

@@ -51,14 +51,14 @@ def negotiate_format(accept: str | None) -> str:
         return DEFAULT_FORMAT
     best: tuple[float, int, int] | None = None
     chosen = DEFAULT_FORMAT
-    for token, q, position in _parse(accept[:2000]):
+    for media_range, q, position in _parse(accept[:2000]):
         if q <= 0:
             continue
-        if token in MEDIA_FORMATS:
-            fmt, specificity = MEDIA_FORMATS[token], 2
-        elif token in ("*/*", "application/*"):
+        if media_range in MEDIA_FORMATS:
+            fmt, specificity = MEDIA_FORMATS[media_range], 2
+        elif media_range in ("*/*", "application/*"):
             fmt, specificity = DEFAULT_FORMAT, 0
-        elif token == "text/*":
+        elif media_range == "text/*":
             fmt, specificity = "html", 1
         else:
             continue
@@ -73,9 +73,7 @@ def choose_coding(accept_encoding: str | None) -> str | None:
     """``"br"``, ``"gzip"`` or None (identity) for an ``Accept-Encoding`` header."""
     if not accept_encoding:
         return None
-    qs: dict[str, float] = {}
-    for token, q, _ in _parse(accept_encoding[:1000]):
-        qs[token] = q
+    qs = {coding: q for coding, q, _ in _parse(accept_encoding[:1000])}
     wildcard = qs.get("*")
     best, best_q = None, 0.0
     for coding in CODINGS:

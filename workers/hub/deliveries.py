@@ -29,8 +29,8 @@ from redis.asyncio import Redis
 
 from service import jobs
 from service.config import Settings
-from service.feeds.merge import FORMATS, build_merged_feed
 from service.feed_filter import feed_filter_matches
+from service.feeds.merge import FORMATS, build_merged_feed
 from service.feeds.render import render
 from service.hub.protocol import (
     HubRequest,

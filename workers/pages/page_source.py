@@ -14,7 +14,7 @@ from datetime import datetime
 
 from service import keys
 from service.config import SourceConfig
-from service.errors import ParseError
+from service.errors import ErrorKind, ParseError
 from workers.extract import extract_links
 from workers.fetch.client import FetchResult
 from workers.normalise.entry import normalise_entry
@@ -27,7 +27,8 @@ __all__ = ["collect"]
 
 async def collect(res: Resources, source: SourceConfig, listing: FetchResult, now: datetime) -> PageBatch:
     """Articles of the listing's pages not fetched before; raises ``ParseError`` for a bad listing."""
-    assert source.selectors is not None and source.selectors.links  # guaranteed by SourceConfig
+    if source.selectors is None or not source.selectors.links:  # SourceConfig refuses such a page source
+        raise ParseError(source.id, ErrorKind.INTERNAL, "page source without selectors.links")
     try:
         links = await asyncio.to_thread(extract_links, listing.body, listing.url, source.selectors.links)
     except ParseError as exc:  # labelled with the URL by the pure extractor; the source owns it here

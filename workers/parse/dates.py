@@ -118,7 +118,10 @@ _MONTHS = {
     )
     for name in names
 }
-_MONTH = r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+_MONTH = (
+    r"(jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?"
+    r"|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
 
 # The zone token that ends an RFC 822 date: a name, a numeric offset, or GMT+8-style.
 _RFC_TRAILING_COMMENT = re.compile(r"\s*\([^()]*\)\s*$")

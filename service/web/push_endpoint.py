@@ -45,11 +45,10 @@ async def push_get(request: web.Request) -> web.Response:
     settings, now = request.app[SETTINGS], request.app[CLOCK]()
     sources = request.app[STORE].sources
     found = await sources.push.by_callback(callback_id)
-    push = found[1] if found is not None else None
-    if found is None or push is None or not confirms(push, callback_id, intent):
+    if found is None or not confirms(found[1], callback_id, intent):
         log.info("push: refused a %s verification for an attempt we do not hold", intent.mode)
         return plain(404, NOT_OURS)
-    source_id = found[0]
+    source_id, push = found
     if intent.mode == "unsubscribe":
         await sources.push.forget(source_id, callback_id)
         log.info("push: %s unsubscribed from %s", source_id, push.hub)

@@ -7,12 +7,14 @@ a bad value raises :class:`ConfigError` naming the file, the key and the reason.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cssselect import GenericTranslator, SelectorError
@@ -188,6 +190,27 @@ class WebSubConfig(Section):
         return self
 
 
+class PushConfig(Section):
+    """Subscribing to publishers' WebSub hubs (push ingest, docs/websub.md#subscribing-to-publishers).
+
+    Hubs must reach ``[server] base_url``: ``enabled`` unset means on only when that URL's host
+    is not loopback, private or a bare name (see :meth:`Settings.push_enabled`).
+    """
+
+    enabled: bool | None = Field(None, description="subscribe to hubs; default: on when base_url looks public")
+    lease_seconds: int = Field(864000, ge=60, le=31_536_000, description="lease asked of hubs (they may grant less)")
+    backup_poll_seconds: int = Field(86400, ge=60, description="poll interval of a source while push is active")
+    coalesce_ms: int = Field(
+        200, ge=0, le=60_000, description="pings of one source this close become one ingest or poll"
+    )
+    max_delivery_bytes: int = Field(4 * 1024 * 1024, gt=0, description="largest delivery body accepted")
+    verify_within_seconds: int = Field(600, ge=10, description="a request the hub has not verified by then failed")
+    fallback_seconds: int = Field(86400, ge=60, description="after a miss, poll normally this long, then resubscribe")
+    retry_seconds: int = Field(3600, ge=10, description="first wait before retrying a failed subscription (doubling)")
+    retry_max_seconds: int = Field(86400, ge=10, description="longest wait between tries, and the wait after a denial")
+    request_timeout_seconds: float = Field(10, gt=0, description="total time for one (un)subscribe request to a hub")
+
+
 class PageSelectors(Section):
     """CSS selectors for page sources and full-text extraction (``[sources.selectors]``).
 
@@ -239,6 +262,7 @@ class SourceConfig(Section):
     full_content: bool = Field(False, description="fetch each new item's page and store its extracted text")
     selectors: PageSelectors | None = None
     max_pages_per_poll: int = Field(20, ge=1, le=1000, description="article pages fetched per poll at most")
+    push: bool = Field(True, description="subscribe to the feed's WebSub hub when [push] is enabled")
 
     @model_validator(mode="after")
     def _page_needs_links(self) -> SourceConfig:
@@ -285,6 +309,7 @@ class Settings(BaseSettings):
     storage: StorageConfig = StorageConfig()
     worker: WorkerConfig = WorkerConfig()
     websub: WebSubConfig = WebSubConfig()
+    push: PushConfig = PushConfig()
     sanitise: SanitiseConfig = SanitiseConfig()
     canonical: CanonicalConfig = CanonicalConfig()
     dedup: DedupConfig = DedupConfig()
@@ -343,9 +368,27 @@ class Settings(BaseSettings):
                 by_source[source_id].append(feed.name)
         self._feeds_by_source = {source_id: tuple(names) for source_id, names in by_source.items()}
 
+    @property
+    def push_enabled(self) -> bool:
+        """``[push] enabled``, else whether hubs could plausibly reach ``base_url``."""
+        if self.push.enabled is not None:
+            return self.push.enabled
+        return looks_public(self.server.base_url)
+
     def feeds_of_source(self, source_id: str) -> tuple[str, ...]:
         """Names of the feeds showing the source (computed once, when the settings are validated)."""
         return self._feeds_by_source.get(source_id, ())
+
+
+def looks_public(url: str) -> bool:
+    """A URL a server elsewhere on the internet could reach: not loopback, private, link-local
+    or a name without a dot (``localhost``, an intranet host); ``.local``/``.internal`` neither."""
+    host = (urlsplit(url).hostname or "").rstrip(".").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return "." in host and not host.endswith((".localhost", ".local", ".internal", ".lan", ".home.arpa"))
+    return address.is_global
 
 
 def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:

@@ -82,6 +82,26 @@ def hub_payload(feed_name: str, change: str, fmt: str) -> str:
     return f"{PREFIX}websub:payload:{feed_name}:{change}:{fmt}"
 
 
+# -- push ingest: our subscriptions to publishers' hubs (service/store/push_state.py) ----------
+
+PUSH_DUE = PREFIX + "push:due"  # zset: source id -> when its subscription next needs a look (unix seconds)
+
+
+def source_push(source_id: str) -> str:
+    """hash: the source's subscription to its publisher's hub (:class:`service.models.PushSubscription`)."""
+    return f"{PREFIX}source:{source_id}:push"
+
+
+def push_callback(callback_id: str) -> str:
+    """string: the source id a callback URL ``/push/{callback_id}`` belongs to."""
+    return f"{PREFIX}push:callback:{callback_id}"
+
+
+def push_inbox(source_id: str) -> str:
+    """list: signed fat pings of the source waiting for their (coalesced) ingest."""
+    return f"{PREFIX}source:{source_id}:push-inbox"
+
+
 # -- dedup and revisions (docs/article-schema.md) ------------------------------------------
 
 RECENT = PREFIX + "recent"  # zset: article id -> published (unix seconds), fuzzy-title candidates

@@ -184,6 +184,9 @@ class SourceState(BaseModel):
     """The interval the feed body asked for (RSS ``<ttl>``, ``sy:updatePeriod``), kept for 304s."""
     recent_published: list[float] = []
     """Unix times of the newest items, for the adaptive interval."""
+    push: PushSubscription | None = None
+    """The WebSub subscription to the feed's hub, if it names one. Stored under its own key by
+    :mod:`service.store.push_state`, never with the rest of the state (see there why)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -200,3 +203,60 @@ class RedirectRecord(BaseModel):
     status: int
     from_url: str
     to_url: str
+
+
+class PushStatus(StrEnum):
+    """Where a subscription to a publisher's hub stands (docs/websub.md#subscribing-to-publishers)."""
+
+    DISCOVERED = "discovered"  # the feed names a hub; nothing asked of it yet
+    PENDING = "pending"  # asked; the hub has not verified our intent yet
+    ACTIVE = "active"  # verified: deliveries expected until lease_end, the pull is a slow backup
+    FALLBACK = "fallback"  # a pull found what push had not delivered: polled normally until fallback_until
+    DENIED = "denied"  # the hub refused (hub.mode=denied); asked again at retry_at
+    FAILED = "failed"  # the request failed, was never verified or its lease ran out; asked again at retry_at
+    UNSUBSCRIBING = "unsubscribing"  # the source left: unsubscribe requested, forgotten once verified
+
+
+class PushSubscription(BaseModel):
+    """Tributary's subscription to the WebSub hub a source's feed names (the subscriber side).
+
+    Times are when things happened by the injected clock; counters add up over the source's
+    subscriptions, so a resubscription does not wipe what operators need to judge the hub.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    status: PushStatus
+    hub: str
+    topic: str
+    id: str | None = Field(None, repr=False)
+    """The unguessable last segment of the callback URL of the current attempt (a capability)."""
+    secret: str | None = Field(None, exclude=True, repr=False)
+    """``hub.secret`` of the current attempt: deliveries are signed with it. Never dumped."""
+    discovered_at: UtcDatetime | None = None
+    requested_at: UtcDatetime | None = None
+    """When the last (un)subscribe request was sent."""
+    verified_at: UtcDatetime | None = None
+    """When the hub last verified our intent (the lease runs from here)."""
+    active_since: UtcDatetime | None = None
+    """First verification of the current attempt: pushes were expected from then on."""
+    lease_seconds: int | None = None
+    lease_end: UtcDatetime | None = None
+    retry_at: UtcDatetime | None = None
+    fallback_until: UtcDatetime | None = None
+    error: str | None = None
+    """Why the hub denied or the last request failed."""
+    fallback_reason: str | None = None
+    failures: int = 0
+    """Failed attempts in a row (the retry backoff)."""
+    deliveries: int = 0
+    last_delivery: UtcDatetime | None = None
+    last_thin_ping: UtcDatetime | None = None
+    bad_signatures: int = 0
+    last_bad_signature: UtcDatetime | None = None
+    misses: int = 0
+    last_miss: UtcDatetime | None = None
+
+    def live(self, now: datetime) -> bool:
+        """Verified and within its lease: the hub is expected to push."""
+        return self.status is PushStatus.ACTIVE and self.lease_end is not None and now < self.lease_end

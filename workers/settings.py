@@ -54,6 +54,7 @@ def build_worker(
         await store.rebuild_feed_indexes()
         if burst:  # no cron in burst mode: dispatch what is due once, run it, exit
             await tasks.dispatch_due(ctx)
+            await tasks.push_maintain(ctx)
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
         if "resources" in ctx:
@@ -64,6 +65,9 @@ def build_worker(
             func(tasks.poll, name="poll", keep_result=60, timeout=settings.worker.lease_seconds, max_tries=3),
             func(tasks.websub_verify, name="websub_verify", keep_result=60, timeout=60, max_tries=2),
             func(tasks.websub_notify, name="websub_notify", keep_result=3600, timeout=120, max_tries=3),
+            # keep_result=0: the id (one per source and coalescing window) is free once the job ran
+            func(tasks.push_ingest, name="push_ingest", keep_result=0, timeout=300, max_tries=3),
+            func(tasks.push_look, name="push_look", keep_result=0, timeout=120, max_tries=2),
             func(
                 tasks.webhook_deliver,
                 name="webhook_deliver",
@@ -91,6 +95,7 @@ def build_worker(
                 keep_result=0,
                 timeout=30,
             ),
+            cron(tasks.push_maintain, name="push_maintain", second=set(range(0, 60, 5)), keep_result=0, timeout=30),
             cron(tasks.changelog_trim, name="changelog_trim", minute={7, 37}, second=0, keep_result=0, timeout=120),
         ],
         "redis_pool": arq_redis(redis_url),

@@ -8,11 +8,14 @@ from typing import Any
 
 from arq import Retry
 
+from service import jobs
 from service.hub.protocol import retry_delay
 from service.store.changelog import ChangeLog
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
 from workers.poll.pipeline import poll_source
+from workers.push import ingest as push_ingested
+from workers.push import subscriptions as push_subscriptions
 from workers.resources import Resources
 from workers.webhooks import deliver as webhooks
 
@@ -30,6 +33,8 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
     report = await poll_source(res, source, claim=claim)
     if report.new or report.updated:  # a 304 queued nothing; the drain cron covers leftovers
         await ingest_queued(res, ctx["consumer"])
+    if report.push_discovered:  # subscribe now rather than at the next maintenance tick
+        await jobs.enqueue(res.redis, "push_look", source_id, job_id=f"push:look:{source_id}:{res.clock().timestamp()}")
     log.info(
         "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
         source_id,
@@ -124,3 +129,36 @@ async def changelog_trim(ctx: dict[str, Any]) -> int:
     """Cron: drop change records older than ``[api] changelog_retention_days``."""
     res: Resources = ctx["resources"]
     return await ChangeLog(res.redis).trim(res.settings.api.changelog_retention_days * 86400)
+
+
+async def push_ingest(ctx: dict[str, Any], source_id: str) -> dict[str, Any]:
+    """Push: ingest the fat pings waiting for one source, like a poll's body, then store them."""
+    res: Resources = ctx["resources"]
+    report = await push_ingested.ingest(res, source_id)
+    if report.new or report.updated:
+        await ingest_queued(res, ctx["consumer"])
+    log.info(
+        "push: %s: %d deliveries, %d new, %d updated, %d unchanged, %d unreadable",
+        source_id,
+        report.deliveries,
+        report.new,
+        report.updated,
+        report.unchanged,
+        report.failed,
+    )
+    return asdict(report)
+
+
+async def push_look(ctx: dict[str, Any], source_id: str) -> str:
+    """Push: subscribe, renew, give up or unsubscribe one source's hub subscription, as due."""
+    return await push_subscriptions.look(ctx["resources"], source_id)
+
+
+async def push_maintain(ctx: dict[str, Any]) -> int:
+    """Cron: hand out the subscriptions whose look is due (renewals, retries, fallbacks ending)."""
+    res: Resources = ctx["resources"]
+    due = await push_subscriptions.claim_due(res)
+    tick = res.clock().timestamp()
+    for source_id in due:
+        await jobs.enqueue(res.redis, "push_look", source_id, job_id=f"push:look:{source_id}:{tick}")
+    return len(due)

@@ -11,9 +11,12 @@ the schedule and the disabled set.
   while it is being polled.
 - ``disabled``: set of source ids kept off the schedule (410 Gone, too many failures, an
   operator) until a success or an operator re-enables them.
+- ``source:{id}:push``, ``push:due``: the subscription to the feed's WebSub hub, read with the
+  state (:attr:`SourceState.push`) but stored apart (:mod:`service.store.push_state`, why there).
 
-A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state,
-take a host slot) and :meth:`SourceStates.end_poll` (everything the poll decided, at once).
+A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and
+its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
+decided, at once, a change of the subscription included).
 Both go through a :class:`ScriptBatcher`, so concurrent polls share one pipeline per loop turn.
 The web side and the CLI read and steer sources through the same class.
 """
@@ -37,14 +40,15 @@ from service import keys
 from service.errors import WriteConflict
 from service.models import SourceState
 from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict
+from service.store.push_state import TRANSITION_FUNCTION, PushStates, PushTransition, read_push
 from service.store.script_batch import ScriptBatcher
 
 log = logging.getLogger(__name__)
 
-# KEYS: lease, state, host active, host rate, host pause, schedule. ARGV: lease token, lease ms,
-# slot token, HostLimits.args(), claim ('' for none), source id, now, the claim renewed until.
+# KEYS: lease, state, host active, host rate, host pause, schedule, push. ARGV: lease token, lease
+# ms, slot token, HostLimits.args(), claim ('' for none), source id, now, the claim renewed until.
 # Returns {0} when another poll holds the lease, {2} when the claim was superseded or has lapsed,
-# else {1, state or nil, verdict, wait_ms}.
+# else {1, state or nil, verdict, wait_ms, the push hash as a flat list}.
 _BEGIN_POLL = (
     ACQUIRE_FUNCTION
     + """
@@ -55,16 +59,18 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} 
 if ARGV[7] ~= '' then redis.call('ZADD', KEYS[6], ARGV[10], ARGV[8]) end
 local state = redis.call('GET', KEYS[2])
 local verdict = acquire(KEYS[3], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-return {1, state, verdict[1], verdict[2]}
+return {1, state, verdict[1], verdict[2], redis.call('HGETALL', KEYS[7])}
 """
 )
 
-# KEYS: lease, state, schedule, disabled, one host active zset per slot, then the pause key if any.
-# ARGV: lease token, state JSON ('' keeps the stored one), schedule mode, source id, due time,
-# claim, pause ms, then one token per slot.
-_END_POLL = """
-local slots = #ARGV - 7
-for i = 1, slots do redis.call('ZREM', KEYS[4 + i], ARGV[7 + i]) end
+# KEYS: lease, state, schedule, disabled, push, push due, one host active zset per slot, then the
+# pause key if any. ARGV: lease token, state JSON ('' keeps the stored one), schedule mode, source
+# id, due time, claim, pause ms, slot count, one token per slot, then a push transition ('' for none).
+_END_POLL = (
+    TRANSITION_FUNCTION
+    + """
+local slots = tonumber(ARGV[8])
+for i = 1, slots do redis.call('ZREM', KEYS[6 + i], ARGV[8 + i]) end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
 local mode = ARGV[3]
 if mode == 'set' then
@@ -80,12 +86,14 @@ elseif mode == 'enable' then
 end
 local pause = tonumber(ARGV[7])
 if pause > 0 then
-  local key = KEYS[5 + slots]
+  local key = KEYS[7 + slots]
   if redis.call('PTTL', key) < pause then redis.call('SET', key, '1', 'PX', pause) end
 end
+if #ARGV > 8 + slots then push_transition(KEYS[5], KEYS[6], ARGV[4], ARGV, 9 + slots) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
+)
 
 _CLAIM = """
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -169,8 +177,15 @@ class PollEnd:
     lease_token: str
     slots: list[Slot] = field(default_factory=list)
     state: SourceState | None = None
+    """Stored without its ``push``: a subscription changes only by :attr:`push`."""
     schedule: ScheduleChange | None = None
     pause: HostPause | None = None
+    push: PushTransition | None = None
+
+
+def state_json(state: SourceState) -> str:
+    """The stored form: the subscription lives under its own key (:mod:`service.store.push_state`)."""
+    return state.model_dump_json(exclude={"push"})
 
 
 def read_state(source_id: str, raw: bytes | str | None) -> SourceState:
@@ -193,18 +208,30 @@ class SourceStates:
     def __init__(self, redis: Redis, batcher: ScriptBatcher | None = None):
         self.redis = redis
         self.batcher = batcher or ScriptBatcher(redis)
+        self.push = PushStates(redis)
+        """The subscriptions to publishers' hubs (the web side records deliveries through it)."""
 
     # -- reading -----------------------------------------------------------------------------
 
     async def get(self, source_id: str) -> SourceState:
-        return read_state(source_id, await self.redis.get(keys.source_state(source_id)))
+        return (await self.get_many([source_id]))[source_id]
 
     async def get_many(self, source_ids: Sequence[str]) -> dict[str, SourceState]:
-        """The states of ``source_ids`` in one round trip (never stored: a fresh state)."""
+        """The states of ``source_ids``, subscriptions included, in one round trip (never
+        stored: a fresh state)."""
         if not source_ids:
             return {}
-        raws = await self.redis.mget([keys.source_state(s) for s in source_ids])
-        return {s: read_state(s, raw) for s, raw in zip(source_ids, raws, strict=True)}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.mget([keys.source_state(s) for s in source_ids])
+            for source_id in source_ids:
+                pipe.hgetall(keys.source_push(source_id))
+            raws, *pushes = await pipe.execute()
+        states = {}
+        for source_id, raw, push in zip(source_ids, raws, pushes, strict=True):
+            state = read_state(source_id, raw)
+            state.push = read_push(source_id, push)
+            states[source_id] = state
+        return states
 
     async def is_disabled(self, source_id: str) -> bool:
         return bool(await self.redis.sismember(keys.DISABLED, source_id))
@@ -266,7 +293,7 @@ class SourceStates:
                     before = read_state(source_id, await pipe.get(state_key))
                     was_listed = bool(await pipe.sismember(keys.DISABLED, source_id))
                     pipe.multi()
-                    pipe.set(state_key, change(before).model_dump_json())
+                    pipe.set(state_key, state_json(change(before)))
                     if isinstance(schedule, Enable):
                         pipe.srem(keys.DISABLED, source_id)
                         pipe.zadd(keys.SCHEDULE, {source_id: schedule.at.timestamp()})
@@ -282,11 +309,15 @@ class SourceStates:
     # -- the schedule ------------------------------------------------------------------------
 
     async def sync_schedule(self, source_ids: Iterable[str], now: datetime) -> None:
-        """New sources become due now, known ones keep their time, removed ones are dropped.
+        """New sources become due now, known ones keep their time, removed ones are dropped
+        and unsubscribed from their hubs (:meth:`PushStates.leave`).
 
         Disabled sources stay off the schedule until re-enabled.
         """
-        wanted = set(source_ids) - {m.decode() for m in await self.redis.smembers(keys.DISABLED)}
+        configured = set(source_ids)
+        for source_id in await self.push.subscribed_sources() - configured:
+            await self.push.leave(source_id, now)
+        wanted = configured - {m.decode() for m in await self.redis.smembers(keys.DISABLED)}
         scheduled = {m.decode() for m in await self.redis.zrange(keys.SCHEDULE, 0, -1)}
         async with self.redis.pipeline(transaction=True) as pipe:
             if wanted:
@@ -304,6 +335,11 @@ class SourceStates:
     async def holds_claim(self, source_id: str, token: str) -> bool:
         score = await self.redis.zscore(keys.SCHEDULE, source_id)
         return score is not None and claim_token(score) == token
+
+    async def poll_soon(self, source_id: str, at: datetime) -> bool:
+        """Due no later than ``at`` (a thin ping, a lapsed subscription); a source off the
+        schedule (disabled, removed) stays off. Several calls before the poll make one poll."""
+        return bool(await self.redis.zadd(keys.SCHEDULE, {source_id: at.timestamp()}, xx=True, lt=True, ch=True))
 
     async def reschedule(self, source_id: str, at: datetime, token: str | None = None) -> bool:
         """Set the next due time; with a token, only while that claim still holds."""
@@ -337,7 +373,13 @@ class SourceStates:
         renewed = str(int(now.timestamp() + lease_ms / 1000)) if claim is not None else None
         reply = await self.batcher.run(
             _BEGIN_POLL,
-            [keys.poll_lease(source_id), keys.source_state(source_id), *keys.host_budget(host), keys.SCHEDULE],
+            [
+                keys.poll_lease(source_id),
+                keys.source_state(source_id),
+                *keys.host_budget(host),
+                keys.SCHEDULE,
+                keys.source_push(source_id),
+            ],
             [
                 lease_token,
                 lease_ms,
@@ -353,9 +395,9 @@ class SourceStates:
             return Refusal.LEASED
         if int(reply[0]) == 2:
             return Refusal.CLAIM_LAPSED
-        return PollStart(
-            read_state(source_id, reply[1]), Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, renewed
-        )
+        state = read_state(source_id, reply[1])
+        state.push = read_push(source_id, reply[4])
+        return PollStart(state, Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, renewed)
 
     async def end_poll(self, end: PollEnd) -> None:
         """Free the slots, save the state, move the source in the schedule, pause the host, let
@@ -377,10 +419,13 @@ class SourceStates:
             keys.source_state(end.source_id),
             keys.SCHEDULE,
             keys.DISABLED,
+            keys.source_push(end.source_id),
+            keys.PUSH_DUE,
             *(keys.host_budget(slot.host)[0] for slot in end.slots),
         ]
         if pause is not None:
             script_keys.append(keys.host_budget(pause.host)[2])
-        state_json = end.state.model_dump_json() if end.state is not None else ""
-        args: list[object] = [end.lease_token, state_json, mode, end.source_id, repr(at), claim, pause_ms]
-        await self.batcher.run(_END_POLL, script_keys, [*args, *(slot.token for slot in end.slots)])
+        stored = state_json(end.state) if end.state is not None else ""
+        args: list[object] = [end.lease_token, stored, mode, end.source_id, repr(at), claim, pause_ms, len(end.slots)]
+        push = end.push.args() if end.push is not None else []
+        await self.batcher.run(_END_POLL, script_keys, [*args, *(slot.token for slot in end.slots), *push])

@@ -15,7 +15,7 @@ from service.feeds.render.html import render_index
 from service.feeds.render.opml import render_feeds_opml, render_sources_opml
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
-from service.web import feed_views, hub_endpoint
+from service.web import feed_views, hub_endpoint, push_endpoint
 from service.web.api import PREFIX as API_PREFIX
 from service.web.api import create_api_app
 from service.web.appkeys import (
@@ -86,6 +86,7 @@ def create_app(
     app.cleanup_ctx.append(resources)
     feed_views.add_routes(app)
     hub_endpoint.add_routes(app)
+    push_endpoint.add_routes(app)
     app.add_subapp(API_PREFIX, create_api_app(app))
     feed_views.add_fallback_route(app)
     return app

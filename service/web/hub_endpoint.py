@@ -40,7 +40,7 @@ async def hub_post(request: web.Request) -> web.Response:
         return plain(400, f"Content-Type must be {FORM}")
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
         return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
-    body = await _read_capped(request, MAX_FORM_BYTES)
+    body = await read_capped(request, MAX_FORM_BYTES)
     if body is None:
         return plain(413, f"request body larger than {MAX_FORM_BYTES} bytes")
     try:
@@ -66,7 +66,7 @@ async def hub_post(request: web.Request) -> web.Response:
     return plain(202, "Accepted: intent will be verified at the callback")
 
 
-async def _read_capped(request: web.Request, limit: int) -> bytes | None:
+async def read_capped(request: web.Request, limit: int) -> bytes | None:
     """The body, or None once it passes ``limit`` (chunked bodies declare no length)."""
     chunks: list[bytes] = []
     size = 0

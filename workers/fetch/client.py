@@ -8,7 +8,7 @@ session's SSRF guard (:mod:`workers.fetch.netguard`).
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
@@ -59,6 +59,16 @@ class FetchResult(BaseModel):
     @property
     def content_type(self) -> str | None:
         return self.headers.get("content-type")
+
+
+def folded_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """Names lower case; a repeated header joined with ``, `` (RFC 9110 5.3), so that several
+    ``Link`` headers (a hub in one, self in another) all survive."""
+    headers: dict[str, str] = {}
+    for name, value in items:
+        key = name.lower()
+        headers[key] = f"{headers[key]}, {value}" if key in headers else value
+    return headers
 
 
 def client_timeout(config: FetchConfig) -> aiohttp.ClientTimeout:
@@ -128,7 +138,7 @@ async def fetch(
             if urlsplit(url).scheme not in ("http", "https"):
                 raise FetchError(source_id, ErrorKind.BLOCKED, f"refusing to fetch a non-HTTP URL: {url}")
             async with session.get(url, headers=headers, allow_redirects=False) as response:
-                response_headers = {k.lower(): v for k, v in response.headers.items()}
+                response_headers = folded_headers(response.headers.items())
                 location = response.headers.get("Location")
                 if response.status in REDIRECTS and location:
                     if len(redirects) >= config.max_redirects:

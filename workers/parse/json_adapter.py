@@ -30,6 +30,8 @@ VERSIONS = {
 }
 _VERSION_PREFIX = "https://jsonfeed.org/version/"
 _REQUIRED = ("version", "items")
+WEBSUB_TYPES = frozenset({"websub", "pubsubhubbub"})
+MAX_HUBS = 10
 
 
 class _Strict(BaseModel):
@@ -70,6 +72,11 @@ class JsonItem(_Strict):
     attachments: list[JsonAttachment] | None = None
 
 
+class JsonHub(_Strict):
+    type: str
+    url: str
+
+
 class JsonFeed(_Strict):
     version: str
     title: str | None = None
@@ -78,6 +85,7 @@ class JsonFeed(_Strict):
     language: str | None = None
     author: JsonAuthor | None = None
     authors: list[JsonAuthor] | None = None
+    hubs: list[JsonHub] | None = None
     items: list[Any]
     """Validated one by one (:class:`JsonItem`) so a bad item costs only itself."""
 
@@ -120,6 +128,8 @@ def parse_json_feed(
         link=_absolute(feed.home_page_url, url),
         language=_text(feed.language),
         version=version,
+        hubs=_hubs(feed.hubs or (), url),
+        self_url=_absolute(feed.feed_url, url),
         entries=tuple(entries),
         warnings=tuple(warnings),
     )
@@ -171,6 +181,16 @@ def _entry(item: JsonItem, *, base: str, feed_authors: tuple[Author, ...], defau
         image=Image(url=image) if image else None,
         language=_text(item.language),
     )
+
+
+def _hubs(hubs: Iterable[JsonHub], base: str) -> tuple[str, ...]:
+    """The WebSub hubs (``type`` WebSub, or its old name PubSubHubbub), absolute, once each."""
+    found: dict[str, None] = {}
+    for hub in hubs:
+        url = _absolute(hub.url, base)
+        if url and hub.type.strip().lower() in WEBSUB_TYPES and len(found) < MAX_HUBS:
+            found.setdefault(url)
+    return tuple(found)
 
 
 def _authors(raw_authors: Iterable[JsonAuthor], base: str) -> tuple[Author, ...]:

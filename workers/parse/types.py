@@ -45,6 +45,11 @@ class ParsedFeed(Frozen):
     """``sy:updatePeriod`` (hourly, daily, weekly, monthly, yearly)."""
     update_frequency: int | None = None
     """``sy:updateFrequency``: updates per ``update_period``."""
+    hubs: tuple[str, ...] = ()
+    """WebSub hubs the document names, absolute, in document order: ``<atom:link rel="hub">`` in
+    RSS, ``<link rel="hub">`` in Atom, ``hubs`` of type WebSub in JSON Feed."""
+    self_url: str | None = None
+    """The feed's own URL as it states it (``rel="self"``, JSON Feed ``feed_url``): the WebSub topic."""
     entries: tuple[ParsedEntry, ...] = ()
     warnings: tuple[str, ...] = ()
     """One line per problem survived: a skipped entry, a bozo feed, a dropped member."""

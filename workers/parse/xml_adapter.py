@@ -57,6 +57,7 @@ from workers.parse.types import ParsedEntry, ParsedFeed
 __all__ = ["parse_xml_feed", "reject_entity_declarations"]
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+MAX_HUBS = 10
 
 # Complaints about headers, not about the document: the feed itself parsed fine.
 SURVIVABLE_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
@@ -119,6 +120,7 @@ def parse_xml_feed(
         raise ParseError(error_id, kind, reason) from bozo
 
     link = _absolute(meta.get("link"), url)
+    hubs, self_url = _hub_links(meta.get("links") or (), url)
     base = item_base(version, url, link)
     entries: list[ParsedEntry] = []
     for index, raw in enumerate(raw_entries):
@@ -137,9 +139,27 @@ def parse_xml_feed(
         ttl_minutes=_non_negative_int(meta.get("ttl")),
         update_period=_text(meta.get("sy_updateperiod")),
         update_frequency=_non_negative_int(meta.get("sy_updatefrequency")),
+        hubs=hubs,
+        self_url=self_url,
         entries=tuple(entries),
         warnings=tuple(warnings),
     )
+
+
+def _hub_links(links: Iterable[Mapping[str, Any]], url: str) -> tuple[tuple[str, ...], str | None]:
+    """The feed-level ``rel="hub"`` targets (in order, once each) and the first ``rel="self"``,
+    absolute against the feed URL (feedparser lists ``<atom:link>`` of RSS and Atom's ``<link>``)."""
+    hubs: dict[str, None] = {}
+    self_url = None
+    for found in links:
+        rel, href = found.get("rel"), _absolute(found.get("href"), url)
+        if href is None:
+            continue
+        if rel == "hub" and len(hubs) < MAX_HUBS:
+            hubs.setdefault(href)
+        elif rel == "self" and self_url is None:
+            self_url = href
+    return tuple(hubs), self_url
 
 
 def reject_entity_declarations(body: bytes, *, source_id: str) -> None:

@@ -8,7 +8,9 @@ call); nothing here does I/O. Two steps, like the poll itself:
    for servers that answer 304 forever while the feed changes);
 2. :func:`decide_poll`: the new state, when to come back and why (:func:`decide_next_poll`),
    whether the source goes off the schedule or comes back, whether its whole host waits (a
-   ``Retry-After``), whether it moved for good (301/308).
+   ``Retry-After``), whether it moved for good (301/308); with push ingest on, whether the feed
+   names a hub to subscribe to, and whether this pull found what push had missed (the rules
+   are :mod:`service.push.lifecycle`'s).
 
 :func:`decide_deferred` covers the poll that never asked (the host's budget said later).
 """
@@ -19,10 +21,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from service.config import FetchConfig, SourceConfig
+from service.config import FetchConfig, PushConfig, SourceConfig
 from service.errors import ErrorKind, FetchError, SourceError
 from service.models import RedirectRecord, SourceState
+from service.push import lifecycle
+from service.push.discovery import HubLink
 from service.store.host_slots import Verdict
+from service.store.push_state import PushTransition
 from workers.fetch.client import FetchResult
 from workers.poll import publisher_hints
 from workers.poll.next_poll import NextPoll, decide_next_poll
@@ -77,6 +82,20 @@ class BodyFindings:
     listing is read in full again."""
     feed: FeedHints | None = None
     """The feed's own hints; None for a page source's listing (the stored hints stay)."""
+    hub: HubLink | None = None
+    """The WebSub hub and topic the response or the feed names (:mod:`service.push.discovery`)."""
+
+
+@dataclass(frozen=True)
+class PushDecision:
+    """What a poll means for the source's hub subscription."""
+
+    change: PushTransition | None = None
+    """Written with the state, in the poll's last call."""
+    discovered: HubLink | None = None
+    """A hub to subscribe to, new for this source: the maintenance job should look at once."""
+    missed: str | None = None
+    """Why this pull says push failed the source (it falls back to polling)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +113,7 @@ class PollDecision:
     moved: RedirectRecord | None = None
     """A permanent move (301/308 only) to a URL not stored before."""
     failure: PollFailure | None = None
+    push: PushDecision = field(default_factory=lambda: PushDecision())
 
 
 def wants_unconditional(state: SourceState, now: datetime, fetch: FetchConfig) -> bool:
@@ -127,12 +147,14 @@ def decide_poll(
     found: BodyFindings | PollFailure | None,
     now: datetime,
     fetch: FetchConfig,
+    push: PushConfig | None = None,
 ) -> PollDecision:
     """The decision for one poll that asked.
 
     ``outcome`` is the response (any status the fetch returns: 2xx, 304) or why there is none
     (an error status comes as a failure with its status and headers); ``found`` is what reading
     a 2xx body gave, or why it failed, and None when nothing was read (304, failed fetch).
+    ``push`` is ``[push]`` when the source may subscribe to its hub, else None.
     """
     new = state.model_copy(deep=True)
     new.last_poll = now
@@ -150,6 +172,10 @@ def decide_poll(
     elif response is not None:
         _record_success(new, request, response, found if isinstance(found, BodyFindings) else None, now)
 
+    pushed = PushDecision()
+    if push is not None and isinstance(found, BodyFindings):
+        pushed = _push(state, found, now, push)
+        new.push = lifecycle.applied(state.push, pushed.change)
     retry_after = _retry_after(failure, now, fetch)
     next_poll = decide_next_poll(
         source,
@@ -160,13 +186,17 @@ def decide_poll(
         feed_seconds=new.publisher_interval_seconds,
         retry_after_seconds=retry_after,
         recent_published=new.recent_published,
+        push_backup_seconds=lifecycle.backup_seconds(new.push, now, push) if push is not None else None,
     )
+
     disable = _disable_reason(new, failure, now, fetch) if failure is not None else None
     if disable is not None:
         new.disabled, new.disabled_reason, new.disabled_at = True, disable, now
     if new.disabled:
         new.next_poll, new.next_poll_reason = None, "disabled"
-        return PollDecision(new, None, disable=disable, pause_host_seconds=retry_after, moved=moved, failure=failure)
+        return PollDecision(
+            new, None, disable=disable, pause_host_seconds=retry_after, moved=moved, failure=failure, push=pushed
+        )
     new.next_poll, new.next_poll_reason = next_poll.at, next_poll.reason
     return PollDecision(
         new,
@@ -175,7 +205,18 @@ def decide_poll(
         pause_host_seconds=retry_after,
         moved=moved,
         failure=failure,
+        push=pushed,
     )
+
+
+def _push(state: SourceState, found: BodyFindings, now: datetime, config: PushConfig) -> PushDecision:
+    """What a read body means for the hub subscription: a hub to subscribe to, or a miss."""
+    if lifecycle.wants_subscription(state.push, found.hub) and found.hub is not None:
+        return PushDecision(lifecycle.discovered(state.push, found.hub, now, config), discovered=found.hub)
+    reason = lifecycle.miss_reason(state.push, found.new, state.last_success, state.last_poll, now)
+    if reason is not None and state.push is not None:
+        return PushDecision(lifecycle.missed(state.push, reason, now, config), missed=reason)
+    return PushDecision()
 
 
 def _moved(source: SourceConfig, state: SourceState, response: FetchResult, now: datetime) -> RedirectRecord | None:

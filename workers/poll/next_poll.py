@@ -2,7 +2,9 @@
 
 The order of the rules (docs/publishers.md):
 
-1. the base interval: adaptive (from the newest items' publishing times, within the source's
+1. the base interval: ``[push] backup_poll_seconds`` while the publisher's hub is expected to
+   push the source's new items (an active WebSub subscription: the pull is only a backup);
+   else adaptive (from the newest items' publishing times, within the source's
    ``[min_interval, max_interval]``) when the source opts in and has dated items, else the
    configured ``interval_seconds``;
 2. the publisher's hints (``Cache-Control: max-age``, ``Expires``, RSS ``<ttl>``,
@@ -28,7 +30,7 @@ DEFAULT_MIN_INTERVAL = 300
 class NextPoll:
     at: datetime
     reason: str
-    """Which rule decided: interval, adaptive, cache, feed, backoff, retry-after."""
+    """Which rule decided: interval, adaptive, push-backup, cache, feed, backoff, retry-after."""
 
 
 def interval_bounds(source: SourceConfig, fetch: FetchConfig) -> tuple[int, int]:
@@ -69,10 +71,13 @@ def decide_next_poll(
     feed_seconds: int | None = None,
     retry_after_seconds: int | None = None,
     recent_published: Sequence[float] = (),
+    push_backup_seconds: int | None = None,
 ) -> NextPoll:
     interval: float = source.interval_seconds
     reason = "interval"
-    if source.adaptive:
+    if push_backup_seconds is not None:
+        interval, reason = push_backup_seconds, "push-backup"
+    elif source.adaptive:
         floor, ceiling = interval_bounds(source, fetch)
         adaptive = adaptive_interval(recent_published, now, floor, ceiling, fetch.adaptive_window_items)
         if adaptive is not None:

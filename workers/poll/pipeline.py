@@ -16,9 +16,10 @@ from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
-from service.config import SourceConfig
+from service.config import PushConfig, Settings, SourceConfig
 from service.errors import ErrorKind, SourceError
 from service.models import Article
+from service.push.discovery import HubLink, discover
 from service.store.host_slots import Slot, Verdict
 from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
@@ -63,6 +64,8 @@ class PollReport:
     error: str | None = None
     error_kind: ErrorKind | None = None
     next_poll: datetime | None = None
+    push_discovered: bool = False
+    """The feed names a hub new for this source: its subscription wants a look now."""
 
 
 async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None = None) -> PollReport:
@@ -104,7 +107,8 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
             return PollReport(source.id, PollStatus.DEFERRED, next_poll=decision.state.next_poll)
         request = plan_request(source, state, now, res.settings.fetch)
         outcome, found = await _fetch_and_read(res, source, request, now)
-        decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch)
+        push = push_policy(res.settings, source)
+        decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch, push)
         _apply(decision, finish, host, start.claim)
         _log(source, decision)
         return _report(source, decision, found)
@@ -133,7 +137,7 @@ async def _fetch_and_read(
     if result.not_modified:
         return result, None
     try:
-        return result, await _read(res, source, result, now)
+        return result, await read_body(res, source, result, now)
     except SourceError as exc:
         return result, PollFailure.of(exc)
     except Exception as exc:
@@ -141,10 +145,19 @@ async def _fetch_and_read(
         return result, PollFailure.internal(exc)
 
 
-async def _read(res: Resources, source: SourceConfig, result: FetchResult, now: datetime) -> BodyFindings:
-    """Parse and normalise the body, queue the new and changed articles; raises ``SourceError``."""
+def push_policy(settings: Settings, source: SourceConfig) -> PushConfig | None:
+    """``[push]`` when the source may subscribe to its publisher's hub, else None."""
+    return settings.push if settings.push_enabled and source.push and source.kind == "feed" else None
+
+
+async def read_body(res: Resources, source: SourceConfig, result: FetchResult, now: datetime) -> BodyFindings:
+    """Parse and normalise the body, queue the new and changed articles; raises ``SourceError``.
+
+    A poll's 2xx body, and a hub's fat ping (the same path: same ids, dedup and queue).
+    """
     pages: PageBatch | None = None  # article pages fetched for a page or full_content source
     hints: FeedHints | None = None  # a page source has no feed to take publishing hints from
+    hub: HubLink | None = None
     if source.kind == "page":
         pages = await page_source.collect(res, source, result, now)
         articles, warnings = pages.articles, pages.warnings
@@ -163,6 +176,7 @@ async def _read(res: Resources, source: SourceConfig, result: FetchResult, now: 
             parsed, source=source, now=now, sanitise=res.settings.sanitise, canonical=res.settings.canonical
         )
         hints = feed_hints(parsed, res.settings.fetch.adaptive_window_items)
+        hub = discover(result.headers, parsed.hubs, parsed.self_url, result.url)
     for warning in warnings:
         log.warning("%s: %s", source.id, warning)
     articles = _unique(articles)
@@ -184,6 +198,7 @@ async def _read(res: Resources, source: SourceConfig, result: FetchResult, now: 
         unchanged=len(articles) - len(fresh),
         complete=pages is None or pages.complete,
         feed=hints,
+        hub=hub,
     )
 
 
@@ -198,6 +213,7 @@ def _unique(articles: list[Article]) -> list[Article]:
 def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None) -> None:
     """The decision as the intents of the poll's last Redis call."""
     finish.state = decision.state
+    finish.push = decision.push.change
     if decision.next_poll is None:
         finish.schedule = Disable()
     elif decision.enable is not None:
@@ -217,6 +233,15 @@ def _log(source: SourceConfig, decision: PollDecision) -> None:
         log.warning("disabling %s: %s (re-enable with `tributary enable %s`)", source.id, decision.disable, source.id)
     if decision.enable is not None:
         log.info("%s re-enabled by %s", source.id, decision.enable)
+    if decision.push.discovered is not None:
+        log.info(
+            "%s names the WebSub hub %s (topic %s)",
+            source.id,
+            decision.push.discovered.hub,
+            decision.push.discovered.topic,
+        )
+    if decision.push.missed is not None:
+        log.warning("%s: %s; polling it normally again", source.id, decision.push.missed)
 
 
 def _report(source: SourceConfig, decision: PollDecision, found: BodyFindings | PollFailure | None) -> PollReport:
@@ -228,4 +253,12 @@ def _report(source: SourceConfig, decision: PollDecision, found: BodyFindings | 
         )
     if not isinstance(found, BodyFindings):
         return PollReport(source.id, PollStatus.NOT_MODIFIED, next_poll=next_poll)
-    return PollReport(source.id, PollStatus.FETCHED, found.new, found.updated, found.unchanged, next_poll=next_poll)
+    return PollReport(
+        source.id,
+        PollStatus.FETCHED,
+        found.new,
+        found.updated,
+        found.unchanged,
+        next_poll=next_poll,
+        push_discovered=decision.push.discovered is not None,
+    )

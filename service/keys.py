@@ -13,10 +13,16 @@ SCHEDULE = PREFIX + "schedule"  # zset: source id -> next due (unix seconds)
 CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
 DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
+WORKERS = PREFIX + "workers"  # zset: worker id -> its last heartbeat (unix seconds)
 
 
 def article(article_id: str) -> str:
     return f"{PREFIX}article:{article_id}"
+
+
+def worker(worker_id: str) -> str:
+    """string: one worker process's last heartbeat as JSON, expiring when it stops beating."""
+    return f"{PREFIX}worker:{worker_id}"
 
 
 def source_index(source_id: str) -> str:

@@ -95,11 +95,6 @@ def redact(text: str) -> str:
     return text
 
 
-def redact_url(url: str) -> str:
-    """A URL fit for logs and banners: never its password."""
-    return redact(url)
-
-
 # -- formatters ---------------------------------------------------------------------------------
 
 

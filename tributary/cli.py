@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from service.config import Settings, config_path, load_settings
 from service.errors import TributaryError
-from service.logs import LogFormat, configure_logging, redact_url
+from service.logs import LogFormat, configure_logging, redact
 from service.store.availability import REDIS_DOWN, describe
 from service.store.connect import RedisUnavailableError, ensure_reachable
 from service.store.embedded_redis import EmbeddedRedis
@@ -35,11 +35,6 @@ from tributary.listener import LISTEN_FD_ENV, bind_listener, inherited_listener
 
 log = logging.getLogger("tributary")
 T = TypeVar("T")
-
-
-def redact(url: str) -> str:
-    """A Redis URL fit for logs: never print its password."""
-    return redact_url(url)
 
 
 @dataclass

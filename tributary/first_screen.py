@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from service import keys
 from service.clock import utcnow
 from service.config import Settings
-from service.logs import redact_url
+from service.logs import redact
 from service.models import SourceState
 from service.store.availability import REDIS_DOWN
 
@@ -50,7 +50,7 @@ def banner(settings: Settings, config_file: Path, redis_url: str, redis_note: st
         f"Tributary {version}",
         f"  config    {config_file}",
         f"  data dir  {settings.storage.data_dir}",
-        f"  redis     {redact_url(redis_url)}" + (f" ({redis_note})" if redis_note else ""),
+        f"  redis     {redact(redis_url)}" + (f" ({redis_note})" if redis_note else ""),
         f"  sources   {sources} source{'s' * (sources != 1)}, {feeds} merged feed{'s' * (feeds != 1)}",
         f"  open      {local_url(settings)}",
         f"  workers   {worker.processes} process{'es' * (worker.processes != 1)}, "

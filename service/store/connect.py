@@ -19,7 +19,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.errors import TributaryError
-from service.logs import redact_url
+from service.logs import redact
 from service.store.availability import REDIS_DOWN, describe
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -34,7 +34,7 @@ def check_url(url: str) -> None:
     scheme = urlsplit(url).scheme
     if scheme not in SCHEMES:
         raise RedisUnavailableError(
-            f"REDIS_URL {redact_url(url)}: the scheme must be redis://, rediss:// or unix:// (got {scheme or 'none'!r})"
+            f"REDIS_URL {redact(url)}: the scheme must be redis://, rediss:// or unix:// (got {scheme or 'none'!r})"
         )
 
 
@@ -72,12 +72,12 @@ def ensure_reachable(url: str, timeout: float) -> None:
     try:
         client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
     except ValueError as exc:
-        raise RedisUnavailableError(f"REDIS_URL {redact_url(url)}: {exc}") from None
+        raise RedisUnavailableError(f"REDIS_URL {redact(url)}: {exc}") from None
     try:
         client.ping()
     except redis.AuthenticationError as exc:
-        raise RedisUnavailableError(f"Redis at {redact_url(url)} refused the credentials: {describe(exc)}") from None
+        raise RedisUnavailableError(f"Redis at {redact(url)} refused the credentials: {describe(exc)}") from None
     except (*REDIS_DOWN, redis.RedisError) as exc:
-        raise RedisUnavailableError(f"cannot reach Redis at {redact_url(url)}: {describe(exc)}") from None
+        raise RedisUnavailableError(f"cannot reach Redis at {redact(url)}: {describe(exc)}") from None
     finally:
         client.close()

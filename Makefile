@@ -1,23 +1,27 @@
 # Two commands do all set-up on a machine with only Python 3.11+:
 #   make run    create .venv, install, start embedded Redis + workers + web server
 #   make test   create .venv, install with test extras, run the whole suite
+#   afterwards the command is .venv/bin/tributary (or `. .venv/bin/activate` to type `tributary`)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The first screen of `make run` is Tributary's banner: pip says nothing unless it fails.
+PIP    := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore $(BIN)/python -m pip --quiet --quiet
 
 .PHONY: run test check bench clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "Setting up $(VENV) (first run only; takes a minute)..."
+	@$(PYTHON) -m venv $(VENV)
+	@$(PIP) install --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e '.[test]'
-	touch $(STAMP)
+	@$(PIP) install -e '.[test]'
+	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/tributary run $(ARGS)
+	@$(BIN)/tributary run $(ARGS)
 
 test: check
 	$(BIN)/python -m pytest $(ARGS)

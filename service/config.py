@@ -49,6 +49,9 @@ class ServerConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     base_url: str = "http://127.0.0.1:8080"
     cache_max_age: int = Field(60, ge=0, description="Cache-Control max-age of published feeds")
+    redis_timeout_seconds: float = Field(
+        2, gt=0, le=60, description="a web request waits this long for Redis at most, then serves what it has or 503"
+    )
 
     @model_validator(mode="after")
     def _strip_slash(self) -> ServerConfig:
@@ -168,6 +171,11 @@ class WorkerConfig(Section):
     processes: int = Field(1, ge=1, le=64, description="worker processes `tributary run` starts")
     lease_seconds: int = Field(
         120, ge=5, description="how long a claimed poll may run before another worker may take it over"
+    )
+    heartbeat_seconds: float = Field(5, ge=0.5, le=300, description="how often each worker process says it is alive")
+    redis_timeout_seconds: float = Field(10, gt=0, le=300, description="a worker's Redis call gives up after this long")
+    ingest_stuck_seconds: int = Field(
+        600, ge=10, description="/readyz fails while an article has waited this long to be stored"
     )
 
 
@@ -400,16 +408,27 @@ def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
 
 
 def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
-    """Read and validate the config file; ``overrides`` replace top-level sections (tests)."""
+    """Read and validate the config file; ``overrides`` replace top-level sections (tests).
+
+    A relative ``[storage] data_dir`` is taken relative to the config file's folder, so the
+    same file finds the same data whatever directory the command starts in.
+    """
     file = config_path(path)
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(f"{file}: config file not found") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{file}: is a directory, not a config file") from exc
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc.strerror or exc}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{file}: not valid TOML: {exc}") from exc
     data.update(overrides)
-    return settings_from_dict(data, origin=str(file))
+    settings = settings_from_dict(data, origin=str(file))
+    if not settings.storage.data_dir.is_absolute():
+        settings.storage.data_dir = Path(os.path.normpath(file.resolve().parent / settings.storage.data_dir))
+    return settings
 
 
 def settings_from_dict(data: dict[str, Any], origin: str = "<settings>") -> Settings:

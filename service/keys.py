@@ -15,6 +15,7 @@ CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
 ARQ_HEALTH = PREFIX + "arq:health"  # arq's worker health line
 DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
+WORKERS = PREFIX + "workers"  # zset: worker id -> its last heartbeat (unix seconds)
 
 
 CONTENT_HASHES = PREFIX + "content-hash"  # hash: article id -> content hash, for the poll's new/changed check
@@ -22,6 +23,11 @@ CONTENT_HASHES = PREFIX + "content-hash"  # hash: article id -> content hash, fo
 
 def article(article_id: str) -> str:
     return f"{PREFIX}article:{article_id}"
+
+
+def worker(worker_id: str) -> str:
+    """string: one worker process's last heartbeat as JSON, expiring when it stops beating."""
+    return f"{PREFIX}worker:{worker_id}"
 
 
 def source_index(source_id: str) -> str:

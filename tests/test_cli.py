@@ -78,15 +78,21 @@ async def test_run_poll_and_clean_shutdown(tmp_path: Path, feed_server: FeedServ
     feed_url = feed_server.set("/news.rss", (DATA / "e2e" / "news.rss").read_bytes())
     port = free_port()
     config = write_config(tmp_path, feed_url, port)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "tributary", "run", "--config", str(config)],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:  # what a person at the terminal reads (text, as on a TTY)
+        run = subprocess.Popen(
+            [sys.executable, "-m", "tributary", "--log-format", "text", "run", "--config", str(config)],
+            env=cli_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
         listing = await wait_for(f"http://127.0.0.1:{port}/feeds", lambda d: d["feeds"] and d["feeds"][0]["items"] == 3)
         assert listing["feeds"][0]["updated"] == "2023-09-19T17:12:00Z"
+        deadline = asyncio.get_running_loop().time() + 30
+        while "1 source: 1 ok" not in log.read_text():  # the line after the first round
+            assert asyncio.get_running_loop().time() < deadline, log.read_text()
+            await asyncio.sleep(0.2)
         pid = int((tmp_path / "data" / "redis.pid").read_text())
 
         # A second terminal: reuses the running embedded Redis, polls now, reports counts.
@@ -103,8 +109,19 @@ async def test_run_poll_and_clean_shutdown(tmp_path: Path, feed_server: FeedServ
         assert "started embedded redis" not in poll.stderr
     finally:
         run.send_signal(signal.SIGINT)
-        output = (await asyncio.to_thread(run.communicate, timeout=60))[0].decode(errors="replace")
+        await asyncio.to_thread(run.wait, timeout=60)
+    output = log.read_text(errors="replace")
     assert run.returncode == 0, output
+    banner = output.splitlines()[:7]
+    assert banner[0].startswith("Tributary ") and banner[1:] == [
+        f"  config    {config}",
+        f"  data dir  {tmp_path / 'data'}",
+        f"  redis     unix://{tmp_path / 'data' / 'redis.sock'} (embedded, started here)",
+        "  sources   1 source, 1 merged feed",
+        f"  open      http://127.0.0.1:{port}/",
+        f"  workers   1 process, 50 jobs each; readiness at http://127.0.0.1:{port}/readyz",
+    ]
+    assert "Traceback" not in output
     assert "stopped embedded redis" in output
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)

@@ -73,3 +73,37 @@ def test_env_overrides_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TRIBUTARY_SERVER__PORT", "9123")
     monkeypatch.setenv("TRIBUTARY_CONFIG", str(write(tmp_path, "[server]\nport = 8000\n")))
     assert load_settings().server.port == 9123
+
+
+def test_the_shipped_data_dir_is_the_repository_data_folder() -> None:
+    """``make run`` from the repository root keeps its data in ./data, as before."""
+    assert load_settings(REPO / "config" / "tributary.toml").storage.data_dir == REPO / "data"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "conf/data"),  # the default, relative to the file too
+        ("[storage]\ndata_dir = 'state'\n", "conf/state"),
+        ("[storage]\ndata_dir = '../state'\n", "state"),
+    ],
+)
+def test_a_relative_data_dir_is_relative_to_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, expected: str
+) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "t.toml").write_text(text)
+    monkeypatch.chdir(tmp_path / "conf")  # wherever the command runs from
+    assert load_settings("t.toml").storage.data_dir == tmp_path / expected
+    monkeypatch.chdir("/")
+    assert load_settings(tmp_path / "conf" / "t.toml").storage.data_dir == tmp_path / expected
+
+
+def test_an_absolute_data_dir_stays(tmp_path: Path) -> None:
+    path = write(tmp_path, f"[storage]\ndata_dir = '{tmp_path / 'elsewhere'}'\n")
+    assert load_settings(path).storage.data_dir == tmp_path / "elsewhere"
+
+
+def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, not a config file$"):
+        load_settings(tmp_path)

@@ -1,7 +1,9 @@
 """The ``tributary`` command: the composition root that wires ``service`` and ``workers``.
 
-``run`` is the all-in-one (embedded Redis when no ``REDIS_URL``, worker processes, web server);
-``serve`` and ``worker`` are the separate processes for scale-out; ``poll`` polls one source now.
+``run`` is the all-in-one (embedded Redis when no ``REDIS_URL``, a supervised web server and
+worker processes); ``serve`` and ``worker`` are the separate processes for scale-out; ``poll``
+polls one source now. A failure to start is one line on stderr (``tributary: ...``) and a
+non-zero exit, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,21 +12,26 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
-import subprocess
+import socket
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import click
 from aiohttp import web
 from redis.asyncio import Redis
 
-from service.config import Settings, load_settings
-from service.errors import ConfigError, TributaryError
-from service.store.embedded_redis import resolve_redis_url
+from service.config import Settings, config_path, load_settings
+from service.errors import TributaryError
+from service.logs import LogFormat, configure_logging, redact
+from service.store.availability import REDIS_DOWN, describe
+from service.store.connect import RedisUnavailableError, ensure_reachable
+from service.store.embedded_redis import EmbeddedRedis
+from tributary.listener import LISTEN_FD_ENV, bind_listener, inherited_listener
 
 log = logging.getLogger("tributary")
 
@@ -32,46 +39,46 @@ Command = TypeVar("Command", bound=Callable[..., Any])
 T = TypeVar("T")
 
 
-def redact(url: str) -> str:
-    """A Redis URL fit for logs: never print its password."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if logging.getLogger().level > logging.DEBUG:
-        # arq logs every job start and end; our own poll summary says what matters.
-        logging.getLogger("arq.worker").setLevel(logging.WARNING)
+@dataclass
+class RedisTarget:
+    url: str
+    embedded: EmbeddedRedis | None  # the embedded Redis this process started (and stops)
+    note: str  # for the banner: "embedded, started here", "embedded, already running", ""
 
 
 @contextlib.contextmanager
-def redis_for(settings: Settings) -> Iterator[str]:
-    """``REDIS_URL``, or the data dir's embedded Redis (reused if up, else started and stopped)."""
-    url, owned = resolve_redis_url(settings.redis_url, settings.storage.data_dir)
-    log.info("redis: %s%s", redact(url), " (embedded, started here)" if owned else "")
+def redis_target(settings: Settings) -> Iterator[RedisTarget]:
+    """``REDIS_URL`` (its scheme checked and a PING answered), or the data dir's embedded Redis,
+    reused if up, else started here and stopped on the way out."""
+    if settings.redis_url:
+        ensure_reachable(settings.redis_url, settings.server.redis_timeout_seconds)
+        yield RedisTarget(settings.redis_url, None, "")
+        return
+    embedded = EmbeddedRedis(settings.storage.data_dir)
+    url = embedded.start()
+    owned = embedded if embedded.owned else None
     try:
-        yield url
+        yield RedisTarget(url, owned, "embedded, started here" if owned else "embedded, already running")
     finally:
         if owned is not None:
             owned.stop()
 
 
+@contextlib.contextmanager
+def redis_for(settings: Settings) -> Iterator[str]:
+    with redis_target(settings) as target:
+        log.debug("redis: %s%s", redact(target.url), f" ({target.note})" if target.note else "")
+        yield target.url
+
+
 class Context:
-    def __init__(self, config: str | None):
+    def __init__(self, config: str | None, log_level: str, log_format: str):
         self.config = config
+        self.log_level = log_level
+        self.log_format = log_format
 
     def settings(self) -> Settings:
-        try:
-            return load_settings(self.config)
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from exc
+        return load_settings(self.config)  # a ConfigError is one line (see entrypoint)
 
 
 @click.group()
@@ -79,11 +86,19 @@ class Context:
     "--config", "config", envvar="TRIBUTARY_CONFIG", default=None, help="config file (default config/tributary.toml)"
 )
 @click.option("--log-level", default="INFO", show_default=True)
+@click.option(
+    "--log-format",
+    type=click.Choice(["auto", "text", "json"]),
+    default="auto",
+    envvar="TRIBUTARY_LOG_FORMAT",
+    show_default=True,
+    help="auto: readable on a terminal, JSON lines otherwise",
+)
 @click.pass_context
-def main(ctx: click.Context, config: str | None, log_level: str) -> None:
+def main(ctx: click.Context, config: str | None, log_level: str, log_format: str) -> None:
     """Tributary: poll feeds and news pages, publish merged feeds."""
-    configure_logging(log_level)
-    ctx.obj = Context(config)
+    chosen = configure_logging(log_level, cast(LogFormat, log_format))
+    ctx.obj = Context(config, log_level, chosen)
 
 
 def config_option(f: Command) -> Command:
@@ -97,15 +112,16 @@ def config_option(f: Command) -> Command:
     return click.option("--config", callback=remember, expose_value=False, help="config file")(f)
 
 
-def serve_app(settings: Settings, redis_url: str) -> None:
+def serve_app(settings: Settings, redis_url: str, sock: socket.socket, *, announce: bool = True) -> None:
     from service.web.app import create_app
 
     web.run_app(
         create_app(settings, redis_url=redis_url),
-        host=settings.server.host,
-        port=settings.server.port,
+        sock=sock,
         access_log=None,
-        print=lambda msg: log.info("serving on http://%s:%s", settings.server.host, settings.server.port),
+        print=lambda _msg: (
+            log.info("serving on http://%s:%s", settings.server.host, settings.server.port) if announce else None
+        ),
     )
 
 
@@ -114,9 +130,14 @@ def serve_app(settings: Settings, redis_url: str) -> None:
 @click.pass_obj
 def serve(obj: Context) -> None:
     """Run the web server only."""
+    from tributary.supervisor import exit_with_parent
+
     settings = obj.settings()
+    exit_with_parent()
+    inherited = inherited_listener()
+    sock = inherited or bind_listener(settings.server.host, settings.server.port)
     with redis_for(settings) as url:
-        serve_app(settings, url)
+        serve_app(settings, url, sock, announce=inherited is None)
 
 
 @main.command()
@@ -125,37 +146,64 @@ def serve(obj: Context) -> None:
 @click.pass_obj
 def worker(obj: Context, burst: bool) -> None:
     """Run one arq worker process (start several to scale out)."""
+    from tributary.supervisor import exit_with_parent
     from workers.settings import build_worker
 
     settings = obj.settings()
+    exit_with_parent()
     with redis_for(settings) as url:
-        build_worker(settings, url, burst=burst).run()
+        try:
+            build_worker(settings, url, burst=burst).run()
+        except REDIS_DOWN as exc:  # lost between the start-up check and the worker's first call
+            raise RedisUnavailableError(f"lost Redis at {redact(url)} while starting: {describe(exc)}") from None
 
 
 @main.command()
 @config_option
 @click.pass_obj
 def run(obj: Context) -> None:
-    """All in one: Redis (embedded unless REDIS_URL), worker processes and the web server."""
+    """All in one: Redis (embedded unless REDIS_URL), worker processes and the web server,
+    restarted when they die; Ctrl-C stops them in order."""
+    from tributary.first_screen import banner, summarise_first_round
+    from tributary.supervisor import ChildSpec, RedisKeeper, Supervisor
+
     settings = obj.settings()
-    with redis_for(settings) as url:
-        env = {**os.environ, "REDIS_URL": url}
-        if obj.config:
-            env["TRIBUTARY_CONFIG"] = obj.config
-        workers = [
-            subprocess.Popen([sys.executable, "-m", "tributary", "worker"], env=env)
-            for _ in range(settings.worker.processes)
+    config_file = config_path(obj.config).resolve()
+    listener = bind_listener(settings.server.host, settings.server.port)
+    with listener, redis_target(settings) as target:
+        lines = banner(settings, config_file, target.url, target.note)
+        if obj.log_format == "text":
+            click.echo("\n".join(lines), err=True)
+        else:
+            log.info("%s", "; ".join(" ".join(line.split()) for line in lines))
+        env = {**os.environ, "REDIS_URL": target.url, "TRIBUTARY_CONFIG": str(config_file)}
+        command = [sys.executable, "-m", "tributary", "--log-level", obj.log_level, "--log-format", obj.log_format]
+        children = [
+            ChildSpec(
+                "web",
+                [*command, "serve"],
+                stop_group=0,
+                grace_seconds=10,
+                pass_fds=(listener.fileno(),),
+                env={LISTEN_FD_ENV: str(listener.fileno())},
+            )
         ]
+        count = settings.worker.processes
+        children += [
+            ChildSpec("worker" if count == 1 else f"worker-{n}", [*command, "worker"], stop_group=1)
+            for n in range(1, count + 1)
+        ]
+        keeper = RedisKeeper(target.embedded) if target.embedded is not None else None
+        stop = threading.Event()
+        summary = summarise_first_round(settings, target.url, stop)
+        supervisor = Supervisor(children, env, watch=keeper)
         try:
-            serve_app(settings, url)
+            code = supervisor.run()
         finally:
-            for process in workers:
-                process.send_signal(signal.SIGTERM)
-            for process in workers:
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop.set()
+            summary.join(2)
+    if code:
+        raise TributaryError(supervisor.failure or "a child process failed")
 
 
 @main.command()
@@ -470,4 +518,4 @@ def entrypoint() -> None:
     try:
         main()
     except TributaryError as exc:
-        raise SystemExit(f"tributary: {exc}") from exc
+        raise SystemExit(f"tributary: {exc}") from None

@@ -64,12 +64,13 @@ async def drain_ingest(ctx: dict[str, Any]) -> int:
     return report.entries
 
 
-async def ingest_queued(res: Resources, consumer: str) -> ingest.IngestReport:
+async def ingest_queued(res: Resources, consumer: str, *, own_pending: bool = False) -> ingest.IngestReport:
     """Store what polls queued, then tell the WebSub hub which feeds moved.
 
-    A hub failure never fails ingest: the articles are stored either way.
+    A hub failure never fails ingest: the articles are stored either way. ``own_pending``: see
+    :func:`workers.ingest.drain.drain`.
     """
-    report = await ingest.drain(res.redis, res.store, res.clock, consumer)
+    report = await ingest.drain(res.redis, res.store, res.clock, consumer, own_pending=own_pending)
     if report.outcomes:
         try:
             await webhooks.dispatch(res)

@@ -175,6 +175,11 @@ class FeedCache:
         snapshot = self._plain.get(feed_name)
         return snapshot if snapshot is not None and snapshot.version == checked.version else None
 
+    def last_good(self, feed_name: str, query: FeedQuery | None = None) -> Snapshot | None:
+        """The newest rendering kept for this feed and query, whatever its version: what is
+        served while Redis is away. None when it was never rendered (or was evicted)."""
+        return self._cached((feed_name, (query or FeedQuery()).key))
+
     async def snapshot(self, feed: FeedConfig, query: FeedQuery | None = None) -> Snapshot:
         query = query or FeedQuery()
         key = (feed.name, query.key)

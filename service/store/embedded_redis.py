@@ -9,6 +9,7 @@ started it stops it.
 from __future__ import annotations
 
 import logging
+import re
 import signal
 import subprocess
 import time
@@ -20,6 +21,7 @@ from service.errors import TributaryError
 
 log = logging.getLogger(__name__)
 
+_LOG_LINE = re.compile(r"^\d+:[A-Z] \d+ \w+ \d+ [\d:.]+ [.*#-] (.*)$")
 SOCKET_NAME = "redis.sock"
 PIDFILE_NAME = "redis.pid"
 
@@ -66,11 +68,32 @@ class EmbeddedRedis:
         except redis.RedisError:
             return False
 
+    def exited(self) -> bool:
+        """True when the redis-server this process started has stopped on its own."""
+        return self._process is not None and self._process.poll() is not None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.returncode if self._process is not None else None
+
+    def _check_data_dir(self) -> None:
+        """A data dir Redis cannot write to is one clear line here, not a redis-server log later."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.data_dir / ".tributary-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise EmbeddedRedisError(
+                f"data_dir {self.data_dir}: cannot write there ({exc.strerror or exc}); "
+                "set [storage] data_dir to a folder you can write, or REDIS_URL to use your own Redis"
+            ) from None
+
     def start(self, timeout: float = 10.0) -> str:
         if self.answering():
             log.info("reusing embedded redis at %s", self.socket)
             return self.url
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_data_dir()
         self.socket.unlink(missing_ok=True)
         persistence = (
             ["--appendonly", "yes", "--appendfsync", "everysec", "--save", "900 1 300 10 60 10000"]
@@ -89,18 +112,32 @@ class EmbeddedRedis:
             *persistence,
         ]  # fmt: skip
         # Own session: Ctrl-C in the terminal reaches us, and we stop Redis in order (it saves).
-        self._process = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)  # noqa: S603 (our own binary, no shell)
+        self._process = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL)  # noqa: S603 (our binary)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
-                log_tail = (self.data_dir / "redis.log").read_text(errors="replace")[-2000:]
-                raise EmbeddedRedisError(f"embedded redis-server exited with {self._process.returncode}: {log_tail}")
+                code = self._process.returncode
+                raise EmbeddedRedisError(
+                    f"the embedded redis-server exited at start with code {code}: {self.last_words()}"
+                )
             if self.answering():
-                log.info("started embedded redis (pid %s) at %s", self._process.pid, self.socket)
+                log.debug("started embedded redis (pid %s) at %s", self._process.pid, self.socket)
                 return self.url
             time.sleep(0.05)
         self.stop()
         raise EmbeddedRedisError(f"embedded redis did not answer on {self.socket} within {timeout}s")
+
+    def last_words(self) -> str:
+        """The last line redis-server logged, without its pid and time stamp."""
+        try:
+            lines = [ln for ln in (self.data_dir / "redis.log").read_text(errors="replace").splitlines() if ln.strip()]
+        except OSError:
+            return "no log written"
+        if not lines:
+            return "no log written"
+        # "1234:M 25 Nov 2026 12:00:00.000 # Can't open the log file: ..." -> after the level mark
+        found = _LOG_LINE.match(lines[-1])
+        return (found.group(1) if found else lines[-1]).strip()[:300]
 
     def stop(self, timeout: float = 10.0) -> None:
         process, self._process = self._process, None

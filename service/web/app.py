@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -15,18 +16,24 @@ from service.feeds.render.html import render_index
 from service.feeds.render.opml import render_feeds_opml, render_sources_opml
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
-from service.web import feed_views, hub_endpoint, push_endpoint
+from service.store.availability import Outage
+from service.store.connect import listener_client, request_client
+from service.web import feed_views, hub_endpoint, probes, push_endpoint
 from service.web.api import PREFIX as API_PREFIX
 from service.web.api import create_api_app
 from service.web.appkeys import (
     CLOCK,
     FEED_CACHE,
     FEED_WATCH,
+    OUTAGE,
     REDIS,
+    REDIS_LISTENER,
     SETTINGS,
     STATIC_PAGES,
     STORE,
 )
+
+log = logging.getLogger("tributary.web")
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
 MAX_REQUEST_LINE = 32 * 1024  # /api/v1/articles?ids= names up to 500 ids (16.5 kB)
@@ -57,6 +64,8 @@ def create_app(
 ) -> web.Application:
     """Build the app; pass an open ``redis`` (tests) or a ``redis_url`` to open one.
 
+    From a URL it opens two clients: one for requests, whose every call gives up after
+    ``[server] redis_timeout_seconds``, and one for the subscriptions that wait for news.
     ``watch_changes`` subscribes to feed-change announcements so cached feeds are served with
     no Redis round trip; off, every feed request reads the feed's version (one GET).
     """
@@ -66,14 +75,21 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[STATIC_PAGES] = static_pages(settings)
+    app[OUTAGE] = Outage(log, "feeds are served from their last good rendering, other requests get 503")
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        client = redis if redis is not None else Redis.from_url(redis_url)
+        timeout = settings.server.redis_timeout_seconds
+        if redis is not None:
+            client = listener = redis
+        else:
+            url = str(redis_url)
+            client, listener = request_client(url, timeout), listener_client(url, timeout)
         app[REDIS] = client
+        app[REDIS_LISTENER] = listener
         app[STORE] = Store(client, settings)
         watch = None
         if watch_changes:
-            watch = FeedWatch(client, app[STORE].changes_channel)
+            watch = FeedWatch(listener, app[STORE].changes_channel)
             await watch.start()
             app[FEED_WATCH] = watch
         app[FEED_CACHE] = FeedCache(app[STORE], settings, watch)
@@ -82,8 +98,10 @@ def create_app(
             await watch.stop()
         if redis is None:
             await client.aclose()
+            await listener.aclose()
 
     app.cleanup_ctx.append(resources)
+    probes.add_routes(app)
     feed_views.add_routes(app)
     hub_endpoint.add_routes(app)
     push_endpoint.add_routes(app)

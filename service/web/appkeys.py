@@ -10,9 +10,12 @@ from service.config import Settings
 from service.feeds.cache import FeedCache, Rendered
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
+from service.store.availability import Outage
 
 SETTINGS = web.AppKey("settings", Settings)
-REDIS = web.AppKey("redis", Redis)
+REDIS = web.AppKey("redis", Redis)  # request client: every call bounded by [server] redis_timeout_seconds
+REDIS_LISTENER = web.AppKey("redis_listener", Redis)  # pub/sub and blocking reads: no read timeout
+OUTAGE = web.AppKey("outage", Outage)  # whether Redis answers, as this process sees it
 STORE = web.AppKey("store", Store)
 FEED_CACHE = web.AppKey("feed_cache", FeedCache)
 CLOCK: web.AppKey[Clock] = web.AppKey("clock")

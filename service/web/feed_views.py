@@ -1,13 +1,19 @@
-"""HTTP handlers: the feed list, merged feeds with conditional GET, health.
+"""HTTP handlers: the feed list, merged feeds with conditional GET.
 
 Every error leaves as JSON ``{"error": {"status", "message"}}`` and a bug is logged, not leaked.
 That is done per handler (:func:`guarded`, inline in the two feed handlers) and by a last
 catch-all route, not by an app middleware: a middleware wraps every request in one more
 coroutine, about a tenth of the cached feed path's cost.
+
+While Redis is away (down, or stalled: every call is bounded by ``[server]
+redis_timeout_seconds``) a feed is served from its last good rendering, marked with
+``Cache-Status`` (RFC 9211); what was never rendered gets 503 with ``Retry-After``. One log
+line says the outage started and one that it ended, never one per request.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -16,19 +22,23 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
 
 from service.config import FeedConfig
-from service.feeds.cache import Rendered
+from service.feeds.cache import Rendered, Snapshot
 from service.feeds.merge import FORMATS, feed_urls
-from service.feeds.query import QueryError, parse_query
+from service.feeds.query import FeedQuery, QueryError, parse_query
 from service.feeds.render.xmltext import rfc3339
-from service.web.appkeys import FEED_CACHE, REDIS, SETTINGS, STATIC_PAGES
+from service.logs import bind_request, request_id
+from service.store.availability import REDIS_DOWN
+from service.web.appkeys import FEED_CACHE, OUTAGE, SETTINGS, STATIC_PAGES
 from service.web.negotiate import choose_coding, negotiate_format
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+STALE = 'tributary; hit; detail="redis-unavailable"'  # Cache-Status of a last good rendering
 
 
 def json_response(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -46,13 +56,26 @@ def error_response(request: web.Request, exc: Exception) -> web.StreamResponse:
         if exc.status < 400:
             raise exc
         return json_error(exc.status, exc.reason if exc.text is None or not exc.text.strip() else exc.text)
+    bind_request(request)
+    if isinstance(exc, REDIS_DOWN):
+        request.config_dict[OUTAGE].failed(exc)
+        return unavailable()
     log.error("unhandled error serving %s %s", request.method, request.path, exc_info=exc)
-    return json_error(500, "internal server error")
+    return json_error(500, "internal server error", headers={"X-Request-Id": request_id(request)})
+
+
+def unavailable(what: str = "the store cannot be reached") -> web.Response:
+    return json_error(
+        503,
+        f"{what}; try again in a few seconds",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"},
+    )
 
 
 def guarded(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        bind_request(request)
         try:
             return await handler(request)
         except Exception as exc:
@@ -72,20 +95,36 @@ async def no_route(request: web.Request) -> web.StreamResponse:
     return json_error(404, "Not Found")
 
 
-async def healthz(request: web.Request) -> web.Response:
-    try:
-        await request.app[REDIS].ping()
-    except (RedisError, OSError) as exc:
-        return json_response({"status": "unavailable", "redis": str(exc)}, status=503)
-    return json_response({"status": "ok"})
+async def snapshot_or_last_good(
+    request: web.Request, feed: FeedConfig, query: FeedQuery | None = None
+) -> tuple[Snapshot | None, bool]:
+    """The feed's current snapshot, or while Redis is away its last good one (None if it has
+    none); the flag says which. While away, only one request per second waits to find out
+    whether Redis is back; the others are answered at once."""
+    bind_request(request)
+    outage = request.app[OUTAGE]
+    cache = request.app[FEED_CACHE]
+    if outage.may_try():
+        try:
+            async with asyncio.timeout(request.app[SETTINGS].server.redis_timeout_seconds):
+                snapshot = await cache.snapshot(feed, query)
+        except REDIS_DOWN as exc:
+            outage.failed(exc)
+        else:
+            outage.succeeded()
+            return snapshot, False
+    return cache.last_good(feed.name, query), True
 
 
 async def feed_list(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    cache = request.app[FEED_CACHE]
     feeds = []
+    stale = False
     for feed in settings.feeds:
-        snapshot = await cache.snapshot(feed)
+        snapshot, last_good = await snapshot_or_last_good(request, feed)
+        if snapshot is None:
+            return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
+        stale = stale or last_good
         feeds.append(
             {
                 "name": feed.name,
@@ -95,7 +134,7 @@ async def feed_list(request: web.Request) -> web.Response:
                 "items": len(snapshot.feed.items),
             }
         )
-    return json_response({"feeds": feeds})
+    return json_response({"feeds": feeds}, headers={"Cache-Status": STALE} if stale else None)
 
 
 async def merged_feed(request: web.Request) -> web.StreamResponse:
@@ -130,11 +169,15 @@ async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: st
             query = parse_query(list(request.query.items()), feed)
         except QueryError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-    cache = request.app[FEED_CACHE]
-    snapshot = cache.fresh(feed.name) if query is None else None
+    snapshot = request.app[FEED_CACHE].fresh(feed.name) if query is None else None
+    stale = False
     if snapshot is None:
-        snapshot = await cache.snapshot(feed, query)
+        snapshot, stale = await snapshot_or_last_good(request, feed, query)
+        if snapshot is None:
+            return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
     response = conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
+    if stale:
+        response.headers["Cache-Status"] = STALE
     if fmt == "json" and settings.api.public_feed_cors:
         allow_public_origin(request, response, settings.api.public_feed_cors)
     return response
@@ -202,7 +245,6 @@ def not_modified(request: web.Request, rendered: Rendered, last_modified: dateti
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", guarded(healthz))
     app.router.add_get("/feeds", guarded(feed_list))
     app.router.add_get(r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
     app.router.add_get("/", guarded(index_page))

@@ -68,12 +68,19 @@ async def drain(
     *,
     max_entries: int = 1000,
     reclaim_idle_ms: int = RECLAIM_IDLE_MS,
+    own_pending: bool = False,
 ) -> IngestReport:
-    """Upsert queued articles until the stream has nothing for us (or ``max_entries``)."""
+    """Upsert queued articles until the stream has nothing for us (or ``max_entries``).
+
+    ``own_pending`` first takes again what this consumer read and never acknowledged (Redis
+    went away mid-drain), instead of leaving it for a reclaim ``reclaim_idle_ms`` later.
+    """
     await ensure_group(redis)
     report = IngestReport()
     while report.entries < max_entries:
-        entries = await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
+        entries = await _read_own_pending(redis, consumer) if own_pending else []
+        own_pending = False
+        entries = entries or await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
         if not entries:
             break
         for entry_id, fields in entries:
@@ -86,6 +93,11 @@ async def drain(
 async def _read_new(redis: Redis, consumer: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
     answer = await redis.xreadgroup(keys.INGEST_GROUP, consumer, {keys.INGEST_STREAM: ">"}, count=BATCH)
     return answer[0][1] if answer else []
+
+
+async def _read_own_pending(redis: Redis, consumer: str) -> list[tuple[bytes, dict[bytes, bytes]]]:
+    answer = await redis.xreadgroup(keys.INGEST_GROUP, consumer, {keys.INGEST_STREAM: "0"}, count=BATCH * 10)
+    return [(eid, fields) for eid, fields in answer[0][1] if fields] if answer else []
 
 
 async def _reclaim(redis: Redis, consumer: str, idle_ms: int) -> list[tuple[bytes, dict[bytes, bytes]]]:

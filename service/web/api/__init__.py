@@ -4,22 +4,25 @@ middleware-free hot path."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
 
 from service.api.cursors import CursorSigner
 from service.api.reads import Reader
-from service.store.api_keys import ApiKeys, cursor_secret
+from service.store.api_keys import ApiKeys
+from service.store.availability import REDIS_DOWN
 from service.web.api import cors, routes
 from service.web.api.auth import auth_middleware
 from service.web.api.docs import render_docs
 from service.web.api.notifier import ChangeNotifier
 from service.web.api.openapi import build_document
 from service.web.api.problems import problems
-from service.web.api.state import DOCS_PAGE, KEYS, NOTIFIER, READER, SPEC
-from service.web.appkeys import REDIS, STORE
+from service.web.api.state import CURSOR_KEY, DOCS_PAGE, KEYS, NOTIFIER, READER, SPEC, CursorKey
+from service.web.appkeys import REDIS, REDIS_LISTENER, STORE
 
 PREFIX = "/api/v1/"
 
@@ -35,8 +38,11 @@ def create_api_app(parent: web.Application) -> web.Application:
         redis = parent[REDIS]
         store = parent[STORE]
         api[KEYS] = ApiKeys(redis)
-        api[READER] = Reader(store, CursorSigner(await cursor_secret(redis, store.settings.api.cursor_secret)))
-        api[NOTIFIER] = ChangeNotifier(redis)
+        api[READER] = Reader(store, CursorSigner(secrets.token_bytes(32)))  # see CursorKey
+        api[CURSOR_KEY] = CursorKey(store.settings.api.cursor_secret)
+        with contextlib.suppress(*REDIS_DOWN):  # the web server starts while Redis is away, too
+            await api[CURSOR_KEY].load_into(api[READER], redis)
+        api[NOTIFIER] = ChangeNotifier(parent[REDIS_LISTENER])  # XREAD BLOCK: no read timeout
         yield
         await api[NOTIFIER].stop()
 

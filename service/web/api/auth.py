@@ -14,7 +14,7 @@ from aiohttp import web
 
 from service.api.problems import ApiProblem
 from service.store import ratelimit
-from service.web.api.state import KEYS, RATE_HEADERS, REQUEST_KEY
+from service.web.api.state import CURSOR_KEY, KEYS, RATE_HEADERS, READER, REQUEST_KEY
 from service.web.appkeys import SETTINGS
 
 PUBLIC = frozenset({"openapi.json", "docs"})
@@ -46,6 +46,7 @@ def auth_middleware(prefix: str) -> Any:
                 headers={"WWW-Authenticate": CHALLENGE + ', error="invalid_token"'},
             )
         request[REQUEST_KEY] = key
+        await request.app[CURSOR_KEY].load_into(request.app[READER], request.app[KEYS].redis)
         settings = request.config_dict[SETTINGS]
         per_minute = key.rate_per_minute or settings.api.rate_per_minute
         decision = await ratelimit.take(request.app[KEYS].redis, key.name, per_minute, settings.api.burst)

@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from service import keys
+from service.store.availability import Outage
 from service.store.changelog import ChangeLog, Position
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,7 @@ class ChangeNotifier:
         self.latest: Position | None = None
         self._news = asyncio.Condition()
         self._task: asyncio.Task[None] | None = None
+        self._outage = Outage(log, "change-log long-polls and event streams wait")
 
     def start(self) -> None:
         if self._task is None:
@@ -63,13 +65,14 @@ class ChangeNotifier:
                     self.latest = await ChangeLog(self.redis).head()
                     await self._wake()
                 answer = await self.redis.xread({keys.CHANGELOG: str(self.latest)}, count=1000, block=BLOCK_MS)
+                self._outage.succeeded()
                 if answer:
                     self.latest = Position.parse(answer[0][1][-1][0].decode())
                     await self._wake()
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
-                log.warning("change-log notifier: %s; retrying", exc)
+                self._outage.failed(exc)  # one line per outage, not one per retry
                 await asyncio.sleep(RETRY_SECONDS)
 
     async def _wake(self) -> None:

@@ -13,7 +13,10 @@ from redis.exceptions import RedisError
 
 from service.api.cursors import CursorError
 from service.api.problems import ApiProblem
+from service.logs import bind_request
 from service.web.api.state import RATE_HEADERS
+from service.web.appkeys import OUTAGE
+from service.web.feed_views import RETRY_AFTER_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +42,7 @@ def from_http(exc: web.HTTPException) -> ApiProblem:
 
 @web.middleware
 async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
+    bind_request(request)
     try:
         response: web.StreamResponse = await handler(request)
         return response
@@ -51,8 +55,15 @@ async def problems(request: web.Request, handler: Any) -> web.StreamResponse:
             raise
         return problem_response(request, from_http(exc))
     except (RedisError, OSError) as exc:
-        log.error("partner API: store unavailable serving %s: %s", request.path, exc)
-        return problem_response(request, ApiProblem("unavailable", "the store cannot be reached; try again shortly"))
+        request.config_dict[OUTAGE].failed(exc)  # one line per outage, not one per request
+        return problem_response(
+            request,
+            ApiProblem(
+                "unavailable",
+                "the store cannot be reached; try again shortly",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ),
+        )
     except Exception:
         log.exception("partner API: unhandled error serving %s %s", request.method, request.path)
         return problem_response(request, ApiProblem("internal", "internal error (logged)"))

@@ -4,6 +4,7 @@ fail, and why."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import Counter
@@ -12,15 +13,15 @@ from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 
-import redis
-from pydantic import ValidationError
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-from service import keys
 from service.clock import utcnow
 from service.config import Settings
 from service.logs import redact
 from service.models import SourceState
 from service.store.availability import REDIS_DOWN
+from service.store.source_state import SourceStates
 
 log = logging.getLogger("tributary")
 
@@ -102,17 +103,10 @@ def round_summary(states: Mapping[str, SourceState | None]) -> str:
     return line
 
 
-def read_states(client: redis.Redis, source_ids: Sequence[str]) -> dict[str, SourceState | None]:
-    if not source_ids:
-        return {}
-    raw = client.mget([keys.source_state(source_id) for source_id in source_ids])
-    states: dict[str, SourceState | None] = {}
-    for source_id, value in zip(source_ids, raw, strict=True):
-        try:
-            states[source_id] = SourceState.model_validate_json(value) if value else None
-        except ValidationError:
-            states[source_id] = None
-    return states
+async def read_states(states: SourceStates, source_ids: Sequence[str]) -> dict[str, SourceState | None]:
+    """Each source's state through the one owner of source state; None for one never polled."""
+    found = await states.get_many(source_ids)
+    return {source_id: state if state.last_poll is not None else None for source_id, state in found.items()}
 
 
 def summarise_first_round(
@@ -124,20 +118,24 @@ def summarise_first_round(
     bound = timedelta(seconds=2 * settings.fetch.timeout_seconds + 30)
     source_ids = [s.id for s in settings.sources]
 
-    def watch() -> None:
-        client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+    async def watch_round() -> None:
+        client = Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        owner = SourceStates(client)
         try:
-            while not stop.wait(poll_seconds):
+            while not await asyncio.to_thread(stop.wait, poll_seconds):
                 try:
-                    states = read_states(client, source_ids)
-                except (*REDIS_DOWN, redis.RedisError):
+                    states = await read_states(owner, source_ids)
+                except (*REDIS_DOWN, RedisError):
                     continue  # Redis away: the workers log that; try again
                 now = utcnow()
                 if round_done(states, started, now) or now - started >= bound:
                     log.info("%s", round_summary(states))
                     return
         finally:
-            client.close()
+            await client.aclose()
+
+    def watch() -> None:
+        asyncio.run(watch_round())
 
     thread = threading.Thread(target=watch, name="first-round-summary", daemon=True)
     thread.start()

@@ -20,6 +20,7 @@ from service.config import PushConfig, Settings, SourceConfig
 from service.errors import ErrorKind, SourceError
 from service.models import Article
 from service.push.discovery import HubLink, discover
+from service.store.availability import REDIS_DOWN
 from service.store.host_slots import Slot, Verdict
 from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
@@ -131,6 +132,8 @@ async def _fetch_and_read(
         )
     except SourceError as exc:
         return PollFailure.of(exc), None
+    except REDIS_DOWN:
+        raise  # not the source's failure: the job ends, its claim lapses, it is dispatched again
     except Exception as exc:  # a bug must not kill the worker nor strand the source
         log.exception("unexpected failure fetching %s", source.id)
         return PollFailure.internal(exc), None
@@ -140,6 +143,8 @@ async def _fetch_and_read(
         return result, await read_body(res, source, result, now)
     except SourceError as exc:
         return result, PollFailure.of(exc)
+    except REDIS_DOWN:
+        raise  # not the source's failure (see above)
     except Exception as exc:
         log.exception("unexpected failure reading %s", source.id)
         return result, PollFailure.internal(exc)

@@ -16,8 +16,10 @@ Things feedparser does that this module works around:
 - It drops "unsafe" ``<!ENTITY`` declarations with a line-based regex and lets expat (which
   never fetches external entities here) parse the rest, so billion-laughs bodies do not expand
   today; but the outcome depends on line layout, so such bodies are refused outright.
-- ``*_parsed`` dates read every zone it does not know as UTC; raw strings go through
-  :func:`workers.parse.dates.parse_date` first and ``*_parsed`` is only the fallback.
+- ``*_parsed`` dates read every zone it does not know as UTC and roll impossible dates over
+  (Feb 30 → Mar 1, ``+99:99`` accepted); raw strings go through
+  :func:`workers.parse.dates.read_date` first and ``*_parsed`` is only the fallback for shapes
+  it cannot read, never for a date it refused.
 - ``FeedParserDict.get("updated")`` silently returns ``published``; dates are read with
   ``dict.get`` to bypass that.
 - Relative ``<enclosure url>`` and Media RSS URLs are not resolved; they are resolved here, by
@@ -51,7 +53,7 @@ from feedparser.urls import resolve_relative_uris
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
-from workers.parse.dates import parse_date
+from workers.parse.dates import MAX_YEAR, MIN_YEAR, InvalidDate, read_date
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 __all__ = ["parse_xml_feed", "reject_entity_declarations"]
@@ -277,10 +279,14 @@ def _authors(raw_authors: Iterable[Mapping[str, Any]], base: str) -> tuple[Autho
 def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
     # dict.get, not FeedParserDict.get: the latter answers "updated" with "published".
     text = dict.get(raw, key)
-    if isinstance(text, str) and (parsed := parse_date(text, default_tz)):
-        return parsed
+    if isinstance(text, str):
+        try:
+            if parsed := read_date(text, default_tz):
+                return parsed
+        except InvalidDate:
+            return None  # refused: feedparser's reading of it would roll Feb 30 over to Mar 1
     struct = dict.get(raw, f"{key}_parsed")
-    if struct:
+    if struct and MIN_YEAR <= struct.tm_year <= MAX_YEAR:
         try:
             return datetime.fromtimestamp(calendar.timegm(struct), UTC)
         except (OverflowError, ValueError, OSError):

@@ -13,9 +13,10 @@ Things feedparser does that this module works around:
 
 - Given ``bytes``, ``feedparser.parse`` first tries ``open(body)``: a body that happens to be a
   path would be read from disk. The body always goes in as a stream.
-- It drops "unsafe" ``<!ENTITY`` declarations with a line-based regex and lets expat (which
-  never fetches external entities here) parse the rest, so billion-laughs bodies do not expand
-  today; but the outcome depends on line layout, so such bodies are refused outright.
+- It drops "unsafe" ``<!ENTITY`` declarations with a line-based regex that only looks before
+  the first thing resembling an element (a comment can end that early) and lets expat parse
+  the rest; so any DTD subset or entity declaration is refused outright first, by
+  :mod:`workers.parse.xml_safety`.
 - ``*_parsed`` dates read every zone it does not know as UTC and roll impossible dates over
   (Feb 30 → Mar 1, ``+99:99`` accepted); raw strings go through
   :func:`workers.parse.dates.read_date` first and ``*_parsed`` is only the fallback for shapes
@@ -55,16 +56,15 @@ from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
 from workers.parse.dates import MAX_YEAR, MIN_YEAR, InvalidDate, read_date
 from workers.parse.types import ParsedEntry, ParsedFeed
+from workers.parse.xml_safety import reject_unsafe_doctype
 
-__all__ = ["parse_xml_feed", "reject_entity_declarations"]
+__all__ = ["parse_xml_feed"]
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 # Complaints about headers, not about the document: the feed itself parsed fine.
 SURVIVABLE_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 
-_ROOT_ELEMENT = re.compile(r"<[A-Za-z_]")
-_ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
 _FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(?:rss|feed|rdf|channel)\b", re.IGNORECASE)
 _HTML_ROOT = re.compile(r"<!doctype\s+html|<html\b", re.IGNORECASE)
 _SNIFF_CHARS = 4096
@@ -93,7 +93,8 @@ def parse_xml_feed(
     a warning instead, and the feed fails only if every entry is broken.
     """
     error_id = source_id or url
-    reject_entity_declarations(body, source_id=error_id)
+    content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), None)
+    reject_unsafe_doctype(body, source_id=error_id, content_type=content_type)
 
     body = _undeclared_wide_to_utf8(body)
     response_headers = {key.lower(): value for key, value in headers.items()}
@@ -144,36 +145,20 @@ def parse_xml_feed(
     )
 
 
-def reject_entity_declarations(body: bytes, *, source_id: str) -> None:
-    """Refuse documents that declare entities (billion laughs, external entities).
-
-    Only the prolog can declare entities, so only the text before the root element is
-    examined; a post *about* ``<!ENTITY`` in a CDATA section is not refused.
-    """
-    text = _decoded_head(body)
-    root = _ROOT_ELEMENT.search(text)
-    if not root and len(body) > _SNIFF_CHARS:
-        text = _decoded_head(body, limit=None)
-        root = _ROOT_ELEMENT.search(text)
-    prolog = text[: root.start()] if root else text
-    if _ENTITY_DECLARATION.search(prolog):
-        raise ParseError(source_id, ErrorKind.PARSE_ERROR, "XML entity declarations are not accepted")
-
-
-def _decoded_head(body: bytes, limit: int | None = _SNIFF_CHARS) -> str:
+def _decoded_head(body: bytes) -> str:
     """The start of the document as text, good enough to look for markup.
 
     UTF-16/32 are decoded properly; everything else is read as Latin-1, which keeps ASCII
     markup intact whatever the real (ASCII-compatible) encoding is.
     """
-    chunk = body if limit is None else body[: limit * 4]
+    chunk = body[: _SNIFF_CHARS * 4]
     for codec, marks in _WIDE_ENCODINGS:
         if chunk.startswith(marks):
             text = chunk.decode(codec, "replace")
             break
     else:
         text = chunk.decode("latin-1")
-    return text if limit is None else text[:limit]
+    return text[:_SNIFF_CHARS]
 
 
 _BOM_ENCODINGS = (

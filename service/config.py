@@ -31,6 +31,7 @@ from pydantic_settings import (
 )
 
 from service.errors import ConfigError
+from service.urls import check_web_url
 
 DEFAULT_CONFIG_PATH = Path("config/tributary.toml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
@@ -244,6 +245,11 @@ class SourceConfig(Section):
         if self.kind == "page" and (self.selectors is None or not self.selectors.links):
             raise ValueError('kind = "page" needs selectors.links (CSS selector of the article links)')
         return self
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, value: str) -> str:
+        return check_web_url(value)
 
     @field_validator("timezone")
     @classmethod

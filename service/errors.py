@@ -30,6 +30,7 @@ class ErrorKind(StrEnum):
     NOT_A_FEED = "not_a_feed"
     PARSE_ERROR = "parse_error"
     BLOCKED = "blocked"
+    BAD_URL = "bad_url"  # a URL no request can be made to (a redirect to http://[::1/x, a port 99999)
     INTERNAL = "internal"
 
 

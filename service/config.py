@@ -82,6 +82,32 @@ class StorageConfig(Section):
     max_revisions: int = Field(5, ge=0, le=100, description="previous versions kept per article")
 
 
+class LimitsConfig(Section):
+    """What one item may carry, enforced at ingest (docs/article-schema.md#limits).
+
+    A field past its cap is cut (text on a word boundary with "…", HTML on an element boundary
+    and sanitised again, so it stays well-formed), a list past its count keeps its first
+    members, and a URL past ``url_chars`` is dropped, since a cut URL points somewhere else.
+    Every cut is recorded on the article (flag ``truncated``, field ``truncated``).
+    """
+
+    title_chars: int = Field(1000, ge=16, le=100_000)
+    summary_chars: int = Field(64 * 1024, ge=256, le=16 * 1024 * 1024, description="sanitised HTML")
+    content_chars: int = Field(1024 * 1024, ge=256, le=64 * 1024 * 1024, description="sanitised HTML")
+    authors: int = Field(20, ge=1, le=1000, description="authors per item")
+    author_chars: int = Field(500, ge=16, le=10_000, description="an author's name or e-mail")
+    tags: int = Field(50, ge=1, le=1000, description="tags per item")
+    tag_chars: int = Field(100, ge=8, le=10_000)
+    enclosures: int = Field(50, ge=1, le=1000, description="enclosures per item")
+    url_chars: int = Field(
+        2048, ge=256, le=65_536, description="longer URLs (link, enclosure, image, author) are dropped"
+    )
+    guid_chars: int = Field(2048, ge=64, le=65_536, description="the stored guid; identity uses the whole one")
+    items_per_poll: int | None = Field(
+        None, ge=1, le=100_000, description="newest items one poll normalises; default [storage] retention_per_source"
+    )
+
+
 class SanitiseConfig(Section):
     """What republished HTML may keep (see docs/article-schema.md)."""
 
@@ -288,6 +314,7 @@ class Settings(BaseSettings):
     server: ServerConfig = ServerConfig()
     fetch: FetchConfig = FetchConfig()
     storage: StorageConfig = StorageConfig()
+    limits: LimitsConfig = LimitsConfig()
     worker: WorkerConfig = WorkerConfig()
     websub: WebSubConfig = WebSubConfig()
     sanitise: SanitiseConfig = SanitiseConfig()
@@ -325,6 +352,11 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"feed {feed.name!r} names unknown sources: {', '.join(unknown)}")
         return self
+
+    @property
+    def items_per_poll(self) -> int:
+        """Items one poll keeps (the newest): ``[limits] items_per_poll``, else the retention."""
+        return self.limits.items_per_poll or self.storage.retention_per_source
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)

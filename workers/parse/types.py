@@ -46,5 +46,7 @@ class ParsedFeed(Frozen):
     update_frequency: int | None = None
     """``sy:updateFrequency``: updates per ``update_period``."""
     entries: tuple[ParsedEntry, ...] = ()
+    skipped: int = 0
+    """Entries left unread: older than the newest ``max_entries`` the parser was asked for."""
     warnings: tuple[str, ...] = ()
     """One line per problem survived: a skipped entry, a bozo feed, a dropped member."""

@@ -55,6 +55,7 @@ from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
 from workers.parse.dates import MAX_YEAR, MIN_YEAR, InvalidDate, read_date
+from workers.parse.newest import newest
 from workers.parse.types import ParsedEntry, ParsedFeed
 from workers.parse.xml_safety import reject_unsafe_doctype
 
@@ -84,10 +85,12 @@ def parse_xml_feed(
     headers: Mapping[str, str],
     source_id: str | None = None,
     default_tz: tzinfo = UTC,
+    max_entries: int | None = None,
 ) -> ParsedFeed:
     """Parse an RSS/Atom document fetched from ``url`` with response ``headers``.
 
-    ``default_tz`` reads dates that name no zone; ``source_id`` labels errors (default ``url``).
+    ``default_tz`` reads dates that name no zone; ``source_id`` labels errors (default ``url``);
+    only the newest ``max_entries`` entries are read (:mod:`workers.parse.newest`).
     Raises :class:`ParseError` when no feed can be read: no entries and either no recognised
     format or a not-well-formed document without even a title. Broken entries are skipped with
     a warning instead, and the feed fails only if every entry is broken.
@@ -124,7 +127,9 @@ def parse_xml_feed(
     link = _absolute(meta.get("link"), url)
     base = item_base(version, url, link)
     entries: list[ParsedEntry] = []
-    for index, raw in enumerate(raw_entries):
+    keep = newest(raw_entries, lambda raw: _entry_date(raw, default_tz), max_entries)
+    for index in keep:
+        raw = raw_entries[index]
         try:
             entries.append(read_entry(raw, base=base, feed_url=url, default_tz=default_tz))
         except Exception as exc:  # one bad entry must not cost the rest of the feed
@@ -141,6 +146,7 @@ def parse_xml_feed(
         update_period=_text(meta.get("sy_updateperiod")),
         update_frequency=_non_negative_int(meta.get("sy_updatefrequency")),
         entries=tuple(entries),
+        skipped=len(raw_entries) - len(keep),
         warnings=tuple(warnings),
     )
 
@@ -277,6 +283,11 @@ def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
         except (OverflowError, ValueError, OSError):
             return None
     return None
+
+
+def _entry_date(raw: dict[str, Any], default_tz: tzinfo) -> datetime | None:
+    """The date an entry ranks by when only the newest are read: published, else updated."""
+    return _date(raw, "published", default_tz) or _date(raw, "created", default_tz) or _date(raw, "updated", default_tz)
 
 
 def _enclosures(raw: Mapping[str, Any], base: str, as_written: str) -> tuple[Enclosure, ...]:

@@ -47,6 +47,11 @@ class ServerConfig(Section):
     port: int = Field(8080, ge=0, le=65535)
     base_url: str = "http://127.0.0.1:8080"
     cache_max_age: int = Field(60, ge=0, description="Cache-Control max-age of published feeds")
+    render_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="bytes of rendered feeds (and compressed copies) a web process keeps",
+    )
 
     @model_validator(mode="after")
     def _strip_slash(self) -> ServerConfig:

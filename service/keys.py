@@ -13,6 +13,7 @@ SCHEDULE = PREFIX + "schedule"  # zset: source id -> next due (unix seconds)
 CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
 DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
+FEEDS_MOVED = PREFIX + "feeds:moved"  # set: feeds an ingest batch changed, versions not bumped yet
 
 
 def article(article_id: str) -> str:

@@ -69,17 +69,26 @@ async def drain(
     max_entries: int = 1000,
     reclaim_idle_ms: int = RECLAIM_IDLE_MS,
 ) -> IngestReport:
-    """Upsert queued articles until the stream has nothing for us (or ``max_entries``)."""
+    """Upsert queued articles until the stream has nothing for us (or ``max_entries``).
+
+    Each feed the batch moved gets one version bump and one change announcement at the end of
+    the batch (:meth:`Store.announce_moved`), not one per article: readers re-render a feed once
+    per batch, however many articles it brought.
+    """
     await ensure_group(redis)
     report = IngestReport()
-    while report.entries < max_entries:
-        entries = await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
-        if not entries:
-            break
-        for entry_id, fields in entries:
-            await _ingest_entry(redis, store, clock(), entry_id, fields, report)
-    for source_id in report.sources:
-        await store.trim_source(source_id, clock())
+    try:
+        while report.entries < max_entries:
+            entries = await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                await _ingest_entry(redis, store, clock(), entry_id, fields, report)
+            await store.announce_moved()
+        for source_id in report.sources:
+            await store.trim_source(source_id, clock(), announce=False)
+    finally:
+        await store.announce_moved()
     return report
 
 
@@ -102,7 +111,7 @@ async def _ingest_entry(
     try:
         articles = ARTICLES.validate_json(fields[b"articles"])
         for article in articles:
-            outcome = await store.upsert(article, now)
+            outcome = await store.upsert(article, now, announce=False)
             report.outcomes[outcome] += 1
             if outcome is not UpsertOutcome.UNCHANGED:
                 # a merged copy shows up in its source's feeds as the article that owns it

@@ -201,7 +201,7 @@ class WorkerConfig(Section):
 
 
 class WebSubConfig(Section):
-    """The WebSub hub at ``/hub``: lease bounds, callback cap, delivery retries (docs/websub.md)."""
+    """The WebSub hub at ``/hub``: leases, callbacks, delivery retries and limits (docs/websub.md)."""
 
     default_lease_seconds: int = Field(86400, ge=1, description="lease when the subscriber asks for none")
     min_lease_seconds: int = Field(300, ge=1)
@@ -211,6 +211,16 @@ class WebSubConfig(Section):
     delivery_attempts: int = Field(6, ge=1, le=20, description="tries per delivery, the first included")
     retry_base_seconds: float = Field(10, ge=0, description="backoff before try n+1: base * 2**(n-1)")
     retry_max_seconds: float = Field(3600, ge=0)
+    # Limits (docs/websub.md#limits): requests, then subscriptions; verification GETs also go
+    # through the callback host's [fetch] budget, as every request to that host does.
+    client_requests_per_minute: int = Field(
+        60, ge=1, le=100_000, description="POST /hub requests per minute per client address, all web processes"
+    )
+    callback_host_requests_per_minute: int = Field(
+        60, ge=1, le=100_000, description="POST /hub requests per minute naming a callback on one host"
+    )
+    max_subscriptions_per_callback_host: int = Field(100, ge=1, le=1_000_000)
+    max_subscriptions_per_feed: int = Field(1000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _lease_order(self) -> WebSubConfig:

@@ -73,6 +73,21 @@ def hub_feed_subscriptions(feed_name: str) -> str:
     return f"{PREFIX}websub:feed:{feed_name}:subs"
 
 
+def hub_host_subscriptions(host: str) -> str:
+    """zset: subscription id -> lease expiry, of the subscriptions whose callback is on ``host``."""
+    return f"{PREFIX}websub:host:{host}:subs"
+
+
+def hub_rate_client(address: str) -> str:
+    """Token bucket (hash) of ``POST /hub`` requests from one client address."""
+    return f"{PREFIX}websub:rate:client:{address}"
+
+
+def hub_rate_callback_host(host: str) -> str:
+    """Token bucket (hash) of ``POST /hub`` requests naming a callback on ``host``."""
+    return f"{PREFIX}websub:rate:callback:{host}"
+
+
 def hub_payload(feed_name: str, change: str, fmt: str) -> str:
     """Rendered changed items for one feed change, shared by every delivery of it."""
     return f"{PREFIX}websub:payload:{feed_name}:{change}:{fmt}"

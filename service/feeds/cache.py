@@ -15,6 +15,7 @@ import asyncio
 import gzip
 import hashlib
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -182,7 +183,15 @@ class FeedCache:
         return self._snapshots.get(key)
 
     def _keep(self, key: tuple[str, str], snapshot: Snapshot) -> None:
-        snapshot.on_grow = lambda added: self._snapshots.grew(key, snapshot, added)
+        # A weak reference: a snapshot holding a closure that holds the snapshot is a cycle, freed
+        # only by the cyclic collector, and evicted renderings then pile up between collections.
+        ref = weakref.ref(snapshot)
+
+        def grew(added: int) -> None:
+            if (kept := ref()) is not None:
+                self._snapshots.grew(key, kept, added)
+
+        snapshot.on_grow = grew
         self._snapshots.put(key, snapshot, snapshot.size, pinned=key[1] == "")
 
     def fresh(self, feed_name: str) -> Snapshot | None:

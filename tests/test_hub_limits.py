@@ -112,7 +112,7 @@ async def test_caps_per_feed_and_per_callback_host(redis, clock) -> None:  # typ
     now = clock()
     await store.apply(request("https://a.example/1"), 3600, now)
     await store.apply(request("https://a.example/2"), 3600, now)
-    with pytest.raises(SubscriptionLimit, match="a.example"):
+    with pytest.raises(SubscriptionLimit, match=r"a\.example"):
         await store.apply(request("https://a.example/3"), 3600, now)
     renewal = request("https://a.example/2", seq=2)
     assert await store.limit_reached(renewal, now) is None  # a renewal never counts twice

@@ -41,10 +41,10 @@ def test_dates_are_only_read_over_the_cap() -> None:
 
 
 def _rss(n: int) -> bytes:
-    items = "".join(
-        f"<item><guid>g{i}</guid><title>t{i}</title><pubDate>{day(i % 7 * 10 + i // 7).strftime('%a, %d %b %Y %H:%M:%S +0000')}</pubDate></item>"
-        for i in range(n)
-    )
+    def stamp(i: int) -> str:
+        return day(i % 7 * 10 + i // 7).strftime("%a, %d %b %Y %H:%M:%S +0000")
+
+    items = "".join(f"<item><guid>g{i}</guid><title>t{i}</title><pubDate>{stamp(i)}</pubDate></item>" for i in range(n))
     return f"<rss version='2.0'><channel><title>T</title>{items}</channel></rss>".encode()
 
 

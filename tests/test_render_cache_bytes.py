@@ -9,8 +9,10 @@ from service.config import settings_from_dict
 from service.errors import ConfigError
 from service.feeds.lru import ByteLRU
 from service.feeds.query import parse_query
+from service.store.articles import Store
+from service.web.app import create_app
 from service.web.appkeys import FEED_CACHE
-from tests.test_feed_http import app_client, article, make_settings, seed  # noqa: F401  (fixture)
+from tests.test_feed_http import article, make_settings, seed
 
 MIB = 1024 * 1024
 
@@ -43,10 +45,10 @@ def test_budget_is_configurable_and_has_a_floor() -> None:
         settings_from_dict({"server": {"render_cache_bytes": 10}})
 
 
-async def test_distinct_limits_stay_within_the_budget(app_client) -> None:  # type: ignore[no-untyped-def]
+async def test_distinct_limits_stay_within_the_budget(redis, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
     settings = make_settings().model_copy(deep=True)
     settings.server.render_cache_bytes = 2 * MIB
-    client, store = await app_client(settings)
+    client, store = await aiohttp_client(create_app(settings, redis=redis)), Store(redis, settings)
     await seed(store, *(article(n, summary="<p>" + "words " * 2000 + "</p>") for n in range(300)))
     cache = client.app[FEED_CACHE]
     assert (await client.get("/feeds/all.rss", headers={"Accept-Encoding": "gzip"})).status == 200

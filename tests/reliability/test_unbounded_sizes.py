@@ -36,7 +36,8 @@ def rss(items: str) -> bytes:
 
 def item(n: int, title: str | None = None, when: datetime | None = None) -> str:
     stamp = (when or T0 - timedelta(minutes=n)).strftime("%a, %d %b %Y %H:%M:%S +0000")
-    return f"<item><guid isPermaLink='false'>g{n}</guid><title>{title or f'Item {n}'}</title><pubDate>{stamp}</pubDate></item>"
+    title = title or f"Item {n}"
+    return f"<item><guid isPermaLink='false'>g{n}</guid><title>{title}</title><pubDate>{stamp}</pubDate></item>"
 
 
 async def test_a_ten_megabyte_title(redis, clock, feed_server: FeedServer, aiohttp_client) -> None:  # type: ignore[no-untyped-def]

@@ -146,7 +146,12 @@ async def fetch(
                             f"more than {config.max_redirects} redirects",
                             status=response.status,
                         )
-                    url = urljoin(str(response.url), location)
+                    try:
+                        url = urljoin(str(response.url), location)
+                    except ValueError as exc:  # "http://[::1/x": no request can be made to it
+                        raise FetchError(
+                            source_id, ErrorKind.BAD_URL, f"redirect to an unusable URL: {location[:300]}"
+                        ) from exc
                     redirects.append((response.status, url))
                     continue
                 if response.status == 304:

@@ -52,7 +52,6 @@ from service.hub.protocol import (
 from service.hub.subscriptions import HubStore, SubscriptionLimit
 from service.store.articles import Store
 from workers.fetch import netguard
-from workers.fetch.host_budget import Deferred
 from workers.resources import Resources
 
 log = logging.getLogger(__name__)
@@ -104,18 +103,19 @@ async def verify(res: Resources, request_id: str, deferrals: int = 0) -> VerifyS
         return VerifyStatus.GONE
     host = callback_host(request.callback)
     hosts = res.host_budget()
-    slot = await hosts.acquire(host)
-    if isinstance(slot, Deferred):
+    _, wait, slot = await hosts.try_acquire(host)  # no waiting in a job: a busy host means later
+    if slot is None:
         if deferrals < MAX_VERIFY_DEFERRALS:
+            wait = max(wait, 1.0)
             await jobs.enqueue(
                 res.redis,
                 "websub_verify",
                 request_id,
                 deferrals + 1,
                 job_id=f"websub:verify:{request_id}:{deferrals + 1}",
-                defer_seconds=slot.wait_seconds,
+                defer_seconds=wait,
             )
-            log.info("hub: verification of %s deferred %.0fs: %s over its budget", request_id, slot.wait_seconds, host)
+            log.info("hub: verification of %s deferred %.0fs: %s over its budget", request_id, wait, host)
             return VerifyStatus.DEFERRED  # still parked for the deferred job
         await store.unpark(request_id)
         log.warning("hub: gave up verifying %s: %s over its budget %d times", request_id, host, deferrals)

@@ -13,6 +13,7 @@ import tomllib
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cssselect import GenericTranslator, SelectorError
@@ -31,11 +32,33 @@ from pydantic_settings import (
 )
 
 from service.errors import ConfigError
-from service.urls import check_web_url
 
 DEFAULT_CONFIG_PATH = Path("config/tributary.toml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
 ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
+
+
+def check_web_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL a fetch can use, else ``ValueError`` saying why.
+
+    It must have a host, a port (if any) from 1 to 65535, closed IPv6 brackets around a valid
+    address, and no whitespace or control characters. ``http://[::1/feed`` passed the old
+    ``^https?://`` check and then failed in every poll; it now fails here, once, with a reason.
+    """
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        raise ValueError("URL contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("not an http(s) URL")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    if port == 0:
+        raise ValueError("port 0 is not a port to fetch from")
+    return url
 
 
 class Section(BaseModel):

@@ -4,9 +4,10 @@ RFC 3986 §3.2.2: a registered name that is not ASCII is written in its IDNA (pu
 not percent-encoded. Article URLs are stored that way, and every URI a published feed carries
 is written that way, so one host has one spelling in the store and in every format.
 
-:func:`check_web_url` is the one test of "a URL Tributary may fetch" (config, OPML import,
-redirect targets); :func:`is_public_address` the one test of "an address anyone may reach"
-(the fetcher's SSRF guard, the hub's refusal of private callbacks).
+:func:`is_web_url` is the test of "a URL a reader may follow" (enclosures, images);
+:func:`is_public_address` the one test of "an address anyone may reach" (the fetcher's SSRF
+guard, the hub's refusal of private callbacks). "A URL Tributary may fetch" is
+:func:`service.config.check_web_url`, beside the config it validates.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 import idna
 
-__all__ = ["WEB_SCHEMES", "ascii_host", "check_web_url", "is_public_address", "is_web_url"]
+__all__ = ["WEB_SCHEMES", "ascii_host", "is_public_address", "is_web_url"]
 
 WEB_SCHEMES = frozenset({"http", "https"})
 
@@ -53,29 +54,6 @@ def _ascii_label(label: str) -> str:
         return encodings.idna.ToASCII(label).decode("ascii")
     except UnicodeError:
         return label
-
-
-def check_web_url(url: str) -> str:
-    """``url`` if it is an absolute http(s) URL a fetch can use, else ``ValueError`` saying why.
-
-    It must have a host, a port (if any) from 1 to 65535, closed IPv6 brackets around a valid
-    address, and no whitespace or control characters. ``http://[::1/feed`` passed the old
-    ``^https?://`` check and then failed in every poll; it now fails here, once, with a reason.
-    """
-    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
-        raise ValueError("URL contains whitespace or control characters")
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises for a port that is not a number in range
-    except ValueError as exc:
-        raise ValueError(f"not a valid URL: {exc}") from exc
-    if parts.scheme not in WEB_SCHEMES:
-        raise ValueError("not an http(s) URL")
-    if not parts.hostname:
-        raise ValueError("URL has no host")
-    if port == 0:
-        raise ValueError("port 0 is not a port to fetch from")
-    return url
 
 
 def is_web_url(url: str | None) -> bool:

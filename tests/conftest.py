@@ -36,6 +36,7 @@ from service.errors import ParseError
 from service.store.embedded_redis import EmbeddedRedis
 from tests.dbclaim import ForeignData, claim, claim_async, release, with_db
 from tests.feedserver import FeedServer
+from tests.subscriber import Subscriber
 from workers.parse import ParsedFeed, parse_feed
 
 # Property-based tests (tests/reliability/test_fuzz.py): the default profile is bounded and
@@ -179,6 +180,17 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def feed_server() -> AsyncIterator[FeedServer]:
     server = FeedServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    """A local WebSub subscriber (tests/subscriber.py) on 127.0.0.1."""
+    server = Subscriber()
     await server.start()
     try:
         yield server

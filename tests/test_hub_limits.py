@@ -20,7 +20,6 @@ from service.hub.subscriptions import HubStore, SubscriptionLimit
 from service.store.articles import Store
 from service.web.app import create_app
 from tests.conftest import ManualClock
-from tests.subscriber import Subscriber
 from workers.fetch.client import new_session
 from workers.hub import deliveries
 from workers.resources import Resources
@@ -139,16 +138,6 @@ async def test_a_full_feed_answers_403(redis, clock, aiohttp_client) -> None:  #
     assert response.status == 403 and "most subscriptions" in await response.text()
     assert await post(client, "https://a.example/1") == 202  # renewing is always allowed
     assert await post(client, "https://b.example/", mode="unsubscribe") == 202
-
-
-@pytest.fixture
-async def subscriber():  # type: ignore[no-untyped-def]
-    server = Subscriber()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 def resources(config: Settings, redis, clock, **session: Any) -> Resources:  # type: ignore[no-untyped-def]

@@ -20,9 +20,8 @@ from urllib.parse import urlsplit
 import tomli_w
 from lxml import etree
 
-from service.config import settings_from_dict
+from service.config import check_web_url, settings_from_dict
 from service.errors import ConfigError, TributaryError
-from service.urls import check_web_url
 
 MAX_OPML_BYTES = 10 * 1024 * 1024
 MAX_ID_CHARS = 64

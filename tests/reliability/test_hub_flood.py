@@ -26,9 +26,7 @@ PER_MINUTE = 60
 HOST_CAP = 5
 
 
-async def test_a_subscription_flood(redis, clock, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
-    subscriber = Subscriber()
-    await subscriber.start()
+async def test_a_subscription_flood(redis, clock, aiohttp_client, subscriber: Subscriber) -> None:  # type: ignore[no-untyped-def]
     config = settings_from_dict(
         {
             "server": {"base_url": BASE},
@@ -69,7 +67,6 @@ async def test_a_subscription_flood(redis, clock, aiohttp_client) -> None:  # ty
             outcomes[await deliveries.verify(res, request_id)] += 1
     finally:
         await res.session.close()
-        await subscriber.stop()
     elapsed = time.monotonic() - verifying
     gets = sum(len(cb.gets) for cb in subscriber.callbacks.values())
     # One GET per verification or denial, within the host's budget (a sixth of a minute's worth

@@ -14,9 +14,9 @@ from urllib.parse import urljoin
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
-from service.config import FetchConfig
+from service.config import FetchConfig, check_web_url
 from service.errors import ErrorKind, FetchError
-from service.urls import check_web_url, is_public_address
+from service.urls import is_public_address
 from workers.fetch import netguard
 
 ACCEPT = (

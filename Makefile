@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/render.py
 	$(BIN)/python bench/extraction_eval.py
+	$(BIN)/python bench/bounds.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -40,6 +40,29 @@ SLUG = r"^[a-z0-9][a-z0-9-]*$"
 ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
+def check_web_url(url: str) -> str:
+    """``url`` if it is an absolute http(s) URL a fetch can use, else ``ValueError`` saying why.
+
+    It must have a host, a port (if any) from 1 to 65535, closed IPv6 brackets around a valid
+    address, and no whitespace or control characters. ``http://[::1/feed`` passed the old
+    ``^https?://`` check and then failed in every poll; it now fails here, once, with a reason.
+    """
+    if any(char.isspace() or ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        raise ValueError("URL contains whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises for a port that is not a number in range
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("not an http(s) URL")
+    if not parts.hostname:
+        raise ValueError("URL has no host")
+    if port == 0:
+        raise ValueError("port 0 is not a port to fetch from")
+    return url
+
+
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +74,11 @@ class ServerConfig(Section):
     cache_max_age: int = Field(60, ge=0, description="Cache-Control max-age of published feeds")
     redis_timeout_seconds: float = Field(
         2, gt=0, le=60, description="a web request waits this long for Redis at most, then serves what it has or 503"
+    )
+    render_cache_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="bytes of rendered feeds (and compressed copies) a web process keeps",
     )
 
     @model_validator(mode="after")
@@ -85,6 +113,32 @@ class StorageConfig(Section):
     data_dir: Path = Path("data")
     retention_per_source: int = Field(500, ge=1)
     max_revisions: int = Field(5, ge=0, le=100, description="previous versions kept per article")
+
+
+class LimitsConfig(Section):
+    """What one item may carry, enforced at ingest (docs/article-schema.md#limits).
+
+    A field past its cap is cut (text on a word boundary with "…", HTML on an element boundary
+    and sanitised again, so it stays well-formed), a list past its count keeps its first
+    members, and a URL past ``url_chars`` is dropped, since a cut URL points somewhere else.
+    Every cut is recorded on the article (flag ``truncated``, field ``truncated``).
+    """
+
+    title_chars: int = Field(1000, ge=16, le=100_000)
+    summary_chars: int = Field(64 * 1024, ge=256, le=16 * 1024 * 1024, description="sanitised HTML")
+    content_chars: int = Field(1024 * 1024, ge=256, le=64 * 1024 * 1024, description="sanitised HTML")
+    authors: int = Field(20, ge=1, le=1000, description="authors per item")
+    author_chars: int = Field(500, ge=16, le=10_000, description="an author's name or e-mail")
+    tags: int = Field(50, ge=1, le=1000, description="tags per item")
+    tag_chars: int = Field(100, ge=8, le=10_000)
+    enclosures: int = Field(50, ge=1, le=1000, description="enclosures per item")
+    url_chars: int = Field(
+        2048, ge=256, le=65_536, description="longer URLs (link, enclosure, image, author) are dropped"
+    )
+    guid_chars: int = Field(2048, ge=64, le=65_536, description="the stored guid; identity uses the whole one")
+    items_per_poll: int | None = Field(
+        None, ge=1, le=100_000, description="newest items one poll normalises; default [storage] retention_per_source"
+    )
 
 
 class SanitiseConfig(Section):
@@ -180,7 +234,7 @@ class WorkerConfig(Section):
 
 
 class WebSubConfig(Section):
-    """The WebSub hub at ``/hub``: lease bounds, callback cap, delivery retries (docs/websub.md)."""
+    """The WebSub hub at ``/hub``: leases, callbacks, delivery retries and limits (docs/websub.md)."""
 
     default_lease_seconds: int = Field(86400, ge=1, description="lease when the subscriber asks for none")
     min_lease_seconds: int = Field(300, ge=1)
@@ -190,6 +244,16 @@ class WebSubConfig(Section):
     delivery_attempts: int = Field(6, ge=1, le=20, description="tries per delivery, the first included")
     retry_base_seconds: float = Field(10, ge=0, description="backoff before try n+1: base * 2**(n-1)")
     retry_max_seconds: float = Field(3600, ge=0)
+    # Limits (docs/websub.md#limits): requests, then subscriptions; verification GETs also go
+    # through the callback host's [fetch] budget, as every request to that host does.
+    client_requests_per_minute: int = Field(
+        60, ge=1, le=100_000, description="POST /hub requests per minute per client address, all web processes"
+    )
+    callback_host_requests_per_minute: int = Field(
+        60, ge=1, le=100_000, description="POST /hub requests per minute naming a callback on one host"
+    )
+    max_subscriptions_per_callback_host: int = Field(100, ge=1, le=1_000_000)
+    max_subscriptions_per_feed: int = Field(1000, ge=1, le=1_000_000)
 
     @model_validator(mode="after")
     def _lease_order(self) -> WebSubConfig:
@@ -278,6 +342,11 @@ class SourceConfig(Section):
             raise ValueError('kind = "page" needs selectors.links (CSS selector of the article links)')
         return self
 
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, value: str) -> str:
+        return check_web_url(value)
+
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
@@ -315,6 +384,7 @@ class Settings(BaseSettings):
     server: ServerConfig = ServerConfig()
     fetch: FetchConfig = FetchConfig()
     storage: StorageConfig = StorageConfig()
+    limits: LimitsConfig = LimitsConfig()
     worker: WorkerConfig = WorkerConfig()
     websub: WebSubConfig = WebSubConfig()
     push: PushConfig = PushConfig()
@@ -354,6 +424,11 @@ class Settings(BaseSettings):
             if unknown:
                 raise ValueError(f"feed {feed.name!r} names unknown sources: {', '.join(unknown)}")
         return self
+
+    @property
+    def items_per_poll(self) -> int:
+        """Items one poll keeps (the newest): ``[limits] items_per_poll``, else the retention."""
+        return self.limits.items_per_poll or self.storage.retention_per_source
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)

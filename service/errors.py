@@ -40,6 +40,7 @@ class ErrorKind(StrEnum):
     BAD_REDIRECT = "bad_redirect"  # a 3xx that cannot be followed (no Location, 300, 305)
     TOO_LARGE = "too_large"
     NOT_A_FEED = "not_a_feed"
+    BAD_URL = "bad_url"  # a URL no request can be made to (a redirect to http://[::1/x, a port 99999)
     PARSE = "parse"  # looks like a feed (or a page) but cannot be read
     INTERNAL = "internal"  # a bug of ours, logged with its traceback
 

@@ -15,6 +15,8 @@ CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
 ARQ_HEALTH = PREFIX + "arq:health"  # arq's worker health line
 DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
+FEEDS_MOVED = PREFIX + "feeds:moved"  # set: feeds an ingest batch changed, versions not bumped yet
+
 WORKERS = PREFIX + "workers"  # zset: worker id -> its last heartbeat (unix seconds)
 
 
@@ -81,6 +83,21 @@ def hub_applied(subscription_id: str) -> str:
 def hub_feed_subscriptions(feed_name: str) -> str:
     """zset: subscription id -> lease expiry (unix seconds, injected clock)."""
     return f"{PREFIX}websub:feed:{feed_name}:subs"
+
+
+def hub_host_subscriptions(host: str) -> str:
+    """zset: subscription id -> lease expiry, of the subscriptions whose callback is on ``host``."""
+    return f"{PREFIX}websub:host:{host}:subs"
+
+
+def hub_rate_client(address: str) -> str:
+    """Token bucket (hash) of ``POST /hub`` requests from one client address."""
+    return f"{PREFIX}websub:rate:client:{address}"
+
+
+def hub_rate_callback_host(host: str) -> str:
+    """Token bucket (hash) of ``POST /hub`` requests naming a callback on ``host``."""
+    return f"{PREFIX}websub:rate:callback:{host}"
 
 
 def hub_payload(feed_name: str, change: str, fmt: str) -> str:

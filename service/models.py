@@ -22,7 +22,10 @@ converted, so nothing downstream (store scores, renderers, the API) ever has to 
 - ``sources``: provenance, one :class:`SourceRef` per source that carried the article (the
   first is the source that owns it; others are merged in by canonical URL or fuzzy title).
 - ``flags``: facts about how fields were derived, e.g. ``published_missing``, ``date_clamped``
-  (a date more than a day ahead was replaced by the first-seen time).
+  (a date more than a day ahead was replaced by the first-seen time), ``truncated``.
+- ``truncated``: names of the fields cut to ``[limits]`` at ingest (``title``, ``summary``,
+  ``content``, ``authors``, ``tags``, ``enclosures``, ``image``, ``url``, ``guid``,
+  ``language``), sorted; empty when nothing was cut. Bookkeeping, outside the content hash.
 
 Full reference: docs/article-schema.md.
 """
@@ -93,6 +96,7 @@ class ArticleFlag(StrEnum):
     PUBLISHED_MISSING = "published_missing"
     UPDATED_MISSING = "updated_missing"
     DATE_CLAMPED = "date_clamped"
+    TRUNCATED = "truncated"  # a field was cut to [limits]; ``Article.truncated`` names which
 
 
 class Article(Frozen):
@@ -115,6 +119,7 @@ class Article(Frozen):
     content_hash: str = ""
     sources: tuple[SourceRef, ...] = ()
     flags: frozenset[ArticleFlag] = frozenset()
+    truncated: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _check(self) -> Article:

@@ -1,18 +1,26 @@
-"""Host spelling shared by normalise (canonical URLs) and render (published URIs). Pure.
+"""URLs and hosts, shared by config, normalise, render, the hub and the fetcher. Pure.
 
 RFC 3986 §3.2.2: a registered name that is not ASCII is written in its IDNA (punycode) form,
 not percent-encoded. Article URLs are stored that way, and every URI a published feed carries
 is written that way, so one host has one spelling in the store and in every format.
+
+:func:`is_web_url` is the test of "a URL a reader may follow" (enclosures, images);
+:func:`is_public_address` the one test of "an address anyone may reach" (the fetcher's SSRF
+guard, the hub's refusal of private callbacks). "A URL Tributary may fetch" is
+:func:`service.config.check_web_url`, beside the config it validates.
 """
 
 from __future__ import annotations
 
 import encodings.idna
-from urllib.parse import unquote
+import ipaddress
+from urllib.parse import unquote, urlsplit
 
 import idna
 
-__all__ = ["ascii_host"]
+__all__ = ["WEB_SCHEMES", "ascii_host", "is_public_address", "is_web_url"]
+
+WEB_SCHEMES = frozenset({"http", "https"})
 
 
 def ascii_host(host: str) -> str:
@@ -46,3 +54,33 @@ def _ascii_label(label: str) -> str:
         return encodings.idna.ToASCII(label).decode("ascii")
     except UnicodeError:
         return label
+
+
+def is_web_url(url: str | None) -> bool:
+    """True for an absolute http(s) URL with a host (what may reach a published enclosure or link)."""
+    if not url:
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme.lower() in WEB_SCHEMES and bool(parts.netloc)
+
+
+def is_public_address(address: str) -> bool:
+    """True for globally routable unicast addresses; False for anything an SSRF could abuse."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_unspecified
+        or ip.is_reserved
+        or not ip.is_global
+    )

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
+import hypothesis
 import pytest
 import redis as redis_sync
 from redis.asyncio import Redis
@@ -35,7 +36,24 @@ from service.errors import ParseError
 from service.store.embedded_redis import EmbeddedRedis
 from tests.dbclaim import ForeignData, claim, claim_async, release, with_db
 from tests.feedserver import FeedServer
+from tests.subscriber import Subscriber
 from workers.parse import ParsedFeed, parse_feed
+
+# Property-based tests (tests/reliability/test_fuzz.py): the default profile is bounded and
+# derandomised, so CI runs are short and reproducible. For a longer local hunt with fresh
+# examples each run: pytest tests/reliability/test_fuzz.py --hypothesis-profile=fuzz-long
+hypothesis.settings.register_profile(
+    "ci",
+    max_examples=40,
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[hypothesis.HealthCheck.too_slow, hypothesis.HealthCheck.data_too_large],
+    print_blob=True,
+)
+hypothesis.settings.register_profile(
+    "fuzz-long", hypothesis.settings.get_profile("ci"), max_examples=3000, derandomize=False
+)
+hypothesis.settings.load_profile("ci")
 
 DATA = Path(__file__).parent / "data"
 TEST_DB = int(os.environ.get("TRIBUTARY_TEST_DB", "13"))
@@ -162,6 +180,17 @@ def clock() -> ManualClock:
 @pytest.fixture
 async def feed_server() -> AsyncIterator[FeedServer]:
     server = FeedServer()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def subscriber() -> AsyncIterator[Subscriber]:
+    """A local WebSub subscriber (tests/subscriber.py) on 127.0.0.1."""
+    server = Subscriber()
     await server.start()
     try:
         yield server

@@ -127,6 +127,10 @@ async def test_a_tampered_cursor_is_a_400_naming_cursor(api) -> None:  # type: i
         ("limit=501", "limit-exceeded", "limit"),
         ("limit=0", "invalid-parameter", "limit"),
         ("limit=ten", "invalid-parameter", "limit"),
+        ("limit=%C2%B2", "invalid-parameter", "limit"),  # "²": a Unicode digit
+        ("limit=%D9%A1%D9%A2", "invalid-parameter", "limit"),  # Arabic-Indic "12"
+        ("limit=%2B5", "invalid-parameter", "limit"),
+        ("limit=1_0", "invalid-parameter", "limit"),
         ("limit=5&limit=6", "invalid-parameter", "limit"),
         ("colour=red", "invalid-parameter", "colour"),
         ("feed=nope", "invalid-parameter", "feed"),

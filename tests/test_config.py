@@ -107,3 +107,30 @@ def test_an_absolute_data_dir_stays(tmp_path: Path) -> None:
 def test_a_directory_is_not_a_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=f"^{tmp_path}: is a directory, not a config file$"):
         load_settings(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("http://[::1/feed", "Invalid IPv6 URL"),
+        ("http://[zzz]/feed", "not a valid URL"),
+        ("http://a.example:99999/feed", "Port out of range"),
+        ("http://a.example:http/feed", "not a valid URL"),
+        ("http://a.example:0/feed", "port 0"),
+        ("https:///feed", "no host"),
+        ("https://a.example/my feed", "whitespace"),
+        ("https://a.example/\\u0007", "control characters"),  # TOML unescapes it to BEL
+    ],
+)
+def test_a_source_url_must_be_fetchable_at_load_time(tmp_path: Path, url: str, reason: str) -> None:
+    path = write(tmp_path, f'[[sources]]\nid = "a"\nurl = "{url}"\n')
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert "sources.0.url" in str(err.value) and reason in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url", ["http://[::1]:8080/feed", "https://bücher.example/feed", "https://a.example:443/x?y=1"]
+)
+def test_unusual_but_valid_source_urls_load(tmp_path: Path, url: str) -> None:
+    assert load_settings(write(tmp_path, f"[[sources]]\nid = 'a'\nurl = {url!r}\n")).sources[0].url == url

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from workers.parse.dates import ZONE_OFFSETS, parse_date
+from workers.parse.dates import ZONE_OFFSETS, InvalidDate, parse_date, read_date
 
 
 def utc(*args: int) -> datetime:
@@ -161,3 +161,63 @@ def test_non_strings_give_none(value: object) -> None:
 def test_unreadable_words_are_not_silently_ignored() -> None:
     # "오후" means PM; ignoring it would be twelve hours off. feedparser's reading is the fallback.
     assert parse_date("2004-05-25 오후 11:23:17") is None
+
+
+REFUSED = [
+    # Years no four-digit field spells: never repaired (parsedate_tz reads "0001" as 2001).
+    "0001-01-01T00:00:00Z",
+    "-0001-01-01T00:00:00Z",
+    "+2023-09-20T00:00:00Z",
+    "10000-01-01T00:00:00Z",
+    "0999-12-31",
+    "0001",
+    "Mon, 01 Jan 0001 00:00:00 GMT",
+    "01 Jan 0999 00:00 GMT",
+    "Jan 1, 0001",
+    # Days and times the calendar does not have: never rolled over.
+    "2024-02-30T00:00:00Z",
+    "2023-02-29",
+    "Fri, 30 Feb 2024 10:00:00 GMT",
+    "2024-02-30 10:00 HKT",
+    "2023-13",
+    "2023-13-01T15:51:30-05:00",
+    "2003-07-01T25:51:30-05:00",
+    "2003-07-01T01:61:30-05:00",
+    # Offsets beyond ±14:00, or with minutes past 59.
+    "2024-01-01T00:00:00+99:99",
+    "2024-01-01T00:00:00+23:00",
+    "2024-01-01T00:00:00-14:30",
+    "Mon, 01 Jan 2024 00:00:00 +9999",
+    "Mon, 01 Jan 2024 00:00:00 +1500",
+    "Wed, 20 Sep 2023 01:12:00 +0860",
+    "2023-09-20 01:12 UTC+15",
+]
+
+
+@pytest.mark.parametrize("text", REFUSED)
+def test_impossible_dates_are_refused_not_repaired(text: str) -> None:
+    assert parse_date(text) is None
+    with pytest.raises(InvalidDate):
+        read_date(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Wed, 20 Sep 99 01:12:00 GMT", utc(1999, 9, 20, 1, 12)),  # RFC 2822 obs-year: two digits
+        ("Wed, 20 Sep 23 01:12:00 GMT", utc(2023, 9, 20, 1, 12)),
+        ("1000-01-01T00:00:00Z", utc(1000, 1, 1)),
+        ("9999-12-31T00:00:00Z", utc(9999, 12, 31)),
+        ("2024-02-29T00:00:00Z", utc(2024, 2, 29)),
+        ("2024-01-01T00:00:00+14:00", utc(2023, 12, 31, 10)),
+        ("2024-01-01T00:00:00-12:00", utc(2024, 1, 1, 12)),
+        ("Mon, 01 Jan 2024 00:00:00 -1200", utc(2024, 1, 1, 12)),
+    ],
+)
+def test_edges_that_are_real_dates_are_read(text: str, expected: datetime) -> None:
+    assert read_date(text) == expected
+
+
+def test_shapes_it_cannot_read_are_none_not_refused() -> None:
+    assert read_date("2004-05-25 오후 11:23:17") is None
+    assert read_date("garbage") is None

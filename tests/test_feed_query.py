@@ -25,6 +25,12 @@ def test_equivalent_queries_normalise_to_one_key() -> None:
     assert parse_query([], FEED).key == ""
 
 
+@pytest.mark.parametrize("limit", ["²", "١٢", "１２", "12\u0663", "0", "1001", "-1", "+5", " 5", "5.0", ""])
+def test_limit_takes_ascii_digits_only(limit: str) -> None:
+    with pytest.raises(QueryError, match="limit"):
+        parse_query([("limit", limit)], FEED)
+
+
 @pytest.mark.parametrize("score", [0.0, 1695143520.0, 1695143520.123456, 1e-7, -86400.5])
 def test_cursor_round_trips_exactly(score: float) -> None:
     cursor = Cursor(score, "0123456789abcdef0123456789abcdef")

@@ -95,3 +95,21 @@ def test_bad_files_are_clear_errors(tmp_path: Path, config: Path, content: bytes
     result = CliRunner().invoke(main, ["--config", str(config), "import-opml", str(path)])
     assert result.exit_code == 1 and "x.opml" in result.output
     assert config.read_text(encoding="utf-8") == CONFIG
+
+
+def test_urls_no_fetch_could_use_are_skipped_with_the_reason(config: Path, tmp_path: Path) -> None:
+    export = tmp_path / "bad.opml"
+    export.write_text(
+        '<opml version="2.0"><body>'
+        '<outline text="Broken" xmlUrl="http://[::1/feed"/>'
+        '<outline text="Far port" xmlUrl="https://ports.example:99999/feed"/>'
+        '<outline text="Fine" xmlUrl="https://fine.example/feed"/>'
+        "</body></opml>",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["--config", str(config), "import-opml", str(export)])
+    assert result.exit_code == 0, result.output
+    assert "added 1 sources" in result.output
+    assert "skipped http://[::1/feed: not a valid URL" in result.output
+    assert "skipped https://ports.example:99999/feed: not a valid URL" in result.output
+    assert [s.url for s in load_settings(config).sources][-1] == "https://fine.example/feed"

@@ -98,3 +98,32 @@ async def test_retention_keeps_newest(redis, clock) -> None:  # type: ignore[no-
     assert await store.trim_source("s") == 2
     assert [a.id for a in await store.feed_articles("f", 10)] == [f"{3:032x}", f"{2:032x}"]
     assert await redis.exists(keys.article(f"{0:032x}")) == 0
+
+
+async def test_a_burst_moves_each_feed_version_once_per_batch(redis, clock) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    await ingest.ensure_group(redis)
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(store.changes_channel)
+    for start in range(0, 200, 20):  # ten polls of twenty articles: one read batch
+        await ingest.publish(redis, "s", [article(n) for n in range(start, start + 20)])
+    before = await store.feed_version("f")
+    report = await ingest.drain(redis, store, clock, "c")
+    assert report.outcomes == {UpsertOutcome.NEW: 200}
+    assert await store.feed_version("f") == before + 1  # not 200
+    announced = []
+    for _ in range(5):  # the subscribe confirmation reads as None too: a few reads, each bounded
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if message is not None:
+            announced.append(message["data"])
+    assert announced == [b"f"]
+    assert await redis.scard(keys.FEEDS_MOVED) == 0
+    await pubsub.aclose()
+
+
+async def test_marks_left_by_a_dead_drain_are_announced_by_the_next(redis, clock) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    await store.upsert(article(1), T0, announce=False)  # written, marked, then the worker died
+    assert await store.feed_version("f") == 0 and await store.feed_count("f") == 1
+    await ingest.drain(redis, store, clock, "next")  # nothing queued: the mark is still honoured
+    assert await store.feed_version("f") == 1 and await redis.scard(keys.FEEDS_MOVED) == 0

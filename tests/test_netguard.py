@@ -9,10 +9,11 @@ from aiohttp.abc import AbstractResolver
 
 from service.config import FetchConfig
 from service.errors import ErrorKind, FetchError
+from service.urls import is_public_address as is_public
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
 from workers.fetch.client import fetch, new_session
-from workers.fetch.netguard import BlockedAddress, GuardedResolver, is_public
+from workers.fetch.netguard import BlockedAddress, GuardedResolver
 from workers.poll.pipeline import PollStatus, poll_source
 
 

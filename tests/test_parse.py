@@ -195,6 +195,12 @@ ENTRY_DATES = [
     # Unreadable by us, readable by feedparser (Greek): its *_parsed is the fallback.
     ("<pubDate>Κυρ, 11 Ιούλ 2004 12:00:00 EST</pubDate>", "2004-07-11T17:00:00+00:00", None),
     ("<pubDate>not a date</pubDate>", None, None),
+    # Refused by us, "repaired" by feedparser (Mar 1, 2001, 2000, a 99-hour offset): no fallback.
+    ("<dc:date>2024-02-30T00:00:00Z</dc:date>", None, None),
+    ("<pubDate>Mon, 01 Jan 0001 00:00:00 GMT</pubDate>", None, None),
+    ("<dc:date>-0001-01-01T00:00:00Z</dc:date>", None, None),
+    ("<pubDate>Mon, 01 Jan 2024 00:00:00 +9999</pubDate>", None, None),
+    ("<dc:date>2024-01-01T00:00:00+99:99</dc:date>", None, None),
 ]
 
 

@@ -47,6 +47,8 @@ def test_cache_lifetime(headers: dict[str, str], expected: int | None) -> None:
         ("Tue, 24 Nov 2026 13:00:00 GMT", None),
         ("soon", None),
         ("-5", None),
+        ("²", None),  # a Unicode digit: isdigit() says yes, int() says no
+        ("١٢٠", None),
     ],
 )
 def test_retry_after_seconds_or_http_date(value: str, expected: int | None) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
@@ -26,7 +25,6 @@ from service.hub.subscriptions import HubStore
 from service.web.app import create_app
 from tests.conftest import ManualClock
 from tests.feedserver import FeedServer
-from tests.subscriber import Subscriber
 from workers.settings import build_worker
 
 BASE = "http://feeds.test"
@@ -63,16 +61,6 @@ async def run_worker(settings: Settings, redis_url: str, clock: ManualClock) -> 
         await worker.async_run()
     finally:
         await worker.close()
-
-
-@pytest.fixture
-async def subscriber() -> AsyncIterator[Subscriber]:
-    server = Subscriber()
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture

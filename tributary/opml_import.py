@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import tomli_w
 from lxml import etree
 
-from service.config import settings_from_dict
+from service.config import check_web_url, settings_from_dict
 from service.errors import ConfigError, TributaryError
 
 MAX_OPML_BYTES = 10 * 1024 * 1024
@@ -98,8 +98,10 @@ def plan_import(feeds: list[OpmlFeed], existing: list[dict[str, object]]) -> tup
     added: list[NewSource] = []
     skipped: list[str] = []
     for feed in feeds:
-        if not re.match(r"^https?://", feed.xml_url, re.IGNORECASE):
-            skipped.append(f"{feed.xml_url}: not an http(s) URL")
+        try:
+            check_web_url(feed.xml_url)
+        except ValueError as exc:
+            skipped.append(f"{feed.xml_url}: {exc}")
             continue
         if _same_url(feed.xml_url) in known_urls:
             skipped.append(f"{feed.xml_url}: already a source")
@@ -125,7 +127,9 @@ def toml_sources(sources: list[NewSource]) -> str:
     if not sources:
         return ""
     tables = [{"id": s.id, "url": s.url, "name": s.name} | ({"tags": list(s.tags)} if s.tags else {}) for s in sources]
-    return tomli_w.dumps({"sources": tables})
+    # One [[sources]] header per table, written here: for a single short table tomli-w writes an
+    # inline ``sources = [{…}]``, which after the file's last [[feeds]] would become that feed's key.
+    return "\n".join("[[sources]]\n" + tomli_w.dumps(table) for table in tables)
 
 
 def import_opml(opml_path: Path, config_path: Path, *, dry_run: bool = False) -> tuple[list[NewSource], list[str], str]:

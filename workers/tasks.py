@@ -84,9 +84,10 @@ async def ingest_queued(res: Resources, consumer: str, *, own_pending: bool = Fa
     return report
 
 
-async def websub_verify(ctx: dict[str, Any], request_id: str) -> str:
-    """Hub: verify the intent of one parked (un)subscription request."""
-    return await websub.verify(ctx["resources"], request_id)
+async def websub_verify(ctx: dict[str, Any], request_id: str, deferrals: int = 0) -> str:
+    """Hub: verify the intent of one parked (un)subscription request (``deferrals``: times the
+    callback host's budget already put it off)."""
+    return await websub.verify(ctx["resources"], request_id, deferrals)
 
 
 async def websub_notify(ctx: dict[str, Any], feed_name: str, change: str, article_ids: list[str]) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 from service.config import SLUG
 from service.models import Article, ArticleFlag, Revision, UtcDatetime
@@ -24,6 +24,16 @@ MAX_SCAN = 5000  # index entries (or log entries) one page may examine before ha
 MAX_PARAM_CHARS = 200  # any other parameter value
 MAX_CURSOR_CHARS = 400
 
+
+def _ascii_digits(value: object) -> object:
+    """Integers in a query string are ASCII digits only: pydantic alone would also take "+5",
+    " 5", "1_0" and "5.0", and ``str.isdigit`` takes "²" (which ``int`` then refuses)."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise ValueError("expected a whole number written in ASCII digits")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(_ascii_digits)]
 ArticleId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$", description="an article id (32 hex digits)")]
 Slug = Annotated[str, Field(pattern=SLUG, max_length=64)]
 
@@ -53,7 +63,7 @@ class ArticlesQuery(Query):
         pattern=r"^[0-9a-f]{32}(,[0-9a-f]{32})*$",
         description=f"comma-separated article ids, at most {MAX_IDS}; not combined with other filters or paging",
     )
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"items per page, at most {MAX_LIMIT}")
+    limit: QueryInt = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"items per page, at most {MAX_LIMIT}")
     cursor: str | None = Field(
         None, min_length=1, max_length=MAX_CURSOR_CHARS, description="the next_cursor of the previous page"
     )
@@ -70,8 +80,8 @@ class ChangesQuery(Query):
     feed: Slug | None = Field(
         None, description="only changes of this merged feed (entering it is created, leaving it removed)"
     )
-    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"records per page, at most {MAX_LIMIT}")
-    wait: int = Field(
+    limit: QueryInt = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"records per page, at most {MAX_LIMIT}")
+    wait: QueryInt = Field(
         0,
         ge=0,
         le=MAX_WAIT_SECONDS,

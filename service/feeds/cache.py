@@ -1,7 +1,10 @@
 """Rendered feed bytes, cached per process and invalidated when the feed's version moves.
 
 Rendering and compression happen once per change of a feed's content (per normalised query),
-not per request, so a feed's bytes and ETag change only when its items do. With a
+not per request, so a feed's bytes and ETag change only when its items do. The cache is bounded
+in bytes (``[server] render_cache_bytes``, :mod:`service.feeds.lru`): every rendering and each
+compressed copy is counted, plus an estimate of the items a snapshot holds; the plain feeds'
+current snapshots are pinned (counted, never evicted), queried ones evicted least recently used. With a
 :class:`~service.feeds.watch.FeedWatch` subscribed, the cached path does no Redis round trip at
 all; without one (or while its subscription is down) it costs one GET of the version counter.
 """
@@ -12,7 +15,8 @@ import asyncio
 import gzip
 import hashlib
 import time
-from collections import OrderedDict
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import format_datetime
@@ -21,6 +25,7 @@ import brotli
 
 from service.config import FeedConfig, Settings
 from service.feed_filter import feed_filter_matches
+from service.feeds.lru import ByteLRU
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
 from service.feeds.query import (
     Cursor,
@@ -35,7 +40,8 @@ from service.models import Article
 from service.store.articles import Store
 
 HTML_TYPE = "text/html; charset=utf-8"
-MAX_QUERY_ENTRIES = 256  # cached renderings of ad-hoc queries and pages, all feeds together
+MAX_QUERY_ENTRIES = 256  # cached snapshots of ad-hoc queries and pages, all feeds together (bytes bound first)
+ITEM_OVERHEAD_BYTES = 1024  # what an Article object costs beyond its texts, roughly
 MAX_LIMIT_BATCH = 1001  # index entries read per round trip
 MAX_SCAN = 5000  # index entries one filtered page may examine before handing out a cursor
 BROTLI_QUALITY = 9  # close to 11's size at a fraction of its time; paid once per change
@@ -48,6 +54,7 @@ class Rendered:
     last_modified: datetime | None
     etag: str = ""
     link: str | None = None  # the HTTP Link header (hub and self) of a feed rendering
+    on_grow: Callable[[int], None] | None = field(default=None, repr=False)  # told each compressed copy's size
     _encoded: dict[str, bytes] = field(default_factory=dict)
     _headers: dict[tuple[str | None, int, str, bool], dict[str, str]] = field(default_factory=dict)
 
@@ -78,6 +85,8 @@ class Rendered:
             else:
                 raise ValueError(f"unknown content coding {coding!r}")
             self._encoded[coding] = body
+            if self.on_grow is not None:
+                self.on_grow(len(body))
         return body
 
     @property
@@ -108,16 +117,30 @@ class Snapshot:
     version: int
     feed: MergedFeed
     renders: dict[str, Rendered] = field(default_factory=dict)
+    on_grow: Callable[[int], None] | None = field(default=None, repr=False)  # told each rendering's size
 
     def rendered(self, fmt: str) -> Rendered:
         if fmt not in self.renders:
             if fmt == "html":
-                self.renders[fmt] = Rendered(render_feed_page(self.feed), HTML_TYPE, self.feed.updated)
+                rendered = Rendered(render_feed_page(self.feed), HTML_TYPE, self.feed.updated, on_grow=self.on_grow)
             else:
                 content_type = FORMATS[fmt] + "; charset=utf-8"
                 link = f'<{self.feed.hub_url}>; rel="hub", <{self.feed.self_urls[fmt]}>; rel="self"'
-                self.renders[fmt] = Rendered(render(self.feed, fmt), content_type, self.feed.updated, link=link)
+                body = render(self.feed, fmt)
+                rendered = Rendered(body, content_type, self.feed.updated, link=link, on_grow=self.on_grow)
+            self.renders[fmt] = rendered
+            if self.on_grow is not None:
+                self.on_grow(len(rendered.body))
         return self.renders[fmt]
+
+    @property
+    def size(self) -> int:
+        """Bytes held now: the renderings and their compressed copies, plus the items (estimated)."""
+        items = sum(
+            len(a.title) + len(a.summary or "") + len(a.content or "") + len(a.summary_text or "") + ITEM_OVERHEAD_BYTES
+            for a in self.feed.items
+        )
+        return items + sum(len(r.body) + sum(len(b) for b in r._encoded.values()) for r in self.renders.values())
 
 
 @dataclass
@@ -132,10 +155,18 @@ class FeedCache:
         self.store = store
         self.settings = settings
         self.watch = watch
-        self._plain: dict[str, Snapshot] = {}  # the unqueried feeds: never evicted
-        self._queried: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()  # bounded LRU
         self._checked: dict[str, _Checked] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        # Keyed (feed, normalised query); the plain feeds (query "") pinned.
+        self._snapshots: ByteLRU[tuple[str, str], Snapshot] = ByteLRU(
+            settings.server.render_cache_bytes,
+            max_entries=MAX_QUERY_ENTRIES,
+            on_evict=lambda key: self._locks.pop(key, None),
+        )
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._snapshots.bytes
 
     async def version(self, feed_name: str) -> int:
         checked = self._checked.get(feed_name)
@@ -149,22 +180,19 @@ class FeedCache:
         return version
 
     def _cached(self, key: tuple[str, str]) -> Snapshot | None:
-        if key[1] == "":
-            return self._plain.get(key[0])
-        snapshot = self._queried.get(key)
-        if snapshot is not None:
-            self._queried.move_to_end(key)
-        return snapshot
+        return self._snapshots.get(key)
 
     def _keep(self, key: tuple[str, str], snapshot: Snapshot) -> None:
-        if key[1] == "":
-            self._plain[key[0]] = snapshot
-            return
-        self._queried[key] = snapshot
-        self._queried.move_to_end(key)
-        while len(self._queried) > MAX_QUERY_ENTRIES:
-            evicted, _ = self._queried.popitem(last=False)
-            self._locks.pop(evicted, None)
+        # A weak reference: a snapshot holding a closure that holds the snapshot is a cycle, freed
+        # only by the cyclic collector, and evicted renderings then pile up between collections.
+        ref = weakref.ref(snapshot)
+
+        def grew(added: int) -> None:
+            if (kept := ref()) is not None:
+                self._snapshots.grew(key, kept, added)
+
+        snapshot.on_grow = grew
+        self._snapshots.put(key, snapshot, snapshot.size, pinned=key[1] == "")
 
     def fresh(self, feed_name: str) -> Snapshot | None:
         """The plain feed's snapshot if it can be served with no I/O at all (the hot path)."""
@@ -172,7 +200,7 @@ class FeedCache:
         watch = self.watch
         if checked is None or watch is None or not watch.still_valid(feed_name, checked.stamp, checked.at):
             return None
-        snapshot = self._plain.get(feed_name)
+        snapshot = self._snapshots.get((feed_name, ""))
         return snapshot if snapshot is not None and snapshot.version == checked.version else None
 
     def last_good(self, feed_name: str, query: FeedQuery | None = None) -> Snapshot | None:

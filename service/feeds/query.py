@@ -109,7 +109,7 @@ def parse_query(params: Mapping[str, str] | list[tuple[str, str]], feed: FeedCon
     limit = None
     if "limit" in values:
         text = values["limit"][0]
-        if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        if not (text.isascii() and text.isdigit()) or not 1 <= int(text) <= MAX_LIMIT:  # "²".isdigit() too
             raise QueryError(f"limit: expected a whole number from 1 to {MAX_LIMIT}, got {text!r}")
         limit = int(text) if int(text) != feed.limit else None
     cursor = Cursor.decode(values["cursor"][0]) if values.get("cursor", [""])[0] else None

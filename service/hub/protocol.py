@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import re
 from collections.abc import Mapping
 from datetime import datetime
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.config import Settings, WebSubConfig
 from service.feeds.merge import FORMATS
 from service.models import UtcDatetime
+from service.urls import is_public_address
 
 MAX_SECRET_BYTES = 199  # spec 5.1: hub.secret MUST be less than 200 bytes
 NEGOTIATED_FORMAT = "atom"  # what `/feeds/{name}` serves without an Accept header
@@ -143,6 +145,30 @@ def check_callback(callback: str, max_length: int) -> str:
     if any(ch.isspace() or ord(ch) < 0x20 for ch in callback):
         raise HubRequestError("hub.callback contains whitespace or control characters")
     return callback
+
+
+def callback_host(callback: str) -> str:
+    """The callback's host, lowercased (what budgets and caps are kept per); "?" when unreadable.
+    Also all a log may say about a callback: the path and query are a capability."""
+    try:
+        return urlsplit(callback).hostname or "?"
+    except ValueError:
+        return "?"
+
+
+def private_callback(callback: str) -> str | None:
+    """Why the callback is known to be private without asking DNS (an IP literal that is not
+    public, or a ``localhost`` name, RFC 6761), else None. Such a callback is refused at once
+    unless ``[fetch] allow_private_networks``; a name that resolves privately is refused by the
+    fetch guard at verification instead."""
+    host = callback_host(callback)
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"hub.callback host {host} is a loopback name"
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return None  # a name: only DNS can tell
+    return None if is_public_address(host) else f"hub.callback address {host} is not a public address"
 
 
 def parse_lease(raw: str | None) -> int | None:

@@ -6,6 +6,11 @@ Layout (all names in :mod:`service.keys`):
   tell new/changed/unchanged with one HMGET instead of fetching documents.
 - ``source:{id}:index`` and ``feed:{name}:index``: zsets id -> published, newest = highest.
 - ``feed:{name}:version``: bumped on every change to the feed's items; keys the render cache.
+  An ingest batch (``upsert(..., announce=False)``) does not bump it per article: each write
+  adds the feed to ``feeds:moved`` inside its own MULTI, and :meth:`Store.announce_moved` bumps
+  each moved feed once and announces it once at the end of the batch (an ingest burst of 10,000
+  articles used to re-render a feed 10,001 times). The set is in Redis, written with the
+  articles, so a worker that dies mid-batch leaves it for the next drain to announce.
 - ``changes``: zset id -> time of its last change, for incremental sync.
 - ``source:{id}:state``, the schedule, the disabled set: :mod:`service.store.source_state`.
 
@@ -67,7 +72,9 @@ class Store:
         values = await self.redis.hmget(keys.CONTENT_HASHES, list(article_ids))
         return [v.decode() if v is not None else None for v in values]
 
-    async def upsert(self, incoming: Article, now: datetime) -> UpsertOutcome:
+    async def upsert(self, incoming: Article, now: datetime, *, announce: bool = True) -> UpsertOutcome:
+        """Store one article. ``announce=False`` (ingest batches): feeds it moves are marked, and
+        their versions bumped and announced by :meth:`announce_moved` once per batch."""
         key = keys.article(incoming.id)
         feeds = self.settings.feeds_of_source(incoming.source_id)
         url_key = keys.url_owner(incoming.url) if incoming.url and dedup.identifies_article(incoming.url) else None
@@ -82,7 +89,7 @@ class Store:
                     if old is None:
                         owner = await self._owner_of(pipe, incoming, url_key, fuzzy)
                         if owner is not None:
-                            return await self._merge(pipe, owner, incoming, now)
+                            return await self._merge(pipe, owner, incoming, now, announce)
                     outcome, stored = decide_upsert(old, incoming, now)
                     if outcome is UpsertOutcome.UNCHANGED:
                         await pipe.unwatch()
@@ -96,10 +103,10 @@ class Store:
                     if old is not None and url_key and old.url != stored.url:
                         owner = await self._owner_of(pipe, stored, url_key, False)
                         if owner is not None:
-                            return await self._absorb(pipe, old, owner, now, stored.content_hash)
+                            return await self._absorb(pipe, old, owner, now, stored.content_hash, announce)
                     # -- end change log
                     pipe.multi()
-                    self._write(pipe, stored, feeds, now)
+                    self._write(pipe, stored, feeds, now, announce)
                     record_into(
                         pipe,
                         self.settings,
@@ -173,7 +180,9 @@ class Store:
             window_hours=config.fuzzy_window_hours,
         )
 
-    async def _merge(self, pipe: Redis, owner: Article, incoming: Article, now: datetime) -> UpsertOutcome:
+    async def _merge(
+        self, pipe: Redis, owner: Article, incoming: Article, now: datetime, announce: bool = True
+    ) -> UpsertOutcome:
         """Record ``incoming`` (another source's copy) on ``owner`` instead of storing it."""
         refs = incoming.sources or (self._own_ref(incoming),)
         merged = dedup.add_sources(owner, refs, self._own_ref(owner))
@@ -204,7 +213,7 @@ class Store:
             if feed in self.settings.feeds_of_source(incoming.source_id):
                 pipe.zadd(keys.feed_index(feed), {owner.id: score})
             if merged is not None:
-                pipe.incr(keys.feed_version(feed))
+                self._moved(pipe, feed, announce)
         self._record_owner(pipe, owner, merged, now)
         await pipe.execute()
         return UpsertOutcome.MERGED if merged is not None else UpsertOutcome.UNCHANGED
@@ -239,7 +248,32 @@ class Store:
         raws = await self.redis.lrange(keys.revisions(article_id), 0, -1)
         return [Revision.model_validate_json(raw) for raw in raws]
 
-    def _write(self, pipe: Redis, article: Article, feeds: Iterable[str], now: datetime) -> None:
+    def _moved(self, pipe: Redis, feed: str, announce: bool = True) -> None:
+        """Queue the feed's version bump and change announcement, or (a batch) mark it moved."""
+        if announce:
+            pipe.incr(keys.feed_version(feed))
+            pipe.publish(self.changes_channel, feed)
+        else:
+            pipe.sadd(keys.FEEDS_MOVED, feed)
+
+    async def announce_moved(self) -> list[str]:
+        """Bump the version of every feed marked moved, once, and announce each once.
+
+        A write that marked a feed committed before the SMEMBERS here (the mark is in its MULTI),
+        so the bump after it covers that write; a mark added after the read stays for the next
+        call. Returns the feeds announced.
+        """
+        moved = sorted(member.decode() for member in await self.redis.smembers(keys.FEEDS_MOVED))
+        if not moved:
+            return []
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.srem(keys.FEEDS_MOVED, *moved)
+            for feed in moved:
+                self._moved(pipe, feed)
+            await pipe.execute()
+        return moved
+
+    def _write(self, pipe: Redis, article: Article, feeds: Iterable[str], now: datetime, announce: bool = True) -> None:
         score = article.published.timestamp()
         pipe.set(keys.article(article.id), article.model_dump_json())
         pipe.hset(keys.CONTENT_HASHES, article.id, article.content_hash)
@@ -249,15 +283,14 @@ class Store:
         pipe.hset(keys.TITLES, article.id, f"{article.source_id}\t{dedup.title_key(article.title)}")
         for feed in feeds:
             pipe.zadd(keys.feed_index(feed), {article.id: score})
-            pipe.incr(keys.feed_version(feed))
-            pipe.publish(self.changes_channel, feed)
+            self._moved(pipe, feed, announce)
 
     # -- removals, each with its change-log entries (service/store/changelog.py) -------------
 
-    async def trim_source(self, source_id: str, now: datetime | None = None) -> int:
+    async def trim_source(self, source_id: str, now: datetime | None = None, *, announce: bool = True) -> int:
         """Apply retention: keep the newest ``retention_per_source`` articles of the source."""
         return await self._drop_from_source(
-            source_id, self.settings.storage.retention_per_source, RemovalReason.RETENTION, now or utcnow()
+            source_id, self.settings.storage.retention_per_source, RemovalReason.RETENTION, now or utcnow(), announce
         )
 
     async def remove_source_articles(
@@ -266,7 +299,9 @@ class Store:
         """Remove every article the source owns; others' articles it carried only leave its indexes."""
         return await self._drop_from_source(source_id, 0, reason, now)
 
-    async def _drop_from_source(self, source_id: str, keep: int, reason: RemovalReason, now: datetime) -> int:
+    async def _drop_from_source(
+        self, source_id: str, keep: int, reason: RemovalReason, now: datetime, announce: bool = True
+    ) -> int:
         """Drop all but the newest ``keep`` entries of the source's index.
 
         The documents are WATCHed, so a concurrent write to one of them (or another trim) restarts
@@ -310,14 +345,13 @@ class Store:
                             changed=ChangedPart.FEEDS,
                         )
                     for article in doomed:
-                        self._delete_into(pipe, article)
+                        self._delete_into(pipe, article, announce)
                         record_into(pipe, self.settings, article.id, ChangeKind.REMOVED, now, reason=reason)
                     owned = [i for i in listed if i not in foreign]  # documents gone already included
                     for feed in feeds:
                         if owned:
                             pipe.zrem(keys.feed_index(feed), *owned)
-                        pipe.incr(keys.feed_version(feed))
-                        pipe.publish(self.changes_channel, feed)
+                        self._moved(pipe, feed, announce)
                     await pipe.execute()
                     break
                 except WatchError:
@@ -376,7 +410,7 @@ class Store:
         return url_key if (await pipe.get(url_key) or b"").decode() == article.id else None
 
     async def _absorb(
-        self, pipe: Redis, duplicate: Article, owner: Article, now: datetime, duplicate_hash: str
+        self, pipe: Redis, duplicate: Article, owner: Article, now: datetime, duplicate_hash: str, announce: bool = True
     ) -> UpsertOutcome:
         """Replace a stored ``duplicate`` by ``owner``: the duplicate is deleted (a ``merged``
         tombstone), its sources join the owner's provenance and indexes, its id becomes an alias,
@@ -387,7 +421,7 @@ class Store:
         holders = {duplicate.source_id, *(ref.id for ref in duplicate.sources)}
         score = owner.published.timestamp()
         pipe.multi()
-        self._delete_into(pipe, duplicate)
+        self._delete_into(pipe, duplicate, announce)
         if url_key and (owner.url is None or keys.url_owner(owner.url) != url_key):
             pipe.delete(url_key)
         elif url_key:
@@ -401,8 +435,7 @@ class Store:
             pipe.zadd(keys.source_index(source_id), {owner.id: score})
             for feed in self.settings.feeds_of_source(source_id):
                 pipe.zadd(keys.feed_index(feed), {owner.id: score})
-                pipe.incr(keys.feed_version(feed))
-                pipe.publish(self.changes_channel, feed)
+                self._moved(pipe, feed, announce)
         record_into(
             pipe,
             self.settings,
@@ -416,15 +449,14 @@ class Store:
         await pipe.execute()
         return UpsertOutcome.MERGED
 
-    def _delete_into(self, pipe: Redis, article: Article) -> None:
+    def _delete_into(self, pipe: Redis, article: Article, announce: bool = True) -> None:
         """Queue the deletion of ``article`` from every index that can hold it."""
         holders = {article.source_id, *(ref.id for ref in article.sources)}
         for source_id in holders:
             pipe.zrem(keys.source_index(source_id), article.id)
         for feed in {f for source_id in holders for f in self.settings.feeds_of_source(source_id)}:
             pipe.zrem(keys.feed_index(feed), article.id)
-            pipe.incr(keys.feed_version(feed))
-            pipe.publish(self.changes_channel, feed)
+            self._moved(pipe, feed, announce)
         pipe.hdel(keys.CONTENT_HASHES, article.id)
         pipe.zrem(keys.CHANGES, article.id)
         pipe.zrem(keys.RECENT, article.id)
@@ -496,8 +528,7 @@ class Store:
                         keys.feed_index(feed.name), [keys.source_index(s) for s in members], aggregate="MAX"
                     )
                 pipe.set(keys.feed_members(feed.name), fingerprint)
-                pipe.incr(keys.feed_version(feed.name))
-                pipe.publish(self.changes_channel, feed.name)
+                self._moved(pipe, feed.name)
                 await pipe.execute()
 
     async def article_count(self, source_id: str) -> int:

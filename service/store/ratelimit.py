@@ -1,4 +1,5 @@
-"""A token bucket per API key in Redis, so every web process draws from the same bucket.
+"""Token buckets in Redis (one per API key, per WebSub client and callback host), so every web
+process draws from the same bucket.
 
 One Lua call refills by elapsed time (the Redis server's clock, the same for every process)
 and takes a token if there is one. Answers carry what the ``RateLimit-*`` and ``Retry-After``
@@ -46,9 +47,15 @@ class RateDecision:
 
 
 async def take(redis: Redis, key_name: str, per_minute: int, burst: int | None = None) -> RateDecision:
+    """A token from the API key's bucket."""
+    return await take_from(redis, keys.rate_bucket(key_name), per_minute, burst)
+
+
+async def take_from(redis: Redis, bucket: str, per_minute: int, burst: int | None = None) -> RateDecision:
+    """A token from the bucket at Redis key ``bucket`` (built in :mod:`service.keys`)."""
     capacity = burst or per_minute
     rate = per_minute / 60_000
-    allowed, tokens_text = await redis.eval(_TAKE, 1, keys.rate_bucket(key_name), capacity, repr(rate))
+    allowed, tokens_text = await redis.eval(_TAKE, 1, bucket, capacity, repr(rate))
     tokens = float(tokens_text)
     return RateDecision(
         allowed=bool(allowed),

@@ -3,6 +3,12 @@
 ``POST /hub`` answers before any outgoing request (spec 5.1.2: the response must not depend on
 verification): 400 with a plain-text reason for a request it refuses, else 202 and an arq job
 ``websub_verify`` does the verification of intent. ``GET /hub`` lists live subscriptions per feed.
+
+Limits (docs/websub.md#limits), checked before anything is parked or queued: a token bucket per
+client address, then one per callback host (429 with ``Retry-After``, shared by every web
+process through Redis); a callback on an address known to be private is a 400 (unless ``[fetch]
+allow_private_networks``); a new subscription past the feed's or the callback host's cap is a
+403. So a flood costs a Redis call per request, never a verification GET.
 """
 
 from __future__ import annotations
@@ -13,9 +19,10 @@ from urllib.parse import parse_qsl
 
 from aiohttp import web
 
-from service import jobs
-from service.hub.protocol import HubRequestError, hub_url, parse_hub_request
+from service import jobs, keys
+from service.hub.protocol import HubRequestError, callback_host, hub_url, parse_hub_request, private_callback
 from service.hub.subscriptions import HubStore
+from service.store import ratelimit
 from service.web.appkeys import CLOCK, REDIS, SETTINGS
 from service.web.feed_views import guarded, json_response
 
@@ -25,17 +32,40 @@ FORM = "application/x-www-form-urlencoded"
 MAX_FORM_BYTES = 16 * 1024
 
 
-def plain(status: int, text: str) -> web.Response:
+def plain(status: int, text: str, headers: dict[str, str] | None = None) -> web.Response:
     """Spec 5.1.2: errors carry a plain-text description for the subscriber's developer."""
-    return web.Response(status=status, text=text + "\n", content_type="text/plain", charset="utf-8")
+    return web.Response(status=status, text=text + "\n", content_type="text/plain", charset="utf-8", headers=headers)
 
 
 def hub_store(app: web.Application) -> HubStore:
-    return HubStore(app[REDIS], app[SETTINGS].websub.max_lease_seconds)
+    config = app[SETTINGS].websub
+    return HubStore(
+        app[REDIS],
+        config.max_lease_seconds,
+        max_per_feed=config.max_subscriptions_per_feed,
+        max_per_host=config.max_subscriptions_per_callback_host,
+    )
+
+
+async def _rate_limited(app: web.Application, bucket: str, per_minute: int, who: str) -> web.Response | None:
+    decision = await ratelimit.take_from(app[REDIS], bucket, per_minute)
+    if decision.allowed:
+        return None
+    return plain(
+        429,
+        f"too many hub requests {who}: at most {per_minute} per minute; retry in {decision.retry_after_seconds}s",
+        headers={"Retry-After": str(decision.retry_after_seconds)},
+    )
 
 
 async def hub_post(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
+    client = request.remote or "?"
+    limited = await _rate_limited(
+        request.app, keys.hub_rate_client(client), settings.websub.client_requests_per_minute, f"from {client}"
+    )
+    if limited is not None:
+        return limited
     if request.content_type != FORM:
         return plain(400, f"Content-Type must be {FORM}")
     if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
@@ -53,6 +83,20 @@ async def hub_post(request: web.Request) -> web.Response:
         hub_request = parse_hub_request(form, settings, request_id=request_id, seq=0, received=request.app[CLOCK]())
     except HubRequestError as exc:
         return plain(400, str(exc))
+    if not settings.fetch.allow_private_networks and (private := private_callback(hub_request.callback)):
+        log.info("hub: refused %s request %s: %s", hub_request.mode, request_id, private)
+        return plain(400, private)
+    host = callback_host(hub_request.callback)
+    limited = await _rate_limited(
+        request.app,
+        keys.hub_rate_callback_host(host),
+        settings.websub.callback_host_requests_per_minute,
+        f"for callbacks on {host}",
+    )
+    if limited is not None:
+        return limited
+    if (reason := await store.limit_reached(hub_request, request.app[CLOCK]())) is not None:
+        return plain(403, reason)
     hub_request = hub_request.model_copy(update={"seq": await store.next_seq()})
     await store.park(hub_request)
     await jobs.enqueue(request.app[REDIS], "websub_verify", request_id, job_id=f"websub:verify:{request_id}")

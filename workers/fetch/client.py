@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable, Mapping
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict
 
-from service.config import FetchConfig
+from service.config import FetchConfig, check_web_url
 from service.errors import ErrorKind, FetchError, kind_for_status
+from service.urls import is_public_address
 from workers.fetch import netguard
 
 ACCEPT = (
@@ -81,7 +82,7 @@ def new_connector(
     config: FetchConfig,
     resolver: aiohttp.abc.AbstractResolver | None = None,
     *,
-    address_allowed: Callable[[str], bool] = netguard.is_public,
+    address_allowed: Callable[[str], bool] = is_public_address,
     limit: int = 200,
 ) -> aiohttp.TCPConnector:
     """The pool every outgoing request uses; refuses non-public addresses unless allowed."""
@@ -100,7 +101,7 @@ def new_session(
     config: FetchConfig,
     *,
     resolver: aiohttp.abc.AbstractResolver | None = None,
-    address_allowed: Callable[[str], bool] = netguard.is_public,
+    address_allowed: Callable[[str], bool] = is_public_address,
     limit: int = 200,
 ) -> aiohttp.ClientSession:
     """One session per worker process; its connector pools connections across sources.
@@ -135,8 +136,7 @@ async def fetch(
     redirects: list[tuple[int, str]] = []
     try:
         while True:
-            if urlsplit(url).scheme not in ("http", "https"):
-                raise FetchError(source_id, ErrorKind.BLOCKED, f"refusing to fetch a non-HTTP URL: {url}")
+            _check_hop(url, source_id)
             async with session.get(url, headers=headers, allow_redirects=False) as response:
                 response_headers = folded_headers(response.headers.items())
                 location = response.headers.get("Location")
@@ -148,7 +148,12 @@ async def fetch(
                             f"more than {config.max_redirects} redirects",
                             status=response.status,
                         )
-                    url = urljoin(str(response.url), location)
+                    try:
+                        url = urljoin(str(response.url), location)
+                    except ValueError as exc:  # "http://[::1/x": no request can be made to it
+                        raise FetchError(
+                            source_id, ErrorKind.BAD_URL, f"redirect to an unusable URL: {location[:300]}"
+                        ) from exc
                     redirects.append((response.status, url))
                     continue
                 if response.status == 304:
@@ -181,6 +186,16 @@ async def fetch(
         raise FetchError(source_id, ErrorKind.TLS, str(exc)) from exc
     except (aiohttp.ClientError, ValueError) as exc:
         raise FetchError(source_id, ErrorKind.CONNECT, f"{type(exc).__name__}: {exc}") from exc
+
+
+def _check_hop(url: str, source_id: str) -> None:
+    """Every URL asked for (the source's, each redirect target) must be one a request can go to."""
+    try:
+        check_web_url(url)
+    except ValueError as exc:
+        if not url[:8].lower().startswith(("http://", "https://")):
+            raise FetchError(source_id, ErrorKind.BLOCKED, f"refusing to fetch a non-HTTP URL: {url[:300]}") from exc
+        raise FetchError(source_id, ErrorKind.BAD_URL, f"{exc}: {url[:300]}") from exc
 
 
 def _blocked_message(exc: BaseException) -> str:

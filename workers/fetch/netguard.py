@@ -10,13 +10,14 @@ between the check and the connect, for sources and every redirect hop alike.
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from collections.abc import Callable
 from typing import Any
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
+
+from service.urls import is_public_address
 
 BLOCKED_MARK = "refused by the SSRF guard"
 
@@ -32,29 +33,10 @@ class BlockedAddress(OSError):
         self.address = address
 
 
-def is_public(address: str) -> bool:
-    """True for globally routable unicast addresses; False for anything an SSRF could abuse."""
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_unspecified
-        or ip.is_reserved
-        or not ip.is_global
-    )
-
-
 class GuardedResolver(AbstractResolver):
     """Wraps a resolver; answers only the public addresses of a host, else refuses it."""
 
-    def __init__(self, inner: AbstractResolver | None = None, allowed: Callable[[str], bool] = is_public):
+    def __init__(self, inner: AbstractResolver | None = None, allowed: Callable[[str], bool] = is_public_address):
         self._inner = inner if inner is not None else DefaultResolver()
         self._allowed = allowed
 
@@ -71,7 +53,7 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
-def socket_guard(allowed: Callable[[str], bool] = is_public) -> Callable[[Any], socket.socket]:
+def socket_guard(allowed: Callable[[str], bool] = is_public_address) -> Callable[[Any], socket.socket]:
     """An aiohttp ``socket_factory`` refusing to even open a socket towards a refused address."""
 
     def guarded_socket(addr_info: Any) -> socket.socket:

@@ -11,6 +11,9 @@ Three arq jobs (thin wrappers in ``workers/tasks.py``):
 
 Every outgoing request goes through the worker's session from ``workers.fetch.client.new_session`` (so
 the SSRF guard there applies to callbacks too) and never follows redirects (spec 5.3.1, 7).
+A callback the guard refuses is logged as refused, not failed. Verification GETs take a slot of
+the callback host's budget (:class:`~workers.fetch.host_budget.HostBudget`, the one polls of
+that host share): a host over it gets its verification later, a bounded number of times.
 Callback URLs are capability URLs and secrets are secrets: logs name subscriptions by id and host.
 """
 
@@ -22,7 +25,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from enum import StrEnum
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
 import aiohttp
 from redis.asyncio import Redis
@@ -35,6 +38,7 @@ from service.feeds.render import render
 from service.hub.protocol import (
     HubRequest,
     Subscription,
+    callback_host,
     challenge_echoed,
     clamp_lease,
     denial_params,
@@ -45,20 +49,24 @@ from service.hub.protocol import (
     verification_params,
     with_query,
 )
-from service.hub.subscriptions import HubStore
+from service.hub.subscriptions import HubStore, SubscriptionLimit
 from service.store.articles import Store
+from workers.fetch import netguard
 from workers.resources import Resources
 
 log = logging.getLogger(__name__)
 
 MAX_CHALLENGE_BODY = 4096  # a challenge is 43 characters; read no further than this
+MAX_VERIFY_DEFERRALS = 10  # a callback host over its budget this many times in a row: given up
 
 
 class VerifyStatus(StrEnum):
     VERIFIED = "verified"
     STALE = "stale"  # verified, but a later request for this topic + callback was applied first
     FAILED = "failed"
-    DENIED = "denied"
+    DENIED = "denied"  # an unknown feed, or a cap reached: the callback was told (spec 5.2)
+    REFUSED = "refused"  # the SSRF guard refused the callback's address: no request was made
+    DEFERRED = "deferred"  # the callback host is over its budget: verification queued for later
     GONE = "gone"  # the parked request expired before its job ran
 
 
@@ -70,48 +78,88 @@ class DeliveryStatus(StrEnum):
 
 
 def hub_store(settings: Settings, redis: Redis) -> HubStore:
-    return HubStore(redis, settings.websub.max_lease_seconds)
+    config = settings.websub
+    return HubStore(
+        redis,
+        config.max_lease_seconds,
+        max_per_feed=config.max_subscriptions_per_feed,
+        max_per_host=config.max_subscriptions_per_callback_host,
+    )
 
 
-def callback_host(callback: str) -> str:
-    """What a log may say about a callback: its host, never the (capability) path or query."""
-    return urlsplit(callback).hostname or "?"
+class Reply(NamedTuple):
+    status: int  # 0 when no answer came
+    body: bytes = b""
+    refused: bool = False  # the SSRF guard refused the address: nothing was sent
 
 
 # -- verification of intent ------------------------------------------------------------------
 
 
-async def verify(res: Resources, request_id: str) -> VerifyStatus:
+async def verify(res: Resources, request_id: str, deferrals: int = 0) -> VerifyStatus:
     store = hub_store(res.settings, res.redis)
     request = await store.parked(request_id)
     if request is None:
         return VerifyStatus.GONE
+    host = callback_host(request.callback)
+    hosts = res.host_budget()
+    _, wait, slot = await hosts.try_acquire(host)  # no waiting in a job: a busy host means later
+    if slot is None:
+        if deferrals < MAX_VERIFY_DEFERRALS:
+            wait = max(wait, 1.0)
+            await jobs.enqueue(
+                res.redis,
+                "websub_verify",
+                request_id,
+                deferrals + 1,
+                job_id=f"websub:verify:{request_id}:{deferrals + 1}",
+                defer_seconds=wait,
+            )
+            log.info("hub: verification of %s deferred %.0fs: %s over its budget", request_id, wait, host)
+            return VerifyStatus.DEFERRED  # still parked for the deferred job
+        await store.unpark(request_id)
+        log.warning("hub: gave up verifying %s: %s over its budget %d times", request_id, host, deferrals)
+        return VerifyStatus.FAILED
     try:
         reason = topic_denial(res.settings, request.topic) if request.mode == "subscribe" else None
+        reason = reason or await store.limit_reached(request, res.clock())
         if reason is not None:
-            await _get(res, with_query(request.callback, denial_params(request, reason)))
-            log.info("hub: denied subscription %s: %s", request.subscription_id, reason)
-            return VerifyStatus.DENIED
+            return await _deny(res, request, reason)
         return await _verify_intent(res, store, request)
     finally:
+        await hosts.release(slot)
         await store.unpark(request_id)
+
+
+async def _deny(res: Resources, request: HubRequest, reason: str) -> VerifyStatus:
+    reply = await _get(res, with_query(request.callback, denial_params(request, reason)))
+    if reply.refused:
+        return VerifyStatus.REFUSED
+    log.info("hub: denied subscription %s: %s", request.subscription_id, reason)
+    return VerifyStatus.DENIED
 
 
 async def _verify_intent(res: Resources, store: HubStore, request: HubRequest) -> VerifyStatus:
     challenge = secrets.token_urlsafe(32)
     lease = clamp_lease(request.lease_seconds, res.settings.websub)
     now = res.clock()  # the lease runs from the verification request (spec 5.3)
-    status, body = await _get(res, with_query(request.callback, verification_params(request, challenge, lease)))
-    if not challenge_echoed(status, body, challenge):
+    reply = await _get(res, with_query(request.callback, verification_params(request, challenge, lease)))
+    if reply.refused:
+        return VerifyStatus.REFUSED
+    if not challenge_echoed(reply.status, reply.body, challenge):
         log.info(
             "hub: %s of %s at %s not verified (HTTP %s)",
             request.mode,
             request.subscription_id,
             callback_host(request.callback),
-            status or "error",
+            reply.status or "error",
         )
         return VerifyStatus.FAILED
-    applied = await store.apply(request, lease, now)
+    try:
+        applied = await store.apply(request, lease, now)
+    except SubscriptionLimit as exc:  # another verification took the last place meanwhile
+        log.info("hub: subscription %s not applied: %s", request.subscription_id, exc)
+        return VerifyStatus.DENIED
     if applied is None:
         return VerifyStatus.STALE
     log.info(
@@ -125,17 +173,25 @@ async def _verify_intent(res: Resources, store: HubStore, request: HubRequest) -
     return VerifyStatus.VERIFIED
 
 
-async def _get(res: Resources, url: str) -> tuple[int, bytes]:
-    """(status, first bytes of the body); status 0 when no answer came."""
+async def _get(res: Resources, url: str) -> Reply:
+    """The status and first bytes of the body of a GET to a callback (never raises)."""
     timeout = aiohttp.ClientTimeout(total=res.settings.websub.verify_timeout_seconds)
     try:
         async with res.session.get(url, allow_redirects=False, timeout=timeout, headers={"Accept": "*/*"}) as response:
-            return response.status, await _read_capped(response, MAX_CHALLENGE_BODY)
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-        log.info("hub: callback GET to %s failed: %s", callback_host(url), type(exc).__name__)
-    except Exception as exc:  # e.g. a guard refusing the address: a failed request, never a dead job
-        log.warning("hub: callback GET to %s refused: %s", callback_host(url), type(exc).__name__)
-    return 0, b""
+            return Reply(response.status, await _read_capped(response, MAX_CHALLENGE_BODY))
+    except Exception as exc:  # a failed request, never a dead job
+        return _failed("GET", url, exc)
+
+
+def _failed(method: str, url: str, exc: Exception) -> Reply:
+    if netguard.is_blocked_error(exc):
+        log.warning("hub: callback %s to %s refused: %s", method, callback_host(url), netguard.BLOCKED_MARK)
+        return Reply(0, refused=True)
+    if isinstance(exc, (TimeoutError, aiohttp.ClientError, OSError, ValueError)):
+        log.info("hub: callback %s to %s failed: %s", method, callback_host(url), type(exc).__name__)
+    else:
+        log.warning("hub: callback %s to %s failed: %s", method, callback_host(url), type(exc).__name__)
+    return Reply(0)
 
 
 async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
@@ -251,8 +307,5 @@ async def _post(res: Resources, subscription: Subscription, body: bytes) -> int:
         ) as response:
             await response.content.read(MAX_CHALLENGE_BODY)  # the body is ignored (spec 7); drain a little
             return response.status
-    except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
-        log.info("hub: POST to %s failed: %s", callback_host(subscription.callback), type(exc).__name__)
-    except Exception as exc:  # e.g. a guard refusing the address: a failed try, never a dead job
-        log.warning("hub: POST to %s refused: %s", callback_host(subscription.callback), type(exc).__name__)
-    return 0
+    except Exception as exc:  # a failed try, never a dead job
+        return _failed("POST", subscription.callback, exc).status

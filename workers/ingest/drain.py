@@ -74,19 +74,27 @@ async def drain(
 
     ``own_pending`` first takes again what this consumer read and never acknowledged (Redis
     went away mid-drain), instead of leaving it for a reclaim ``reclaim_idle_ms`` later.
+
+    Each feed the batch moved gets one version bump and one change announcement at the end of
+    the batch (:meth:`Store.announce_moved`), not one per article: readers re-render a feed once
+    per batch, however many articles it brought.
     """
     await ensure_group(redis)
     report = IngestReport()
-    while report.entries < max_entries:
-        entries = await _read_own_pending(redis, consumer) if own_pending else []
-        own_pending = False
-        entries = entries or await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
-        if not entries:
-            break
-        for entry_id, fields in entries:
-            await _ingest_entry(redis, store, clock(), entry_id, fields, report)
-    for source_id in report.sources:
-        await store.trim_source(source_id, clock())
+    try:
+        while report.entries < max_entries:
+            entries = await _read_own_pending(redis, consumer) if own_pending else []
+            own_pending = False
+            entries = entries or await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
+            if not entries:
+                break
+            for entry_id, fields in entries:
+                await _ingest_entry(redis, store, clock(), entry_id, fields, report)
+            await store.announce_moved()
+        for source_id in report.sources:
+            await store.trim_source(source_id, clock(), announce=False)
+    finally:
+        await store.announce_moved()
     return report
 
 
@@ -114,7 +122,7 @@ async def _ingest_entry(
     try:
         articles = ARTICLES.validate_json(fields[b"articles"])
         for article in articles:
-            outcome = await store.upsert(article, now)
+            outcome = await store.upsert(article, now, announce=False)
             report.outcomes[outcome] += 1
             if outcome is not UpsertOutcome.UNCHANGED:
                 # a merged copy shows up in its source's feeds as the article that owns it

@@ -6,8 +6,10 @@ fallbacks and clamps described in :mod:`service.models`, one record per author
 (:mod:`workers.normalise.sanitise`, which also makes their links absolute against the item's link).
 
 Every text an article shows (title, summary, content, authors, tags, image caption and credit,
-language) leaves here without C1 control characters (:func:`drop_c1`): this is the one stage all
-sources pass through, pages and full text included, so the renderers never meet them.
+language) leaves here without C1 control characters (:func:`drop_c1`) and within ``[limits]``
+(:mod:`workers.normalise.limits`; what was cut is recorded on the article): this is the one
+stage all sources pass through, pages and full text included, so the renderers never meet
+either. Only http(s) URLs leave as links, enclosures and images.
 """
 
 from __future__ import annotations
@@ -15,16 +17,19 @@ from __future__ import annotations
 import hashlib
 import html as htmllib
 import re
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin, urlsplit
 
 import lxml.html
 from lxml import etree
 
-from service.config import CanonicalConfig, SanitiseConfig, SourceConfig
-from service.models import Article, ArticleFlag, Author, Image, SourceRef
+from service.config import CanonicalConfig, LimitsConfig, SanitiseConfig, SourceConfig
+from service.models import Article, ArticleFlag, Author, Enclosure, Image, SourceRef
+from service.urls import WEB_SCHEMES, is_web_url
 from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
+from workers.normalise.limits import RAW_FACTOR, Caps, cut_text
 from workers.normalise.sanitise import first_image, sanitise_html
 from workers.parse.types import ParsedEntry, ParsedFeed
 
@@ -37,7 +42,9 @@ FUTURE_TOLERANCE = timedelta(days=1)
 """A date further ahead than this is a feed's mistake: clamped to first-seen and flagged."""
 DEFAULT_SANITISE = SanitiseConfig()
 DEFAULT_CANONICAL = CanonicalConfig()
-_WEB_SCHEMES = frozenset({"http", "https"})
+DEFAULT_LIMITS = LimitsConfig()
+MEDIA_TYPE_CHARS = 255  # RFC 6838 names are at most 127 + 1 + 127; longer is not a media type
+LANGUAGE_CHARS = 64  # a BCP 47 tag in practice stays under 35
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
@@ -48,8 +55,10 @@ def normalise_feed(
     now: datetime,
     sanitise: SanitiseConfig = DEFAULT_SANITISE,
     canonical: CanonicalConfig = DEFAULT_CANONICAL,
+    limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> tuple[list[Article], list[str]]:
-    """Every entry that normalises, in feed order, plus one warning per entry that did not.
+    """Every entry that normalises, in feed order, plus one warning per entry that did not
+    and one for all the entries cut to ``[limits]``.
 
     Only this stage's warnings are returned; ``feed.warnings`` are not repeated. An entry
     whose id repeats an earlier one in the same document is dropped: the first one wins.
@@ -59,15 +68,21 @@ def normalise_feed(
     seen: set[str] = set()
     for index, entry in enumerate(feed.entries):
         try:
-            article = normalise_entry(entry, source=source, feed=feed, now=now, sanitise=sanitise, canonical=canonical)
+            article = normalise_entry(
+                entry, source=source, feed=feed, now=now, sanitise=sanitise, canonical=canonical, limits=limits
+            )
         except ValueError as exc:  # pydantic's ValidationError included
-            warnings.append(f"entry {index} skipped: {' '.join(str(exc).split())}")
+            warnings.append(f"entry {index} skipped: {' '.join(str(exc)[:500].split())}")
             continue
         if article.id in seen:
             warnings.append(f"entry {index} skipped: repeats the id of an earlier entry ({entry.guid or entry.link})")
             continue
         seen.add(article.id)
         articles.append(article)
+    cut = Counter(field for article in articles for field in article.truncated)
+    if cut:
+        fields = ", ".join(f"{field} ({count})" for field, count in sorted(cut.items()))
+        warnings.append(f"{sum(bool(a.truncated) for a in articles)} entries cut to [limits]: {fields}")
     return articles, warnings
 
 
@@ -79,16 +94,20 @@ def normalise_entry(
     now: datetime,
     sanitise: SanitiseConfig = DEFAULT_SANITISE,
     canonical: CanonicalConfig = DEFAULT_CANONICAL,
+    limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> Article:
     """One entry as an :class:`Article`; raises ``ValueError`` when it cannot be identified."""
+    caps = Caps(limits)
     base = _feed_base(feed, source)
     link = _web_url(entry.link, base)
     url = canonical_url(link, canonical) if link else None
     # Plain titles are entity-decoded too: feeds that escape twice are common, titles never
     # legitimately show "&amp;".
-    title = html_to_text(entry.title) if entry.title_is_html else _fold(htmllib.unescape(entry.title or ""))
+    raw_title = caps.raw("title", entry.title, limits.title_chars)
+    title = html_to_text(raw_title) if entry.title_is_html else _fold(htmllib.unescape(raw_title or ""))
     # RSS allows items with only a description; their excerpt stands in as title and identity.
     title = _fold(drop_c1(title or _excerpt(entry.summary) or _excerpt(entry.content)))
+    title = caps.text("title", title, limits.title_chars) or ""
 
     flags: set[ArticleFlag] = set()
     feed_published = entry.published or entry.updated
@@ -101,34 +120,109 @@ def normalise_entry(
         flags.add(ArticleFlag.DATE_CLAMPED)
 
     links_base = url or base
-    summary = _visible(sanitise_html(entry.summary, links_base, sanitise, canonical))
-    content = _visible(sanitise_html(entry.content, links_base, sanitise, canonical))
-    image = entry.image
-    if image is None and (fallback := first_image(content) or first_image(summary)):
-        image = Image(url=fallback)
-    elif image is not None and (image.caption or image.credit):
-        image = image.model_copy(update={"caption": _visible(image.caption), "credit": _visible(image.credit)})
-    return Article(
-        # Identity uses the feed's own date, never `now`, so it is the same on every poll.
-        id=article_id(source.id, _identity_guid(entry.guid, canonical), url, title, feed_published),
+
+    def clean(html: str) -> str | None:
+        return _visible(sanitise_html(html, links_base, sanitise, canonical))
+
+    summary = caps.html("summary", entry.summary, limits.summary_chars, clean)
+    content = caps.html("content", entry.content, limits.content_chars, clean)
+    # Identity uses the whole guid and URL and the feed's own date, never `now`, so it is the
+    # same on every poll; what is stored and shown is capped.
+    identity = article_id(source.id, _identity_guid(entry.guid, canonical), url, title, feed_published)
+    language = _visible(entry.language or feed.language)
+    if language is not None and len(language) > LANGUAGE_CHARS:
+        caps.cut.add("language")
+        language = None
+    article = Article(
+        id=identity,
         source_id=source.id,
-        guid=entry.guid,
-        url=url,
+        guid=entry.guid[: limits.guid_chars] if entry.guid else None,
+        url=caps.url("url", url),
         title=title or UNTITLED,
         summary=summary,
         summary_text=summary_text(summary or content),
         content=content,
-        authors=merge_authors(_visible_author(a) for a in entry.authors),
-        tags=_unique_tags(entry.tags),
-        image=image,
-        enclosures=entry.enclosures,
-        language=_visible(entry.language or feed.language),
+        authors=_authors(entry.authors, caps),
+        tags=_tags(entry.tags, caps),
+        image=_image(entry.image, content, summary, caps),
+        enclosures=_enclosures(entry.enclosures, caps),
+        language=language,
         published=published or now,
         updated=updated or published or now,
         first_seen=now,
-        sources=(SourceRef(id=source.id, name=source.display_name, link=source.url, url=link, first_seen=now),),
+        sources=(
+            SourceRef(
+                id=source.id, name=source.display_name, link=source.url, url=caps.url("url", link), first_seen=now
+            ),
+        ),
         flags=frozenset(flags),
     )
+    if entry.guid and len(entry.guid) > limits.guid_chars:
+        caps.cut.add("guid")
+    if caps.cut:
+        article = article.model_copy(
+            update={"flags": article.flags | {ArticleFlag.TRUNCATED}, "truncated": tuple(sorted(caps.cut))}
+        )
+    return article
+
+
+def _authors(authors: tuple[Author, ...], caps: Caps) -> tuple[Author, ...]:
+    """One record per person (merging is quadratic: only the first few times the cap are looked
+    at), each name and e-mail within ``author_chars``, a URL past ``url_chars`` dropped."""
+    limits = caps.limits
+    merged = merge_authors(_visible_author(a) for a in authors[: limits.authors * RAW_FACTOR])
+    if len(authors) > limits.authors * RAW_FACTOR:
+        caps.cut.add("authors")
+    bounded = [
+        Author(
+            name=caps.text("authors", author.name, limits.author_chars),
+            email=caps.text("authors", author.email, limits.author_chars),
+            url=caps.url("authors", author.url),
+        )
+        for author in merged
+    ]
+    return caps.first("authors", [a for a in bounded if a.name or a.email or a.url], limits.authors)
+
+
+def _tags(tags: tuple[str, ...], caps: Caps) -> tuple[str, ...]:
+    limits = caps.limits
+    if len(tags) > limits.tags * RAW_FACTOR:
+        caps.cut.add("tags")
+    unique = _unique_tags(tuple(t[: limits.tag_chars * RAW_FACTOR] for t in tags[: limits.tags * RAW_FACTOR]))
+    bounded = tuple(dict.fromkeys(caps.text("tags", tag, limits.tag_chars) or "" for tag in unique))
+    return caps.first("tags", bounded, limits.tags)
+
+
+def _enclosures(enclosures: tuple[Enclosure, ...], caps: Caps) -> tuple[Enclosure, ...]:
+    """http(s) enclosures only (no ``javascript:`` or ``data:`` ones reach any format), each
+    URL within ``url_chars`` and a media type that could be one."""
+    kept = []
+    for enclosure in enclosures:
+        if not is_web_url(enclosure.url) or caps.url("enclosures", enclosure.url) is None:
+            continue
+        media_type = enclosure.type
+        if media_type is not None and len(media_type) > MEDIA_TYPE_CHARS:
+            caps.cut.add("enclosures")
+            media_type = None
+        kept.append(enclosure if media_type == enclosure.type else enclosure.model_copy(update={"type": media_type}))
+    return caps.first("enclosures", kept, caps.limits.enclosures)
+
+
+def _image(image: Image | None, content: str | None, summary: str | None, caps: Caps) -> Image | None:
+    """The entry's image, else the first one its content shows; http(s) and within ``url_chars``."""
+    if image is not None and not is_web_url(image.url):
+        image = None
+    if image is None:
+        fallback = first_image(content) or first_image(summary)
+        image = Image(url=fallback) if fallback and is_web_url(fallback) else None
+    if image is None or caps.url("image", image.url) is None:
+        return None
+    if image.caption or image.credit:
+        limit = caps.limits.author_chars
+        caption = caps.text("image", _visible(image.caption), limit)
+        credit = caps.text("image", _visible(image.credit), limit)
+        image = image.model_copy(update={"caption": caption, "credit": credit})
+    return image
 
 
 def drop_c1(text: str) -> str:
@@ -151,14 +245,7 @@ def _visible_author(author: Author) -> Author:
 def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
     """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary."""
     text = html_to_text(html)
-    if not text:
-        return None
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    if not text[limit - 1].isspace() and " " in cut:
-        cut = cut.rsplit(" ", 1)[0]
-    return cut.rstrip(" ,;:.-–—") + "…"
+    return cut_text(text, limit) if text else None
 
 
 def _clamp(value: datetime | None, now: datetime) -> datetime | None:
@@ -245,7 +332,7 @@ _BLOCKS = (
 
 
 def _excerpt(html: str | None) -> str:
-    text = html_to_text(html)
+    text = html_to_text(html[: TITLE_EXCERPT_CHARS * 1024] if html else html)  # the head is plenty
     if len(text) <= TITLE_EXCERPT_CHARS:
         return text
     return text[:TITLE_EXCERPT_CHARS].rstrip() + "…"
@@ -273,7 +360,7 @@ def _web_url(link: str | None, base: str) -> str | None:
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
         return None
-    return url if scheme in _WEB_SCHEMES else None
+    return url if scheme in WEB_SCHEMES else None
 
 
 def _unique_tags(tags: tuple[str, ...]) -> tuple[str, ...]:

@@ -81,6 +81,7 @@ def merge(
         now=now,
         sanitise=settings.sanitise,
         canonical=settings.canonical,
+        limits=settings.limits,
     )
     # Identity never moves: the id the feed item got is the one the store knows.
     return merged if merged.id == article.id else merged.model_copy(update={"id": article.id})

@@ -56,6 +56,7 @@ async def collect(res: Resources, source: SourceConfig, listing: FetchResult, no
                     now=now,
                     sanitise=res.settings.sanitise,
                     canonical=res.settings.canonical,
+                    limits=res.settings.limits,
                 )
             )
         except ValueError as exc:

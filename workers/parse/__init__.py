@@ -28,12 +28,14 @@ def parse_feed(
     content_type: str | None,
     headers: Mapping[str, str] = {},
     default_tz: tzinfo = UTC,
+    max_entries: int | None = None,
 ) -> ParsedFeed:
     """Parse a fetched body as JSON Feed or RSS/Atom, whichever it is.
 
     The body decides first (``{`` → JSON, ``<`` → XML) because servers mislabel feeds; the
     content type decides only for bodies that start with neither. ``default_tz`` reads dates
-    that name no zone (pass the source's configured timezone).
+    that name no zone (pass the source's configured timezone); only the newest ``max_entries``
+    entries are read, the rest skipped with one warning.
     """
     start = body.removeprefix(_BOM).lstrip(_WHITESPACE)[:1]
     if not start:
@@ -41,10 +43,12 @@ def parse_feed(
     is_json = start == b"{" or (start != b"<" and "json" in (content_type or "").lower())
     try:
         if is_json:
-            return parse_json_feed(body, url=url, source_id=source_id, default_tz=default_tz)
+            return parse_json_feed(body, url=url, source_id=source_id, default_tz=default_tz, max_entries=max_entries)
         if content_type and not any(key.lower() == "content-type" for key in headers):
             headers = {**headers, "content-type": content_type}
-        return parse_xml_feed(body, url=url, headers=headers, source_id=source_id, default_tz=default_tz)
+        return parse_xml_feed(
+            body, url=url, headers=headers, source_id=source_id, default_tz=default_tz, max_entries=max_entries
+        )
     except ParseError:
         raise
     except Exception as exc:

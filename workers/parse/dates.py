@@ -13,7 +13,14 @@ Called once per entry date, so the common shapes go through the standard library
 
 A date that names no zone, or one this module does not know, is read in ``default_tz`` (the
 source's configured timezone is the best guess available). Anything unreadable gives ``None``;
-this module never raises on bad input.
+:func:`parse_date` never raises on bad input.
+
+A date that is readable but impossible is refused, never repaired: a year outside 1000–9999
+(``0001``, a signed or five-digit year: ``parsedate_tz`` would read ``0001`` as 2001), a day the
+month does not have (Feb 30 is not Mar 1), an hour past 23, an offset beyond ±14:00 (no zone on
+Earth is further out; ``+9999`` is a typo, not a place). :func:`read_date` says so with
+:class:`InvalidDate`, so a caller with a fallback parser (feedparser's ``*_parsed``, which rolls
+such dates over) knows not to ask it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,15 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from email.utils import parsedate_tz
 from types import MappingProxyType
 
-__all__ = ["ZONE_OFFSETS", "parse_date"]
+__all__ = ["ZONE_OFFSETS", "InvalidDate", "parse_date", "read_date"]
+
+MIN_YEAR, MAX_YEAR = 1000, 9999
+MAX_OFFSET = timedelta(hours=14)
+"""UTC+14 (Line Islands) and UTC-12 are the extremes in use; anything further is an error."""
+
+
+class InvalidDate(ValueError):
+    """A date this module can read names an impossible moment; refused rather than guessed."""
 
 
 def _h(hours: float) -> timedelta:
@@ -148,21 +163,68 @@ _OFFSET = re.compile(
     r"|(?:(?<![\w+-])(?P<sign2>[+-])(?P<hh2>\d{2}):?(?P<mm2>\d{2})(?!\d))"
 )
 _ZONE_NAME = re.compile(r"(?<![A-Za-z])([A-Z]{1,5})(?![A-Za-z])")
+# Years no four-digit field can spell: signed ("-0001-01-01") or expanded ("10000-01-01") ISO
+# years, and a zero-padded RFC 822 year ("01 Jan 0001", which parsedate_tz reads as 2001).
+_EXPANDED_YEAR = re.compile(r"(?<![\w.])(?:[+-]\d{4,}|\d{5,})-\d{1,2}(?:-\d{1,2})?(?!\d)")
+_PADDED_YEAR = re.compile(r"(?<![\d:])0\d{3}(?![\d:])")
 
 
 def parse_date(text: object, default_tz: tzinfo = UTC) -> datetime | None:
-    """Read a date string as an aware UTC datetime, or ``None`` if it cannot be read."""
+    """Read a date string as an aware UTC datetime, or ``None`` if it cannot be read (or is impossible)."""
+    try:
+        return read_date(text, default_tz)
+    except InvalidDate:
+        return None
+
+
+def read_date(text: object, default_tz: tzinfo = UTC) -> datetime | None:
+    """Like :func:`parse_date`, but an impossible date raises :class:`InvalidDate` instead of
+    giving ``None``, so the caller can tell "refused" from "not a shape this module reads"."""
     if not isinstance(text, str):
         return None
     text = text.strip()
     # Real dates are short; bounding the input keeps the regex scan cheap on junk.
     if not text or len(text) > 200:
         return None
+    if _EXPANDED_YEAR.search(text):
+        raise InvalidDate(f"year out of range in {text!r}")
     try:
         parsed = _parse_iso(text, default_tz) or _parse_rfc822(text, default_tz) or _parse_loose(text, default_tz)
-        return parsed.astimezone(UTC) if parsed else None
+        if parsed is None:
+            return None
+        _check(parsed, text)
+        return parsed.astimezone(UTC)
+    except InvalidDate:
+        raise
     except (ValueError, OverflowError):
         return None
+
+
+def _check(value: datetime, text: str) -> None:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise InvalidDate(f"year {value.year} out of range in {text!r}")
+    offset = value.utcoffset()
+    if offset is not None and abs(offset) > MAX_OFFSET:
+        raise InvalidDate(f"offset {offset} beyond ±14:00 in {text!r}")
+
+
+def _fields(
+    text: str,
+    year: int,
+    month: int,
+    day: int,
+    hour: int = 0,
+    minute: int = 0,
+    second: int = 0,
+    micro: int = 0,
+    *,
+    tz: tzinfo,
+) -> datetime:
+    """The datetime of these fields; an impossible one (Feb 30, hour 25) raises :class:`InvalidDate`."""
+    try:
+        return datetime(year, month, day, hour, minute, second, micro, tzinfo=tz)
+    except ValueError as exc:
+        raise InvalidDate(f"{exc} in {text!r}") from exc
 
 
 def _parse_iso(text: str, default_tz: tzinfo) -> datetime | None:
@@ -175,7 +237,7 @@ def _parse_iso(text: str, default_tz: tzinfo) -> datetime | None:
         match = _YEAR_MONTH.match(text)
         if not match:
             return None
-        value = datetime(int(match[1]), int(match[2] or 1), 1)
+        return _fields(text, int(match[1]), int(match[2] or 1), 1, tz=default_tz)
     return value if value.tzinfo else value.replace(tzinfo=default_tz)
 
 
@@ -197,9 +259,11 @@ def _parse_rfc822(text: str, default_tz: tzinfo) -> datetime | None:
     parts = parsedate_tz(head)
     if parts is None:
         return None
+    if _PADDED_YEAR.search(head):
+        raise InvalidDate(f"year out of range in {text!r}")
     year, month, day, hour, minute, second = parts[:6]
     # parsedate_tz accepts a bare leap second; datetime does not.
-    return datetime(year, month, day, hour, minute, min(second, 59), tzinfo=zone or default_tz)
+    return _fields(text, year, month, day, hour, minute, min(second, 59), tz=zone or default_tz)
 
 
 def _parse_loose(text: str, default_tz: tzinfo) -> datetime | None:
@@ -232,7 +296,7 @@ def _parse_loose(text: str, default_tz: tzinfo) -> datetime | None:
     if any(char.isalpha() and not char.isascii() for char in rest):
         # Words we cannot read may change the meaning ("오후" is PM): better no date than a wrong one.
         return None
-    return datetime(year, month, day, hour, minute, second, micro, tzinfo=_find_zone(rest) or default_tz)
+    return _fields(text, year, month, day, hour, minute, second, micro, tz=_find_zone(rest) or default_tz)
 
 
 def _find_zone(rest: str) -> tzinfo | None:
@@ -250,5 +314,6 @@ def _find_zone(rest: str) -> tzinfo | None:
 
 def _offset_zone(sign: str, hours: str, minutes: str | None) -> tzinfo:
     offset = timedelta(hours=int(hours), minutes=int(minutes or 0))
-    # timezone() itself rejects offsets of a day or more with ValueError.
+    if int(minutes or 0) >= 60 or offset > MAX_OFFSET:
+        raise InvalidDate(f"offset {sign}{hours}:{minutes or '00'} beyond ±14:00")
     return timezone(-offset if sign == "-" else offset)

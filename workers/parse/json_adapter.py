@@ -11,7 +11,7 @@ import html
 import json
 import math
 from collections.abc import Iterable
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 from urllib.parse import urljoin
 
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.dates import parse_date
+from workers.parse.newest import newest
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 __all__ = ["parse_json_feed"]
@@ -96,8 +97,10 @@ def parse_json_feed(
     url: str,
     source_id: str | None = None,
     default_tz: tzinfo = UTC,
+    max_entries: int | None = None,
 ) -> ParsedFeed:
-    """Parse a JSON Feed fetched from ``url``; relative URLs resolve against ``url``."""
+    """Parse a JSON Feed fetched from ``url``; relative URLs resolve against ``url``. Only the
+    newest ``max_entries`` items are read (:mod:`workers.parse.newest`)."""
     error_id = source_id or url
     try:
         data = json.loads(body.decode("utf-8-sig"))
@@ -112,7 +115,9 @@ def parse_json_feed(
     feed_authors = _authors(feed.authors or ([feed.author] if feed.author else []), url)
 
     entries: list[ParsedEntry] = []
-    for index, raw in enumerate(feed.items):
+    keep = newest(feed.items, lambda raw: _item_date(raw, default_tz), max_entries)
+    for index in keep:
+        raw = feed.items[index]
         try:
             item = JsonItem.model_validate(raw)
             entries.append(_entry(item, base=url, feed_authors=feed_authors, default_tz=default_tz))
@@ -131,6 +136,7 @@ def parse_json_feed(
         hubs=_hubs(feed.hubs or (), url),
         self_url=_absolute(feed.feed_url, url),
         entries=tuple(entries),
+        skipped=len(feed.items) - len(keep),
         warnings=tuple(warnings),
     )
 
@@ -191,6 +197,14 @@ def _hubs(hubs: Iterable[JsonHub], base: str) -> tuple[str, ...]:
         if url and hub.type.strip().lower() in WEBSUB_TYPES and len(found) < MAX_HUBS:
             found.setdefault(url)
     return tuple(found)
+
+
+def _item_date(raw: Any, default_tz: tzinfo) -> datetime | None:
+    """The date an item ranks by when only the newest are read, from the raw (unvalidated) item."""
+    if not isinstance(raw, dict):
+        return None
+    text = raw.get("date_published") or raw.get("date_modified")
+    return parse_date(text, default_tz) if isinstance(text, str) else None
 
 
 def _authors(raw_authors: Iterable[JsonAuthor], base: str) -> tuple[Author, ...]:

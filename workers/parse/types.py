@@ -51,5 +51,7 @@ class ParsedFeed(Frozen):
     self_url: str | None = None
     """The feed's own URL as it states it (``rel="self"``, JSON Feed ``feed_url``): the WebSub topic."""
     entries: tuple[ParsedEntry, ...] = ()
+    skipped: int = 0
+    """Entries left unread: older than the newest ``max_entries`` the parser was asked for."""
     warnings: tuple[str, ...] = ()
     """One line per problem survived: a skipped entry, a bozo feed, a dropped member."""

@@ -13,11 +13,14 @@ Things feedparser does that this module works around:
 
 - Given ``bytes``, ``feedparser.parse`` first tries ``open(body)``: a body that happens to be a
   path would be read from disk. The body always goes in as a stream.
-- It drops "unsafe" ``<!ENTITY`` declarations with a line-based regex and lets expat (which
-  never fetches external entities here) parse the rest, so billion-laughs bodies do not expand
-  today; but the outcome depends on line layout, so such bodies are refused outright.
-- ``*_parsed`` dates read every zone it does not know as UTC; raw strings go through
-  :func:`workers.parse.dates.parse_date` first and ``*_parsed`` is only the fallback.
+- It drops "unsafe" ``<!ENTITY`` declarations with a line-based regex that only looks before
+  the first thing resembling an element (a comment can end that early) and lets expat parse
+  the rest; so any DTD subset or entity declaration is refused outright first, by
+  :mod:`workers.parse.xml_safety`.
+- ``*_parsed`` dates read every zone it does not know as UTC and roll impossible dates over
+  (Feb 30 → Mar 1, ``+99:99`` accepted); raw strings go through
+  :func:`workers.parse.dates.read_date` first and ``*_parsed`` is only the fallback for shapes
+  it cannot read, never for a date it refused.
 - ``FeedParserDict.get("updated")`` silently returns ``published``; dates are read with
   ``dict.get`` to bypass that.
 - Relative ``<enclosure url>`` and Media RSS URLs are not resolved; they are resolved here, by
@@ -51,10 +54,12 @@ from feedparser.urls import resolve_relative_uris
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
-from workers.parse.dates import parse_date
+from workers.parse.dates import MAX_YEAR, MIN_YEAR, InvalidDate, read_date
+from workers.parse.newest import newest
 from workers.parse.types import ParsedEntry, ParsedFeed
+from workers.parse.xml_safety import reject_unsafe_doctype
 
-__all__ = ["parse_xml_feed", "reject_entity_declarations"]
+__all__ = ["parse_xml_feed"]
 
 HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 MAX_HUBS = 10
@@ -62,8 +67,6 @@ MAX_HUBS = 10
 # Complaints about headers, not about the document: the feed itself parsed fine.
 SURVIVABLE_BOZO = (feedparser.NonXMLContentType, feedparser.CharacterEncodingOverride)
 
-_ROOT_ELEMENT = re.compile(r"<[A-Za-z_]")
-_ENTITY_DECLARATION = re.compile(r"<!ENTITY", re.IGNORECASE)
 _FEED_ROOT = re.compile(r"<(?:[\w.-]+:)?(?:rss|feed|rdf|channel)\b", re.IGNORECASE)
 _HTML_ROOT = re.compile(r"<!doctype\s+html|<html\b", re.IGNORECASE)
 _SNIFF_CHARS = 4096
@@ -83,16 +86,19 @@ def parse_xml_feed(
     headers: Mapping[str, str],
     source_id: str | None = None,
     default_tz: tzinfo = UTC,
+    max_entries: int | None = None,
 ) -> ParsedFeed:
     """Parse an RSS/Atom document fetched from ``url`` with response ``headers``.
 
-    ``default_tz`` reads dates that name no zone; ``source_id`` labels errors (default ``url``).
+    ``default_tz`` reads dates that name no zone; ``source_id`` labels errors (default ``url``);
+    only the newest ``max_entries`` entries are read (:mod:`workers.parse.newest`).
     Raises :class:`ParseError` when no feed can be read: no entries and either no recognised
     format or a not-well-formed document without even a title. Broken entries are skipped with
     a warning instead, and the feed fails only if every entry is broken.
     """
     error_id = source_id or url
-    reject_entity_declarations(body, source_id=error_id)
+    content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), None)
+    reject_unsafe_doctype(body, source_id=error_id, content_type=content_type)
 
     body = _undeclared_wide_to_utf8(body)
     response_headers = {key.lower(): value for key, value in headers.items()}
@@ -123,7 +129,9 @@ def parse_xml_feed(
     hubs, self_url = _hub_links(meta.get("links") or (), url)
     base = item_base(version, url, link)
     entries: list[ParsedEntry] = []
-    for index, raw in enumerate(raw_entries):
+    keep = newest(raw_entries, lambda raw: _entry_date(raw, default_tz), max_entries)
+    for index in keep:
+        raw = raw_entries[index]
         try:
             entries.append(read_entry(raw, base=base, feed_url=url, default_tz=default_tz))
         except Exception as exc:  # one bad entry must not cost the rest of the feed
@@ -142,6 +150,7 @@ def parse_xml_feed(
         hubs=hubs,
         self_url=self_url,
         entries=tuple(entries),
+        skipped=len(raw_entries) - len(keep),
         warnings=tuple(warnings),
     )
 
@@ -162,36 +171,20 @@ def _hub_links(links: Iterable[Mapping[str, Any]], url: str) -> tuple[tuple[str,
     return tuple(hubs), self_url
 
 
-def reject_entity_declarations(body: bytes, *, source_id: str) -> None:
-    """Refuse documents that declare entities (billion laughs, external entities).
-
-    Only the prolog can declare entities, so only the text before the root element is
-    examined; a post *about* ``<!ENTITY`` in a CDATA section is not refused.
-    """
-    text = _decoded_head(body)
-    root = _ROOT_ELEMENT.search(text)
-    if not root and len(body) > _SNIFF_CHARS:
-        text = _decoded_head(body, limit=None)
-        root = _ROOT_ELEMENT.search(text)
-    prolog = text[: root.start()] if root else text
-    if _ENTITY_DECLARATION.search(prolog):
-        raise ParseError(source_id, ErrorKind.PARSE, "XML entity declarations are not accepted")
-
-
-def _decoded_head(body: bytes, limit: int | None = _SNIFF_CHARS) -> str:
+def _decoded_head(body: bytes) -> str:
     """The start of the document as text, good enough to look for markup.
 
     UTF-16/32 are decoded properly; everything else is read as Latin-1, which keeps ASCII
     markup intact whatever the real (ASCII-compatible) encoding is.
     """
-    chunk = body if limit is None else body[: limit * 4]
+    chunk = body[: _SNIFF_CHARS * 4]
     for codec, marks in _WIDE_ENCODINGS:
         if chunk.startswith(marks):
             text = chunk.decode(codec, "replace")
             break
     else:
         text = chunk.decode("latin-1")
-    return text if limit is None else text[:limit]
+    return text[:_SNIFF_CHARS]
 
 
 _BOM_ENCODINGS = (
@@ -297,15 +290,24 @@ def _authors(raw_authors: Iterable[Mapping[str, Any]], base: str) -> tuple[Autho
 def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
     # dict.get, not FeedParserDict.get: the latter answers "updated" with "published".
     text = dict.get(raw, key)
-    if isinstance(text, str) and (parsed := parse_date(text, default_tz)):
-        return parsed
+    if isinstance(text, str):
+        try:
+            if parsed := read_date(text, default_tz):
+                return parsed
+        except InvalidDate:
+            return None  # refused: feedparser's reading of it would roll Feb 30 over to Mar 1
     struct = dict.get(raw, f"{key}_parsed")
-    if struct:
+    if struct and MIN_YEAR <= struct.tm_year <= MAX_YEAR:
         try:
             return datetime.fromtimestamp(calendar.timegm(struct), UTC)
         except (OverflowError, ValueError, OSError):
             return None
     return None
+
+
+def _entry_date(raw: dict[str, Any], default_tz: tzinfo) -> datetime | None:
+    """The date an entry ranks by when only the newest are read: published, else updated."""
+    return _date(raw, "published", default_tz) or _date(raw, "created", default_tz) or _date(raw, "updated", default_tz)
 
 
 def _enclosures(raw: Mapping[str, Any], base: str, as_written: str) -> tuple[Enclosure, ...]:

@@ -26,10 +26,9 @@ from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refu
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
 from workers.ingest import drain as ingest
-from workers.normalise.entry import normalise_feed
+from workers.normalise.read import read_feed
 from workers.pages import full_text, page_source
 from workers.pages.article_pages import PageBatch
-from workers.parse import parse_feed
 from workers.poll.decision import (
     BodyFindings,
     PollDecision,
@@ -167,19 +166,17 @@ async def read_body(res: Resources, source: SourceConfig, result: FetchResult, n
         pages = await page_source.collect(res, source, result, now)
         articles, warnings = pages.articles, pages.warnings
     else:
-        # feedparser is CPU-bound: keep the event loop (other sources' I/O) moving meanwhile.
-        parsed = await asyncio.to_thread(
-            parse_feed,
+        # Parsing and normalising are CPU-bound: keep the event loop (other sources' I/O) moving meanwhile.
+        read = await asyncio.to_thread(
+            read_feed,
             result.body,
-            source_id=source.id,
-            url=source.url,  # not the redirect target: relative guids resolve against it, ids must not move
+            source=source,
+            settings=res.settings,
+            now=now,
             content_type=result.content_type,
             headers=result.headers,
-            default_tz=source.zone,
         )
-        articles, warnings = normalise_feed(
-            parsed, source=source, now=now, sanitise=res.settings.sanitise, canonical=res.settings.canonical
-        )
+        parsed, articles, warnings = read.feed, read.articles, read.warnings
         hints = feed_hints(parsed, res.settings.fetch.adaptive_window_items)
         hub = discover(result.headers, parsed.hubs, parsed.self_url, result.url)
     for warning in warnings:

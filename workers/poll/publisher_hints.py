@@ -65,7 +65,7 @@ def retry_after(headers: Mapping[str, str], now: datetime) -> int | None:
     value = (_header(headers, "retry-after") or "").strip()
     if not value:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²".isdigit() is true too, and int("²") raises
         return int(value)
     when = _http_date(value)
     if when is None:

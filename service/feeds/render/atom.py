@@ -16,6 +16,7 @@ from service.feeds.render.xmltext import (
     paging_links,
     rfc3339,
     safe_uri,
+    web_uri,
 )
 from service.models import Article
 from service.text import xml_safe
@@ -60,7 +61,7 @@ def _entry(root: ET.Element, feed: MergedFeed, article: Article) -> None:
         entry.set("xml:lang", article.language)
     ET.SubElement(entry, "id").text = article_uri(article)
     ET.SubElement(entry, "title", type="text").text = xml_safe(article.title)
-    url = absolute_uri(article.url)
+    url = web_uri(article.url)
     if url is not None:
         ET.SubElement(entry, "link", rel="alternate", href=url)
     ET.SubElement(entry, "published").text = rfc3339(article.published)
@@ -69,7 +70,7 @@ def _entry(root: ET.Element, feed: MergedFeed, article: Article) -> None:
         if author.name:
             person = ET.SubElement(entry, "author")
             ET.SubElement(person, "name").text = xml_safe(author.name)
-            uri = absolute_uri(author.url)
+            uri = web_uri(author.url)
             if uri is not None:
                 ET.SubElement(person, "uri").text = uri
             email = xml_safe(author.email or "")
@@ -86,7 +87,7 @@ def _entry(root: ET.Element, feed: MergedFeed, article: Article) -> None:
     if content is not None:
         ET.SubElement(entry, "content", type="html").text = xml_safe(content)
     for enclosure in article.enclosures:
-        href = absolute_uri(enclosure.url)
+        href = web_uri(enclosure.url)
         if href is None:
             continue
         link = ET.SubElement(entry, "link", rel="enclosure", href=href)

@@ -11,7 +11,7 @@ from html import escape
 from string import Template
 
 from service.feeds.merge import FORMATS, MergedFeed
-from service.feeds.render.xmltext import absolute_uri, article_source, rfc3339
+from service.feeds.render.xmltext import article_source, rfc3339, web_uri
 from service.text import plain_text, xml_safe
 
 FORMAT_LABELS = {"atom": "Atom", "rss": "RSS", "json": "JSON Feed"}
@@ -58,8 +58,8 @@ def _text(value: str) -> str:
 
 def _link(href: str | None, label: str) -> str:
     """An anchor to an http(s) URL; any other scheme (javascript:, data:) is shown as text only."""
-    url = absolute_uri(href)
-    if url is None or not url.lower().startswith(("http://", "https://")):
+    url = web_uri(href)
+    if url is None:
         return label
     return f'<a href="{escape(url, quote=True)}">{label}</a>'
 

@@ -14,6 +14,7 @@ from service.feeds.render.xmltext import (
     enclosure_type,
     rfc3339,
     safe_uri,
+    web_uri,
 )
 from service.models import Article, Enclosure, SourceRef
 from service.text import plain_text, xml_safe
@@ -44,7 +45,7 @@ def render_jsonfeed(feed: MergedFeed) -> bytes:
 
 def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
     item: dict[str, Any] = {"id": article_uri(article)}
-    url = absolute_uri(article.url)
+    url = web_uri(article.url)
     if url is not None:
         item["url"] = url
     item["title"] = xml_safe(article.title)
@@ -57,7 +58,7 @@ def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
         summary = plain_text(article.summary)
         if summary:
             item["summary"] = summary
-    image_url = absolute_uri(article.image.url if article.image else None)
+    image_url = web_uri(article.image.url if article.image else None)
     if image_url is not None:
         item["image"] = image_url
     item["date_published"] = rfc3339(article.published)
@@ -106,14 +107,14 @@ def _item(feed: MergedFeed, article: Article) -> dict[str, Any]:
 
 def _author(name: str, url: str | None) -> dict[str, str]:
     author = {"name": xml_safe(name)}
-    uri = absolute_uri(url)
+    uri = web_uri(url)
     if uri is not None:
         author["url"] = uri
     return author
 
 
 def _attachment(enclosure: Enclosure) -> dict[str, Any] | None:
-    href = absolute_uri(enclosure.url)
+    href = web_uri(enclosure.url)
     if href is None:
         return None
     attachment: dict[str, Any] = {"url": href, "mime_type": enclosure_type(enclosure) or UNKNOWN_MEDIA_TYPE}

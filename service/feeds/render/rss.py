@@ -16,6 +16,7 @@ from service.feeds.render.xmltext import (
     rfc822,
     rfc3339,
     safe_uri,
+    web_uri,
 )
 from service.models import Article
 from service.text import xml_safe
@@ -50,7 +51,7 @@ def render_rss(feed: MergedFeed) -> bytes:
 def _item(channel: ET.Element, feed: MergedFeed, article: Article) -> None:
     item = ET.SubElement(channel, "item")
     _text(item, "title", article.title)
-    url = absolute_uri(article.url)
+    url = web_uri(article.url)
     if url is not None:
         ET.SubElement(item, "link").text = url
     description = article.summary or article.content
@@ -67,7 +68,7 @@ def _item(channel: ET.Element, feed: MergedFeed, article: Article) -> None:
     for tag in article.tags:
         _text(item, "category", tag)
     for enclosure in article.enclosures:
-        enclosure_url = absolute_uri(enclosure.url)
+        enclosure_url = web_uri(enclosure.url)
         if enclosure_url is None:
             continue
         # RSS requires all three attributes; 0 is the conventional "length unknown".

@@ -65,6 +65,14 @@ def absolute_uri(url: str | None) -> str | None:
     return url if _SCHEME.match(url) is not None else None
 
 
+def web_uri(url: str | None) -> str | None:
+    """:func:`absolute_uri` for what a reader follows or fetches (item links, enclosures, images,
+    author pages): http(s) only, so a ``javascript:`` or ``data:`` URL stored by an older version
+    never reaches a feed, whatever normalise let through then."""
+    uri = absolute_uri(url)
+    return uri if uri is not None and uri[:8].lower().startswith(("http://", "https://")) else None
+
+
 def enclosure_type(enclosure: Enclosure) -> str | None:
     """The enclosure's media type if it is one, else the type its URL's extension names, else None.
 

@@ -6,8 +6,9 @@ feedparser cannot do that alone: it resolves every reference against the one bas
 and keeps no trace of the reference. It is given a sentinel base instead (:func:`_sentinel`), so
 each value it resolved still says what the document wrote (:func:`_relative`), and that is
 resolved here against the base the rule names. HTML in summaries and content is resolved here
-too, by feedparser's own resolver, once the base is known. feedparser is told not to sanitise:
-sanitising is a later stage of ours, done once for every format.
+too, once the base is known, exactly as feedparser's own resolver would
+(:mod:`workers.parse.html_links`). feedparser is told not to sanitise: sanitising is a later
+stage of ours, done once for every format.
 
 Things feedparser does that this module works around:
 
@@ -46,12 +47,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
-from feedparser.urls import resolve_relative_uris
 
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
 from workers.parse.dates import parse_date
+from workers.parse.html_links import resolve_html_links
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 __all__ = ["parse_xml_feed", "reject_entity_declarations"]
@@ -259,8 +260,7 @@ def _as_html(detail: Mapping[str, Any] | None, base: str) -> str | None:
     if media_type not in HTML_TYPES:
         return html.escape(value, quote=False)
     # The detail's base is the xml:base in scope where the element started, else the sentinel.
-    resolved: str = resolve_relative_uris(value, _absolute(detail.get("base"), base) or base, "utf-8", media_type)
-    return resolved
+    return resolve_html_links(value, _absolute(detail.get("base"), base) or base, media_type)
 
 
 def _authors(raw_authors: Iterable[Mapping[str, Any]], base: str) -> tuple[Author, ...]:

@@ -28,12 +28,16 @@ def parse_feed(
     content_type: str | None,
     headers: Mapping[str, str] = {},
     default_tz: tzinfo = UTC,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Parse a fetched body as JSON Feed or RSS/Atom, whichever it is.
 
     The body decides first (``{`` → JSON, ``<`` → XML) because servers mislabel feeds; the
     content type decides only for bodies that start with neither. ``default_tz`` reads dates
     that name no zone (pass the source's configured timezone).
+
+    RSS and Atom are read by :mod:`workers.parse.fast_xml` where it can vouch for giving what
+    feedparser gives, else by feedparser (``fast=False``: always by feedparser).
     """
     start = body.removeprefix(_BOM).lstrip(_WHITESPACE)[:1]
     if not start:
@@ -44,7 +48,7 @@ def parse_feed(
             return parse_json_feed(body, url=url, source_id=source_id, default_tz=default_tz)
         if content_type and not any(key.lower() == "content-type" for key in headers):
             headers = {**headers, "content-type": content_type}
-        return parse_xml_feed(body, url=url, headers=headers, source_id=source_id, default_tz=default_tz)
+        return parse_xml_feed(body, url=url, headers=headers, source_id=source_id, default_tz=default_tz, fast=fast)
     except ParseError:
         raise
     except Exception as exc:

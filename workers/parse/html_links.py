@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import html.entities
 import re
-from functools import lru_cache
 
 from feedparser.html import _cp1252
 from feedparser.urls import RelativeURIResolver, make_safe_absolute_uri, resolve_relative_uris
+
+from service.urls import plain_join
 
 __all__ = ["resolve_html_links"]
 
@@ -34,16 +35,28 @@ _KNOWN_ENTITIES = frozenset(html.entities.name2codepoint) | {"apos"}
 # "<!", never applies: such fragments leave the grammar.
 _SHORTTAG = re.compile(r"<([^<>\s]+?)\s*/>")
 
-# One token of the grammar that the resolver rewrites: a start tag, an end tag, a character
-# reference, an entity reference (sgmllib's: the name ends at any non-alphanumeric character,
-# which is consumed only when it is ";"). Text between tokens, and a "&" that starts no reference,
-# is written back as it is.
-_TOKEN = re.compile(
-    r'<(?P<start>[a-zA-Z][a-zA-Z0-9]*)(?P<attrs>(?:\s+[a-zA-Z_][-:.a-zA-Z_0-9]*="[^"<>]*")*)\s*(?P<slash>/?)>'
-    r"|</(?P<end>[a-zA-Z][a-zA-Z0-9]*)\s*>"
+# The grammar's tokens: a start tag, an end tag, a character reference, an entity reference
+# (sgmllib's: the name ends at any non-alphanumeric character, which is consumed only when it is
+# ";"). Text between tokens, and a "&" that starts no reference, is written back as it is.
+_NAME = r"[a-zA-Z][a-zA-Z0-9]*"
+_ATTRIBUTES = r'(?:\s+[a-zA-Z_][-:.a-zA-Z_0-9]*="[^"<>]*")'
+_TAG = re.compile(rf"<{_NAME}{_ATTRIBUTES}*\s*/?>|</{_NAME}\s*>")
+_REFERENCE = re.compile(r"&#|&([a-zA-Z][-.a-zA-Z0-9]*)(;|(?=[^a-zA-Z0-9]))")
+# Only the tokens the resolver writes differently: tags with attributes (sorted, re-escaped, URLs
+# resolved), tags not already lower-case and tight, void elements, references.
+_VOIDS = "|".join(sorted(_VOID))
+_NEEDS_WORK = rf"(?=[a-zA-Z0-9]*[A-Z]|(?:{_VOIDS})[\s/>]|{_NAME}\s)"
+_REWRITE_TAGS = (
+    rf"<(?P<start>{_NAME})(?P<attrs>{_ATTRIBUTES}+)\s*(?P<slash>/?)>"
+    rf"|<{_NEEDS_WORK}(?P<bare>{_NAME})\s*(?P<bslash>/?)>"
+    rf"|</{_NEEDS_WORK}(?P<end>{_NAME})\s*>"
+)
+_REWRITE_REFERENCES = (
     r"|&#(?P<char>[0-9]+|[xX][0-9a-fA-F]+);"
     r"|&(?P<entity>[a-zA-Z][-.a-zA-Z0-9]*)(?:;|(?=[^a-zA-Z0-9]))"
 )
+_TOKENS = re.compile(_REWRITE_TAGS)
+_TOKENS_AND_REFERENCES = re.compile(_REWRITE_TAGS + _REWRITE_REFERENCES)
 _ATTRIBUTE = re.compile(r'\s+([a-zA-Z_][-:.a-zA-Z_0-9]*)="([^"<>]*)"')
 _VALUE_REF = re.compile(r"&(?:([a-zA-Z][-.a-zA-Z0-9]*)|#([0-9]+))(;?)")
 _BARE_AMPERSAND = re.compile(r"&(?!#\d+;|#x[0-9a-fA-F]+;|\w+;)")
@@ -66,19 +79,18 @@ def _rewrite(value: str, base: str, *, xhtml: bool) -> str | None:
     if "<!" in value or "<?" in value:
         return None
     data = _SHORTTAG.sub(_shorttag, value).replace("&#39;", "'").replace("&#34;", '"')
-    tags = 0
+    # Every "<" must open a tag of the grammar (a tag holds exactly one "<"); else the slow path.
+    if len(_TAG.findall(data)) != data.count("<"):
+        return None
 
     def token(match: re.Match[str]) -> str:
-        nonlocal tags
-        if (name := match["start"]) is not None:
-            tags += 1
+        if (name := match["start"] or match["bare"]) is not None:
             name = name.lower()
             written = _start_tag(name, match["attrs"], base)
-            if xhtml and match["slash"] and name not in _VOID:
+            if xhtml and (match["slash"] or match["bslash"]) and name not in _VOID:
                 written += f"</{name}>"  # the resolver closes <x/> when told the type is XHTML
             return written
         if (name := match["end"]) is not None:
-            tags += 1
             name = name.lower()
             return "" if name in _VOID else f"</{name}>"
         if (ref := match["char"]) is not None:
@@ -86,9 +98,11 @@ def _rewrite(value: str, base: str, *, xhtml: bool) -> str | None:
         name = match["entity"]
         return f"&{name};" if name in _KNOWN_ENTITIES else f"&amp;{name}"
 
-    rewritten = _TOKEN.sub(token, data)
-    # Every "<" must have opened a tag of the grammar; anything else is the slow path's.
-    return rewritten if tags == data.count("<") else None
+    # Known entities written out in full come back as they are: skip them when all are such.
+    plain_references = "&" not in data or all(
+        name and end == ";" and name in _KNOWN_ENTITIES for name, end in _REFERENCE.findall(data)
+    )
+    return (_TOKENS if plain_references else _TOKENS_AND_REFERENCES).sub(token, data)
 
 
 def _shorttag(match: re.Match[str]) -> str:
@@ -104,7 +118,7 @@ def _charref(ref: str) -> str:
     return f"&#{ref};"
 
 
-def _start_tag(name: str, raw_attributes: str, base: str) -> str:
+def _start_tag(name: str, raw_attributes: str | None, base: str) -> str:
     if not raw_attributes:
         return f"<{name} />" if name in _VOID else f"<{name}>"
     attributes: dict[str, str] = {}
@@ -135,7 +149,9 @@ def _value_ref(match: re.Match[str]) -> str:
     return f"&{match[1]}"
 
 
-@lru_cache(maxsize=4096)
 def _absolute(base: str, reference: str) -> str:
-    absolute: str = make_safe_absolute_uri(base, reference)
+    # feedparser's make_safe_absolute_uri: an http(s) URL is always a safe one
+    absolute = plain_join(base, reference) if base else None
+    if absolute is None:
+        absolute = make_safe_absolute_uri(base, reference)
     return absolute

@@ -43,6 +43,7 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -52,6 +53,7 @@ from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
 from workers.parse.dates import parse_date
+from workers.parse.fast_xml import read_feed
 from workers.parse.html_links import resolve_html_links
 from workers.parse.types import ParsedEntry, ParsedFeed
 
@@ -83,6 +85,7 @@ def parse_xml_feed(
     headers: Mapping[str, str],
     source_id: str | None = None,
     default_tz: tzinfo = UTC,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Parse an RSS/Atom document fetched from ``url`` with response ``headers``.
 
@@ -90,6 +93,9 @@ def parse_xml_feed(
     Raises :class:`ParseError` when no feed can be read: no entries and either no recognised
     format or a not-well-formed document without even a title. Broken entries are skipped with
     a warning instead, and the feed fails only if every entry is broken.
+
+    ``fast`` reads the document with :mod:`workers.parse.fast_xml` where that can vouch for
+    giving what feedparser gives, else with feedparser; False always uses feedparser.
     """
     error_id = source_id or url
     reject_entity_declarations(body, source_id=error_id)
@@ -97,12 +103,14 @@ def parse_xml_feed(
     body = _undeclared_wide_to_utf8(body)
     response_headers = {key.lower(): value for key, value in headers.items()}
     response_headers["content-location"] = _sentinel(url)
-    result = feedparser.parse(
-        io.BytesIO(body),
-        response_headers=response_headers,
-        resolve_relative_uris=False,  # HTML is resolved in read_entry, once its base is known
-        sanitize_html=False,
-    )
+    result = read_feed(body, response_headers) if fast else None
+    if result is None:
+        result = feedparser.parse(
+            io.BytesIO(body),
+            response_headers=response_headers,
+            resolve_relative_uris=False,  # HTML is resolved in read_entry, once its base is known
+            sanitize_html=False,
+        )
 
     warnings: list[str] = []
     bozo = result.get("bozo_exception") if result.get("bozo") else None
@@ -280,6 +288,8 @@ def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
     if isinstance(text, str) and (parsed := parse_date(text, default_tz)):
         return parsed
     struct = dict.get(raw, f"{key}_parsed")
+    if callable(deferred := getattr(struct, "parsed", None)):  # the fast reader defers feedparser's parse
+        struct = deferred()
     if struct:
         try:
             return datetime.fromtimestamp(calendar.timegm(struct), UTC)
@@ -334,9 +344,12 @@ def _sentinel(url: str) -> str:
     return f"{scheme}://{_SENTINEL_HOST}/{'/'.join(_SENTINEL_DIRS)}/{_SENTINEL_FILE}"
 
 
+@lru_cache(maxsize=256)  # the same bases come back for every entry
 def _relative(value: str) -> str | None:
     """The relative reference feedparser resolved into ``value`` against :func:`_sentinel`, as an
     equivalent reference (dot segments already applied); None when ``value`` was not relative."""
+    if _SENTINEL_HOST not in value:
+        return None
     try:
         parts = urlsplit(value)
     except ValueError:

@@ -16,13 +16,14 @@ import hashlib
 import html as htmllib
 import re
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import lxml.html
 from lxml import etree
 
 from service.config import CanonicalConfig, SanitiseConfig, SourceConfig
 from service.models import Article, ArticleFlag, Author, Image, SourceRef
+from service.urls import join_url
 from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
 from workers.normalise.sanitise import first_image, sanitise_html
@@ -57,9 +58,10 @@ def normalise_feed(
     articles: list[Article] = []
     warnings: list[str] = []
     seen: set[str] = set()
+    base = _feed_base(feed, source)
     for index, entry in enumerate(feed.entries):
         try:
-            article = normalise_entry(entry, source=source, feed=feed, now=now, sanitise=sanitise, canonical=canonical)
+            article = _normalise_entry(entry, source, feed, base, now, sanitise, canonical)
         except ValueError as exc:  # pydantic's ValidationError included
             warnings.append(f"entry {index} skipped: {' '.join(str(exc).split())}")
             continue
@@ -81,7 +83,18 @@ def normalise_entry(
     canonical: CanonicalConfig = DEFAULT_CANONICAL,
 ) -> Article:
     """One entry as an :class:`Article`; raises ``ValueError`` when it cannot be identified."""
-    base = _feed_base(feed, source)
+    return _normalise_entry(entry, source, feed, _feed_base(feed, source), now, sanitise, canonical)
+
+
+def _normalise_entry(
+    entry: ParsedEntry,
+    source: SourceConfig,
+    feed: ParsedFeed,
+    base: str,
+    now: datetime,
+    sanitise: SanitiseConfig,
+    canonical: CanonicalConfig,
+) -> Article:
     link = _web_url(entry.link, base)
     url = canonical_url(link, canonical) if link else None
     # Plain titles are entity-decoded too: feeds that escape twice are common, titles never
@@ -258,7 +271,7 @@ def _fold(text: str) -> str:
 def _feed_base(feed: ParsedFeed, source: SourceConfig) -> str:
     if feed.link:
         try:
-            return urljoin(source.url, feed.link)
+            return join_url(source.url, feed.link)
         except ValueError:
             pass
     return source.url
@@ -269,7 +282,7 @@ def _web_url(link: str | None, base: str) -> str | None:
     if not link:
         return None
     try:
-        url = urljoin(base, link.strip())
+        url = join_url(base, link.strip())
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
         return None

@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test check bench clean
 
@@ -15,6 +16,10 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	$(BIN)/tributary run $(ARGS)
@@ -27,7 +32,8 @@ check: $(STAMP)
 	$(BIN)/ruff format --check --quiet .
 	$(BIN)/lint-imports --no-cache
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/poll_scale.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/render.py

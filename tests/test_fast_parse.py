@@ -23,7 +23,7 @@ from service.errors import ParseError
 from service.urls import join_url
 from tests.conftest import CORPORA, CORPUS_FEED_URL, CorpusInput
 from workers.normalise.canonical import _rebuild, _rewrite
-from workers.normalise.entry import normalise_feed
+from workers.normalise.entry import SUMMARY_TEXT_CHARS, _leading_text, html_to_text, normalise_feed
 from workers.parse import parse_feed
 from workers.parse.fast_xml import fallback_reason
 from workers.parse.html_links import resolve_html_links
@@ -202,3 +202,23 @@ def test_the_plain_url_shortcut_rewrites_as_the_general_path() -> None:
             for keep_fragment, idna in ((True, False), (False, True)):
                 expected = _rebuild(url, config, keep_fragment=keep_fragment, idna=idna)
                 assert _rewrite(url, config, keep_fragment=keep_fragment, idna=idna) == expected, url
+
+
+def test_summary_text_reads_only_the_head_of_long_html_and_says_the_same(corpus_inputs: list[CorpusInput]) -> None:
+    values = [
+        html
+        for item in corpus_inputs
+        if item.feed is not None
+        for article in normalise_feed(item.feed, source=SOURCE, now=NOW)[0]
+        for html in (article.summary, article.content)
+        if html
+    ]
+    # Long inputs too: runs of consecutive corpus values, as a 2-3 KB description would be.
+    values += ["".join(values[n : n + 40]) for n in range(0, len(values), 10)]
+    long = 0
+    for html in values:
+        expected = html_to_text(html)
+        got = _leading_text(html, SUMMARY_TEXT_CHARS)
+        assert expected.startswith(got) and (got == expected or len(got) > SUMMARY_TEXT_CHARS), html[:300]
+        long += got != expected
+    assert long > 100

@@ -162,8 +162,11 @@ def _visible_author(author: Author) -> Author:
 
 
 def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
-    """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary."""
-    text = html_to_text(html)
+    """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary.
+
+    ``html`` is sanitised HTML (:func:`workers.normalise.sanitise.sanitise_html`).
+    """
+    text = _leading_text(html, limit)
     if not text:
         return None
     if len(text) <= limit:
@@ -172,6 +175,24 @@ def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | Non
     if not text[limit - 1].isspace() and " " in cut:
         cut = cut.rsplit(" ", 1)[0]
     return cut.rstrip(" ,;:.-–—") + "…"
+
+
+def _leading_text(html: str | None, limit: int) -> str:
+    """``html_to_text(html)``, or a prefix of it longer than ``limit`` characters: all that
+    :func:`summary_text` reads. Long HTML is read up to the first tag end past ``limit`` times
+    :data:`_HEAD_FACTOR` characters; in sanitised HTML every ">" ends a tag (nh3 escapes it in
+    text and attribute values), and the text of such a head is a prefix of the text of the whole.
+    """
+    if html and len(html) > _HEAD_FACTOR * limit:
+        cut = html.find(">", _HEAD_FACTOR * limit)
+        if cut != -1:
+            head = html_to_text(html[: cut + 1])
+            if len(head) > limit:
+                return head
+    return html_to_text(html)
+
+
+_HEAD_FACTOR = 4
 
 
 def _clamp(value: datetime | None, now: datetime) -> datetime | None:

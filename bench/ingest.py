@@ -213,18 +213,23 @@ def end_to_end(urls: list[str], port: int, redis_url: str, workers: int, expecte
     config = write_config(directory, urls, workers)
     env = {**os.environ, "REDIS_URL": redis_url, "TRIBUTARY_CONFIG": str(config)}
     command = [sys.executable, "-m", "tributary", "--log-level", "WARNING", "worker"]
+    log = (directory / "workers.log").open("wb")
     processes = []
     for n in range(workers):
         prefix = [sys.executable, "-m", "cProfile", "-o", profile] if profile and n == 0 else [sys.executable]
-        processes.append(subprocess.Popen([*prefix, *command[1:]], env=env, cwd=REPO))
+        processes.append(subprocess.Popen([*prefix, *command[1:]], env=env, cwd=REPO, stdout=log, stderr=log))
     try:
         deadline = time.monotonic() + ROUND_TIMEOUT
+        while server_stats(port)["first"] is None:
+            stalled(processes, deadline, workers, 0, expected, directory)
+            time.sleep(0.01)
+        cpu_start = sum(cpu_seconds(p.pid) for p in processes)
         stored = 0
         while (stored := client.hlen(CONTENT_HASHES)) < expected:
-            if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
-                raise SystemExit(f"round with {workers} workers stalled at {stored}/{expected} articles")
+            stalled(processes, deadline, workers, stored, expected, directory)
             time.sleep(0.02)
         done = time.time()
+        cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_start
         stats = server_stats(port)
     finally:
         for process in processes:
@@ -235,16 +240,30 @@ def end_to_end(urls: list[str], port: int, redis_url: str, workers: int, expecte
             except subprocess.TimeoutExpired:
                 process.kill()
         client.close()
+        log.close()
     counts = stats["counts"]
     repeated = {path: n for path, n in counts.items() if n != 1}
     assert len(counts) == len(urls) and not repeated, f"duplicate or missing polls: {repeated or len(counts)}"
     wall = done - stats["first"]
     rate = stored / wall
     print(
-        f"  {workers} worker process(es): {stored} articles in {wall:6.2f} s = {rate:7.0f} articles/s, "
-        f"{len(counts)} feeds each polled once"
+        f"  {workers} worker process(es): {stored} articles in {wall:6.2f} s = {rate:7.0f} articles/s "
+        f"({stored / cpu:5.0f} per worker CPU second), {len(counts)} feeds each polled once"
     )
     return rate
+
+
+def stalled(
+    processes: list[subprocess.Popen[bytes]], deadline: float, workers: int, stored: int, expected: int, directory: Path
+) -> None:
+    if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
+        raise SystemExit(f"round with {workers} workers stalled at {stored}/{expected} articles; see {directory}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # -- 3. reader -------------------------------------------------------------------------------
@@ -260,12 +279,15 @@ def reader_update(urls: list[str]) -> float | None:
     reader = make_reader(str(directory / "reader.sqlite"))
     for url in urls:
         reader.add_feed(url)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     reader.update_feeds()
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     entries = reader.get_entry_counts().total
     reader.close()
-    print(f"\nreader update_feeds(): {entries} entries in {wall:6.2f} s = {entries / wall:7.0f} entries/s")
+    print(
+        f"\nreader update_feeds(): {entries} entries in {wall:6.2f} s = {entries / wall:7.0f} entries/s "
+        f"({entries / cpu:5.0f} per CPU second)"
+    )
     return entries / wall
 
 

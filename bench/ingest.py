@@ -244,8 +244,8 @@ def end_to_end(urls: list[str], port: int, redis_url: str, workers: int, expecte
     counts = stats["counts"]
     repeated = {path: n for path, n in counts.items() if n != 1}
     assert len(counts) == len(urls) and not repeated, f"duplicate or missing polls: {repeated or len(counts)}"
-    wall = done - stats["first"]
-    rate = stored / wall
+    wall = done - float(stats["first"])
+    rate: float = stored / wall
     print(
         f"  {workers} worker process(es): {stored} articles in {wall:6.2f} s = {rate:7.0f} articles/s "
         f"({stored / cpu:5.0f} per worker CPU second), {len(counts)} feeds each polled once"
@@ -282,7 +282,7 @@ def reader_update(urls: list[str]) -> float | None:
     start, cpu = time.perf_counter(), time.process_time()
     reader.update_feeds()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
-    entries = reader.get_entry_counts().total
+    entries = reader.get_entry_counts().total or 0
     reader.close()
     print(
         f"\nreader update_feeds(): {entries} entries in {wall:6.2f} s = {entries / wall:7.0f} entries/s "

@@ -8,6 +8,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # The first screen of `make run` is Tributary's banner: pip says nothing unless it fails.
 PIP    := PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore $(BIN)/python -m pip --quiet --quiet
+BENCH_STAMP := $(VENV)/.installed-bench
 
 .PHONY: run test check bench clean
 
@@ -19,6 +20,10 @@ $(BIN)/python:
 $(STAMP): $(BIN)/python pyproject.toml
 	@$(PIP) install -e '.[test]'
 	@touch $(STAMP)
+
+$(BENCH_STAMP): $(STAMP)
+	@$(PIP) install -e '.[test,bench]'
+	@touch $(BENCH_STAMP)
 
 run: $(STAMP)
 	@$(BIN)/tributary run $(ARGS)
@@ -34,7 +39,8 @@ check: $(STAMP)
 	$(BIN)/mypy service workers tributary
 	$(BIN)/lint-imports --no-cache
 
-bench: $(STAMP)
+bench: $(BENCH_STAMP)
+	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/poll_scale.py
 	$(BIN)/python bench/serve.py
 	$(BIN)/python bench/render.py

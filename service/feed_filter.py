@@ -58,5 +58,7 @@ def feed_filter_matches(feed: FeedConfig, article: Article, text: str | None = N
 
 def feeds_passing(settings: Settings, article: Article) -> list[str]:
     """Names of the configured feeds whose filters let ``article`` through (membership aside)."""
-    text = searchable_text(article)
+    # The plain text costs more than the rest of a change-log entry: made only if a filter reads it.
+    keywords = any(feed.include_keywords or feed.exclude_keywords for feed in settings.feeds)
+    text = searchable_text(article) if keywords else None
     return [feed.name for feed in settings.feeds if feed_filter_matches(feed, article, text)]

@@ -18,7 +18,9 @@ Only http(s) URLs are touched; anything else (and anything unparseable) comes ba
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+import re
+from functools import lru_cache
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from service.config import CanonicalConfig
 from service.urls import ascii_host
@@ -29,6 +31,9 @@ DEFAULT = CanonicalConfig()
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECT_PARAMS = ("url", "q", "u", "target", "dest")
 _MAX_UNWRAP = 3
+# A URL already in its canonical spelling but for the query and fragment: lower-case scheme and
+# host, no port, no userinfo, a path, nothing urlsplit drops (spaces, an empty "?" or "#").
+_PLAIN = re.compile(r"(?:http|https)://[a-z0-9][a-z0-9.-]*(?P<path>/[^?#\s]*)(?P<query>\?[^#\s]+)?(?P<fragment>#\S+)?")
 
 
 def canonical_url(url: str, config: CanonicalConfig = DEFAULT) -> str:
@@ -51,6 +56,14 @@ def strip_tracking(url: str, config: CanonicalConfig = DEFAULT) -> str:
 
 
 def _rewrite(url: str, config: CanonicalConfig, *, keep_fragment: bool, idna: bool) -> str:
+    plain = _PLAIN.fullmatch(url)
+    if plain and not config.sort_params and not (plain["query"] and _has_tracking(plain["query"][1:], config)):
+        # What the general path below would rebuild, character for character.
+        return url if keep_fragment or not plain["fragment"] else url[: plain.start("fragment")]
+    return _rebuild(url, config, keep_fragment=keep_fragment, idna=idna)
+
+
+def _rebuild(url: str, config: CanonicalConfig, *, keep_fragment: bool, idna: bool) -> str:
     try:
         parts = urlsplit(url.strip())
         scheme = parts.scheme.lower()
@@ -84,13 +97,28 @@ def _clean_query(query: str, config: CanonicalConfig) -> str:
     return urlencode(kept)
 
 
-def _is_tracking(name: str, config: CanonicalConfig) -> bool:
-    name = name.lower()
-    for pattern in config.strip_params:
-        pattern = pattern.lower()
-        if name == pattern or (pattern.endswith("*") and name.startswith(pattern[:-1])):
-            return True
+def _has_tracking(query: str, config: CanonicalConfig) -> bool:
+    """Whether ``parse_qsl(query)`` would name a tracking parameter."""
+    for pair in query.split("&"):
+        if pair:
+            name = pair.split("=", 1)[0]
+            if "+" in name or "%" in name:
+                name = unquote(name.replace("+", " "))
+            if _is_tracking(name, config):
+                return True
     return False
+
+
+def _is_tracking(name: str, config: CanonicalConfig) -> bool:
+    exact, prefixes = _tracking_patterns(tuple(config.strip_params))
+    name = name.lower()
+    return name in exact or name.startswith(prefixes)
+
+
+@lru_cache(maxsize=8)
+def _tracking_patterns(strip_params: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    patterns = [pattern.lower() for pattern in strip_params]
+    return frozenset(patterns), tuple(pattern[:-1] for pattern in patterns if pattern.endswith("*"))
 
 
 def _redirect_target(url: str, config: CanonicalConfig) -> str | None:

@@ -19,14 +19,14 @@ import html as htmllib
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import lxml.html
 from lxml import etree
 
 from service.config import CanonicalConfig, LimitsConfig, SanitiseConfig, SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image, SourceRef
-from service.urls import WEB_SCHEMES, is_web_url
+from service.urls import WEB_SCHEMES, is_web_url, join_url
 from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
 from workers.normalise.limits import RAW_FACTOR, Caps, cut_text
@@ -66,11 +66,10 @@ def normalise_feed(
     articles: list[Article] = []
     warnings: list[str] = []
     seen: set[str] = set()
+    base = _feed_base(feed, source)
     for index, entry in enumerate(feed.entries):
         try:
-            article = normalise_entry(
-                entry, source=source, feed=feed, now=now, sanitise=sanitise, canonical=canonical, limits=limits
-            )
+            article = _normalise_entry(entry, source, feed, base, now, sanitise, canonical, limits)
         except ValueError as exc:  # pydantic's ValidationError included
             warnings.append(f"entry {index} skipped: {' '.join(str(exc)[:500].split())}")
             continue
@@ -97,8 +96,20 @@ def normalise_entry(
     limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> Article:
     """One entry as an :class:`Article`; raises ``ValueError`` when it cannot be identified."""
+    return _normalise_entry(entry, source, feed, _feed_base(feed, source), now, sanitise, canonical, limits)
+
+
+def _normalise_entry(
+    entry: ParsedEntry,
+    source: SourceConfig,
+    feed: ParsedFeed,
+    base: str,
+    now: datetime,
+    sanitise: SanitiseConfig,
+    canonical: CanonicalConfig,
+    limits: LimitsConfig,
+) -> Article:
     caps = Caps(limits)
-    base = _feed_base(feed, source)
     link = _web_url(entry.link, base)
     url = canonical_url(link, canonical) if link else None
     # Plain titles are entity-decoded too: feeds that escape twice are common, titles never
@@ -243,9 +254,30 @@ def _visible_author(author: Author) -> Author:
 
 
 def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
-    """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary."""
-    text = html_to_text(html)
+    """Plain text for JSON consumers: at most ``limit`` characters, cut on a word boundary.
+
+    ``html`` is sanitised HTML (:func:`workers.normalise.sanitise.sanitise_html`).
+    """
+    text = _leading_text(html, limit)
     return cut_text(text, limit) if text else None
+
+
+def _leading_text(html: str | None, limit: int) -> str:
+    """``html_to_text(html)``, or a prefix of it longer than ``limit`` characters: all that
+    :func:`summary_text` reads. Long HTML is read up to the first tag end past ``limit`` times
+    :data:`_HEAD_FACTOR` characters; in sanitised HTML every ">" ends a tag (nh3 escapes it in
+    text and attribute values), and the text of such a head is a prefix of the text of the whole.
+    """
+    if html and len(html) > _HEAD_FACTOR * limit:
+        cut = html.find(">", _HEAD_FACTOR * limit)
+        if cut != -1:
+            head = html_to_text(html[: cut + 1])
+            if len(head) > limit:
+                return head
+    return html_to_text(html)
+
+
+_HEAD_FACTOR = 4
 
 
 def _clamp(value: datetime | None, now: datetime) -> datetime | None:
@@ -345,7 +377,7 @@ def _fold(text: str) -> str:
 def _feed_base(feed: ParsedFeed, source: SourceConfig) -> str:
     if feed.link:
         try:
-            return urljoin(source.url, feed.link)
+            return join_url(source.url, feed.link)
         except ValueError:
             pass
     return source.url
@@ -356,7 +388,7 @@ def _web_url(link: str | None, base: str) -> str | None:
     if not link:
         return None
     try:
-        url = urljoin(base, link.strip())
+        url = join_url(base, link.strip())
         scheme = urlsplit(url).scheme.lower()
     except ValueError:
         return None

@@ -14,11 +14,12 @@ from __future__ import annotations
 import html as htmllib
 import re
 from functools import lru_cache
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import nh3
 
 from service.config import CanonicalConfig, SanitiseConfig
+from service.urls import join_url
 from workers.normalise.canonical import strip_tracking
 
 __all__ = ["first_image", "resolve_srcset", "sanitise_html"]
@@ -178,6 +179,6 @@ def _join(base: str | None, url: str) -> str:
     if not base:
         return url
     try:
-        return urljoin(base, url)
+        return join_url(base, url)
     except ValueError:
         return url

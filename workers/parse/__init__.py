@@ -29,6 +29,7 @@ def parse_feed(
     headers: Mapping[str, str] = {},
     default_tz: tzinfo = UTC,
     max_entries: int | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Parse a fetched body as JSON Feed or RSS/Atom, whichever it is.
 
@@ -36,6 +37,9 @@ def parse_feed(
     content type decides only for bodies that start with neither. ``default_tz`` reads dates
     that name no zone (pass the source's configured timezone); only the newest ``max_entries``
     entries are read, the rest skipped with one warning.
+
+    RSS and Atom are read by :mod:`workers.parse.fast_xml` where it can vouch for giving what
+    feedparser gives, else by feedparser (``fast=False``: always by feedparser).
     """
     start = body.removeprefix(_BOM).lstrip(_WHITESPACE)[:1]
     if not start:
@@ -47,7 +51,13 @@ def parse_feed(
         if content_type and not any(key.lower() == "content-type" for key in headers):
             headers = {**headers, "content-type": content_type}
         return parse_xml_feed(
-            body, url=url, headers=headers, source_id=source_id, default_tz=default_tz, max_entries=max_entries
+            body,
+            url=url,
+            headers=headers,
+            source_id=source_id,
+            default_tz=default_tz,
+            max_entries=max_entries,
+            fast=fast,
         )
     except ParseError:
         raise

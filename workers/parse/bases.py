@@ -21,7 +21,9 @@ parser of ours follows (today :mod:`workers.parse.xml_adapter`; any faster parse
 
 from __future__ import annotations
 
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
+
+from service.urls import join_url
 
 __all__ = ["item_base", "resolve"]
 
@@ -46,6 +48,6 @@ def item_base(version: str | None, feed_url: str, feed_link: str | None) -> str:
 def resolve(base: str, reference: str) -> str | None:
     """``reference`` made absolute against ``base``; None when it cannot be parsed."""
     try:
-        return urljoin(base, reference)
+        return join_url(base, reference)
     except ValueError:  # e.g. a malformed IPv6 host
         return None

@@ -13,12 +13,12 @@ import math
 from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
 from typing import Any
-from urllib.parse import urljoin
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
+from service.urls import join_url
 from workers.parse.dates import parse_date
 from workers.parse.newest import newest
 from workers.parse.types import ParsedEntry, ParsedFeed
@@ -247,7 +247,7 @@ def _absolute(value: str | None, base: str) -> str | None:
     if not text:
         return None
     try:
-        return urljoin(base, text)
+        return join_url(base, text)
     except ValueError:
         return None
 

@@ -6,8 +6,9 @@ feedparser cannot do that alone: it resolves every reference against the one bas
 and keeps no trace of the reference. It is given a sentinel base instead (:func:`_sentinel`), so
 each value it resolved still says what the document wrote (:func:`_relative`), and that is
 resolved here against the base the rule names. HTML in summaries and content is resolved here
-too, by feedparser's own resolver, once the base is known. feedparser is told not to sanitise:
-sanitising is a later stage of ours, done once for every format.
+too, once the base is known, exactly as feedparser's own resolver would
+(:mod:`workers.parse.html_links`). feedparser is told not to sanitise: sanitising is a later
+stage of ours, done once for every format.
 
 Things feedparser does that this module works around:
 
@@ -45,16 +46,18 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
 import feedparser
-from feedparser.urls import resolve_relative_uris
 
 from service.errors import ErrorKind, ParseError
 from service.models import Author, Enclosure, Image
 from workers.parse.bases import item_base, resolve
 from workers.parse.dates import MAX_YEAR, MIN_YEAR, InvalidDate, read_date
+from workers.parse.fast_xml import read_feed
+from workers.parse.html_links import resolve_html_links
 from workers.parse.newest import newest
 from workers.parse.types import ParsedEntry, ParsedFeed
 from workers.parse.xml_safety import reject_unsafe_doctype
@@ -87,6 +90,7 @@ def parse_xml_feed(
     source_id: str | None = None,
     default_tz: tzinfo = UTC,
     max_entries: int | None = None,
+    fast: bool = True,
 ) -> ParsedFeed:
     """Parse an RSS/Atom document fetched from ``url`` with response ``headers``.
 
@@ -95,6 +99,9 @@ def parse_xml_feed(
     Raises :class:`ParseError` when no feed can be read: no entries and either no recognised
     format or a not-well-formed document without even a title. Broken entries are skipped with
     a warning instead, and the feed fails only if every entry is broken.
+
+    ``fast`` reads the document with :mod:`workers.parse.fast_xml` where that can vouch for
+    giving what feedparser gives, else with feedparser; False always uses feedparser.
     """
     error_id = source_id or url
     content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), None)
@@ -103,12 +110,14 @@ def parse_xml_feed(
     body = _undeclared_wide_to_utf8(body)
     response_headers = {key.lower(): value for key, value in headers.items()}
     response_headers["content-location"] = _sentinel(url)
-    result = feedparser.parse(
-        io.BytesIO(body),
-        response_headers=response_headers,
-        resolve_relative_uris=False,  # HTML is resolved in read_entry, once its base is known
-        sanitize_html=False,
-    )
+    result = read_feed(body, response_headers) if fast else None
+    if result is None:
+        result = feedparser.parse(
+            io.BytesIO(body),
+            response_headers=response_headers,
+            resolve_relative_uris=False,  # HTML is resolved in read_entry, once its base is known
+            sanitize_html=False,
+        )
 
     warnings: list[str] = []
     bozo = result.get("bozo_exception") if result.get("bozo") else None
@@ -272,8 +281,7 @@ def _as_html(detail: Mapping[str, Any] | None, base: str) -> str | None:
     if media_type not in HTML_TYPES:
         return html.escape(value, quote=False)
     # The detail's base is the xml:base in scope where the element started, else the sentinel.
-    resolved: str = resolve_relative_uris(value, _absolute(detail.get("base"), base) or base, "utf-8", media_type)
-    return resolved
+    return resolve_html_links(value, _absolute(detail.get("base"), base) or base, media_type)
 
 
 def _authors(raw_authors: Iterable[Mapping[str, Any]], base: str) -> tuple[Author, ...]:
@@ -297,6 +305,8 @@ def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
         except InvalidDate:
             return None  # refused: feedparser's reading of it would roll Feb 30 over to Mar 1
     struct = dict.get(raw, f"{key}_parsed")
+    if callable(deferred := getattr(struct, "parsed", None)):  # the fast reader defers feedparser's parse
+        struct = deferred()
     if struct and MIN_YEAR <= struct.tm_year <= MAX_YEAR:
         try:
             return datetime.fromtimestamp(calendar.timegm(struct), UTC)
@@ -356,9 +366,12 @@ def _sentinel(url: str) -> str:
     return f"{scheme}://{_SENTINEL_HOST}/{'/'.join(_SENTINEL_DIRS)}/{_SENTINEL_FILE}"
 
 
+@lru_cache(maxsize=256)  # the same bases come back for every entry
 def _relative(value: str) -> str | None:
     """The relative reference feedparser resolved into ``value`` against :func:`_sentinel`, as an
     equivalent reference (dot segments already applied); None when ``value`` was not relative."""
+    if _SENTINEL_HOST not in value:
+        return None
     try:
         parts = urlsplit(value)
     except ValueError:

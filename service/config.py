@@ -310,7 +310,10 @@ class Settings(BaseSettings):
     feeds: list[FeedConfig] = []
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
     admin_key: SecretStr | None = Field(
-        None, validation_alias="TRIBUTARY_ADMIN_KEY", description="the admin page's key; unset: no admin page"
+        None,
+        validation_alias="TRIBUTARY_ADMIN_KEY",
+        exclude=True,  # never dumped with the settings
+        description="the admin page's key; unset: no admin page",
     )
     _origin: Path | None = PrivateAttr(default=None)
     _feeds_by_source: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)

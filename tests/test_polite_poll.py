@@ -366,7 +366,14 @@ async def test_adaptive_source_polls_a_busy_feed_faster(poller: Poller) -> None:
         for n in range(20)
     )
     url = poller.server.set("/busy.rss", f"<rss version='2.0'><channel><title>b</title>{items}</channel></rss>")
-    source = {"id": "s", "url": url, "adaptive": True, "interval_seconds": 900, "min_interval_seconds": 60, "slow_down_quiet": True}
+    source = {
+        "id": "s",
+        "url": url,
+        "adaptive": True,
+        "interval_seconds": 900,
+        "min_interval_seconds": 60,
+        "slow_down_quiet": True,
+    }
     poller.setup([source], force_unconditional_hours=1000)
     report = await poller.poll("s")
     assert report.next_poll == poller.after(60 * 3 * 19 / 20 // 1)  # mean gap 2.85 min

@@ -118,7 +118,12 @@ def test_adaptive_source_uses_its_bounds() -> None:
     assert decide_next_poll(source, FETCH, NOW, recent_published=quiet) == NextPoll(at(900), "interval")
     slowed = source.model_copy(update={"slow_down_quiet": True})
     assert decide_next_poll(slowed, FETCH, NOW, recent_published=quiet) == NextPoll(at(7200), "quiet")
-    assert decide_next_poll(source, FetchConfig(jitter_fraction=0, slow_down_quiet=True), NOW, recent_published=quiet).reason == "quiet"
+    assert (
+        decide_next_poll(
+            source, FetchConfig(jitter_fraction=0, slow_down_quiet=True), NOW, recent_published=quiet
+        ).reason
+        == "quiet"
+    )
     assert decide_next_poll(source, FETCH, NOW).at == at(900)  # no dated items: the configured interval
 
 
@@ -132,10 +137,25 @@ DAY = [(NOW - timedelta(hours=6 * n)).timestamp() for n in range(4)]  # four ite
         ({"interval_seconds": 60}, {}, {"recent_published": DAY}, (60, "interval")),
         ({"interval_seconds": 60, "slow_down_quiet": True}, {}, {"recent_published": DAY}, (16200, "quiet")),
         ({"interval_seconds": 60}, {"slow_down_quiet": True}, {"recent_published": DAY}, (16200, "quiet")),
-        ({"interval_seconds": 60, "slow_down_quiet": False}, {"slow_down_quiet": True}, {"recent_published": DAY}, (60, "interval")),
-        ({"interval_seconds": 60, "adaptive": False, "slow_down_quiet": True}, {}, {"recent_published": DAY}, (60, "interval")),
+        (
+            {"interval_seconds": 60, "slow_down_quiet": False},
+            {"slow_down_quiet": True},
+            {"recent_published": DAY},
+            (60, "interval"),
+        ),
+        (
+            {"interval_seconds": 60, "adaptive": False, "slow_down_quiet": True},
+            {},
+            {"recent_published": DAY},
+            (60, "interval"),
+        ),
         # Busy sources may still be polled faster than their interval.
-        ({"interval_seconds": 3600, "min_interval_seconds": 120}, {}, {"recent_published": [(NOW - timedelta(minutes=n)).timestamp() for n in range(20)]}, (120, "adaptive")),
+        (
+            {"interval_seconds": 3600, "min_interval_seconds": 120},
+            {},
+            {"recent_published": [(NOW - timedelta(minutes=n)).timestamp() for n in range(20)]},
+            (120, "adaptive"),
+        ),
         # The publisher's hints and backoff still lengthen it.
         ({"interval_seconds": 60}, {}, {"recent_published": DAY, "feed_seconds": 3600}, (3600, "feed")),
         ({"interval_seconds": 60}, {}, {"recent_published": DAY, "cache_seconds": 600}, (600, "cache")),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from service.config import SourceConfig
 from service.errors import ErrorKind, SourceError
-from service.models import Article
+from service.models import Article, PollRecord
 from service.store.host_slots import Slot, Verdict
 from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
@@ -89,7 +90,7 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
         first: tuple[Verdict, float] | None = (start.verdict, start.wait_seconds)
         if start.verdict is Verdict.GRANTED:
             finish.slots.append(Slot(host, start.slot_token))
-        if state.disabled and start.claim is not None:  # claimed just before an operator or a 410 disabled it
+        if (state.disabled or state.paused) and start.claim is not None:  # claimed just before it went off the schedule
             finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
@@ -100,12 +101,14 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
             finish.slots.append(slot)
         if isinstance(slot, Deferred):
             decision = decide_deferred(state, now, slot.verdict, slot.wait_seconds)
-            _apply(decision, finish, host, start.claim)
+            _apply(decision, finish, host, start.claim, now)
             return PollReport(source.id, PollStatus.DEFERRED, next_poll=decision.state.next_poll)
         request = plan_request(source, state, now, res.settings.fetch)
+        began = time.perf_counter()
         outcome, found = await _fetch_and_read(res, source, request, now)
         decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch)
-        _apply(decision, finish, host, start.claim)
+        _apply(decision, finish, host, start.claim, now)
+        finish.record = _record(res, now, outcome, found, decision, time.perf_counter() - began)
         _log(source, decision)
         return _report(source, decision, found)
     finally:
@@ -116,6 +119,7 @@ async def _fetch_and_read(
     res: Resources, source: SourceConfig, request: PollRequest, now: datetime
 ) -> tuple[FetchResult | PollFailure, BodyFindings | PollFailure | None]:
     """The decision's inputs: the fetch's outcome, then what reading the body found (if read)."""
+    began = time.perf_counter()
     try:
         result = await fetch(
             res.session,
@@ -126,10 +130,13 @@ async def _fetch_and_read(
             last_modified=request.last_modified,
         )
     except SourceError as exc:
+        res.counters.observe("fetch_duration_seconds", time.perf_counter() - began)
         return PollFailure.of(exc), None
     except Exception as exc:  # a bug must not kill the worker nor strand the source
         log.exception("unexpected failure fetching %s", source.id)
         return PollFailure.internal(exc), None
+    res.counters.observe("fetch_duration_seconds", time.perf_counter() - began)
+    res.counters.inc("fetch_bytes_total", len(result.body))
     if result.not_modified:
         return result, None
     try:
@@ -195,7 +202,7 @@ def _unique(articles: list[Article]) -> list[Article]:
     return list(seen.values())
 
 
-def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None) -> None:
+def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None, now: datetime) -> None:
     """The decision as the intents of the poll's last Redis call."""
     finish.state = decision.state
     if decision.next_poll is None:
@@ -205,7 +212,36 @@ def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None
     else:
         finish.schedule = Reschedule(decision.next_poll.at, claim)
     if decision.pause_host_seconds:
-        finish.pause = HostPause(host, decision.pause_host_seconds)
+        finish.pause = HostPause(host, decision.pause_host_seconds, now)
+
+
+def _record(
+    res: Resources,
+    now: datetime,
+    outcome: FetchResult | PollFailure,
+    found: BodyFindings | PollFailure | None,
+    decision: PollDecision,
+    seconds: float,
+) -> PollRecord:
+    """The poll for the source's history and the workers' counters."""
+    failure = decision.failure
+    kind = failure.kind.value if failure is not None else "not_modified" if found is None else "modified"
+    findings = found if isinstance(found, BodyFindings) else BodyFindings()
+    size = len(outcome.body) if isinstance(outcome, FetchResult) else 0
+    res.counters.inc("polls_total", outcome=kind)
+    for name, count in (("new", findings.new), ("updated", findings.updated), ("unchanged", findings.unchanged)):
+        if count:
+            res.counters.inc("articles_total", count, outcome=name)
+    return PollRecord(
+        at=now,
+        outcome=kind,
+        status=decision.state.last_status,
+        duration_ms=round(seconds * 1000),
+        bytes=size,
+        new=findings.new,
+        updated=findings.updated,
+        error=failure.message[:300] if failure is not None else None,
+    )
 
 
 def _log(source: SourceConfig, decision: PollDecision) -> None:

@@ -41,6 +41,11 @@ def source_state(source_id: str) -> str:
     return f"{PREFIX}source:{source_id}:state"
 
 
+def activity(minute: int) -> str:
+    """hash: polls and new articles counted in one minute (unix minute), for the admin chart; expires."""
+    return f"{PREFIX}activity:{minute}"
+
+
 def poll_history(source_id: str) -> str:
     """list: the source's newest polls as PollRecord JSON, newest first (capped)."""
     return f"{PREFIX}source:{source_id}:polls"

@@ -229,6 +229,9 @@ def _record(
     findings = found if isinstance(found, BodyFindings) else BodyFindings()
     size = len(outcome.body) if isinstance(outcome, FetchResult) else 0
     res.counters.inc("polls_total", outcome=kind)
+    res.counters.tick("polls", 1, now)
+    if findings.new:
+        res.counters.tick("new", findings.new, now)
     for name, count in (("new", findings.new), ("updated", findings.updated), ("unchanged", findings.unchanged)):
         if count:
             res.counters.inc("articles_total", count, outcome=name)

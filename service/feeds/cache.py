@@ -136,6 +136,8 @@ class FeedCache:
         self._queried: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()  # bounded LRU
         self._checked: dict[str, _Checked] = {}
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self.hits = 0  # requests served from a cached rendering (for /metrics)
+        self.misses = 0  # renderings built
 
     async def version(self, feed_name: str) -> int:
         checked = self._checked.get(feed_name)
@@ -173,7 +175,10 @@ class FeedCache:
         if checked is None or watch is None or not watch.still_valid(feed_name, checked.stamp, checked.at):
             return None
         snapshot = self._plain.get(feed_name)
-        return snapshot if snapshot is not None and snapshot.version == checked.version else None
+        if snapshot is not None and snapshot.version == checked.version:
+            self.hits += 1
+            return snapshot
+        return None
 
     async def snapshot(self, feed: FeedConfig, query: FeedQuery | None = None) -> Snapshot:
         query = query or FeedQuery()
@@ -181,6 +186,7 @@ class FeedCache:
         version = await self.version(feed.name)
         cached = self._cached(key)
         if cached is not None and cached.version == version:
+            self.hits += 1
             return cached
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # one rebuild per change, however many requests arrive meanwhile
@@ -188,6 +194,7 @@ class FeedCache:
             if cached is not None and cached.version == version:
                 return cached
             snapshot = Snapshot(version, await self._build(feed, query))
+            self.misses += 1
             self._keep(key, snapshot)
             return snapshot
 

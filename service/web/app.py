@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import signal
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -15,18 +17,22 @@ from service.feeds.render.html import render_index
 from service.feeds.render.opml import render_feeds_opml, render_sources_opml
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
-from service.web import feed_views, hub_endpoint
+from service.store.source_registry import LiveSettings
+from service.web import feed_views, hub_endpoint, metrics
 from service.web.api import PREFIX as API_PREFIX
 from service.web.api import create_api_app
 from service.web.appkeys import (
     CLOCK,
     FEED_CACHE,
     FEED_WATCH,
+    LIVE,
     REDIS,
+    REQUEST_COUNTS,
     SETTINGS,
     STATIC_PAGES,
     STORE,
 )
+from service.web.metrics import RequestCounts
 
 OPML_TYPE = "text/x-opml; charset=utf-8"
 MAX_REQUEST_LINE = 32 * 1024  # /api/v1/articles?ids= names up to 500 ids (16.5 kB)
@@ -70,7 +76,12 @@ def create_app(
     async def resources(app: web.Application) -> AsyncIterator[None]:
         client = redis if redis is not None else Redis.from_url(redis_url)
         app[REDIS] = client
-        app[STORE] = Store(client, settings)
+        live = LiveSettings(settings, client)
+        await live.refresh(force=True)
+        app[LIVE] = live
+        app[STORE] = store = Store(client, live.current)
+        live.listeners.append(lambda current: setattr(store, "settings", current))
+        hangup = _reload_on_sighup(live)
         watch = None
         if watch_changes:
             watch = FeedWatch(client, app[STORE].changes_channel)
@@ -78,14 +89,33 @@ def create_app(
             app[FEED_WATCH] = watch
         app[FEED_CACHE] = FeedCache(app[STORE], settings, watch)
         yield
+        hangup()
         if watch is not None:
             await watch.stop()
         if redis is None:
             await client.aclose()
 
     app.cleanup_ctx.append(resources)
+    counts = app[REQUEST_COUNTS] = RequestCounts()
+    app.on_response_prepare.append(counts.on_response_prepare)
     feed_views.add_routes(app)
+    metrics.add_routes(app)
     hub_endpoint.add_routes(app)
     app.add_subapp(API_PREFIX, create_api_app(app))
     feed_views.add_fallback_route(app)
     return app
+
+
+def _reload_on_sighup(live: LiveSettings) -> Callable[[], None]:
+    """``SIGHUP`` (``kill -HUP``, or to ``tributary run``) asks every process to re-read the config
+    file; returns the undo. A no-op where signals cannot be handled (not the main thread)."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(live.registry.announce()))
+    except (NotImplementedError, RuntimeError, ValueError):
+        return lambda: None
+
+    def undo() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return undo

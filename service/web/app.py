@@ -18,7 +18,7 @@ from service.feeds.render.opml import render_feeds_opml, render_sources_opml
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
 from service.store.source_registry import LiveSettings
-from service.web import feed_views, hub_endpoint, metrics
+from service.web import admin, feed_views, hub_endpoint, metrics
 from service.web.api import PREFIX as API_PREFIX
 from service.web.api import create_api_app
 from service.web.appkeys import (
@@ -102,6 +102,7 @@ def create_app(
     metrics.add_routes(app)
     hub_endpoint.add_routes(app)
     app.add_subapp(API_PREFIX, create_api_app(app))
+    admin.mount(app, settings)
     feed_views.add_fallback_route(app)
     return app
 

@@ -18,7 +18,7 @@ from datetime import datetime
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import AbstractResource
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from redis.asyncio import Redis
 
@@ -39,6 +39,7 @@ WORKER_COUNTERS = {
     "jobs_total": ("tributary_jobs", "Worker jobs by function and status (complete, failed, retried)"),
     "hub_deliveries_total": ("tributary_hub_deliveries", "WebSub deliveries by outcome"),
 }
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"  # the text format generate_latest writes by default
 FETCH_HISTOGRAM = ("fetch_duration_seconds", "tributary_fetch_duration_seconds", "Time to fetch a source")
 
 
@@ -103,10 +104,9 @@ def capped(rows: list[SourceRow], limit: int) -> list[SourceRow]:
     in a row), then the longest without a success."""
     if len(rows) <= limit:
         return rows
-    never = datetime.min.timestamp()
 
     def badness(row: SourceRow) -> tuple[int, float]:
-        success = row.state.last_success.timestamp() if row.state.last_success else never
+        success = row.state.last_success.timestamp() if row.state.last_success else float("-inf")
         return (-row.state.consecutive_failures, success)
 
     return sorted(rows, key=badness)[:limit]
@@ -182,7 +182,7 @@ async def metrics_view(request: web.Request) -> web.Response:
     await live.refresh()
     families = await collect(request.app[REDIS], live.current, request.app[CLOCK]())
     families += web_families(request.app[REQUEST_COUNTS], request.app[FEED_CACHE])
-    return web.Response(body=exposition(families), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=exposition(families), headers={"Content-Type": CONTENT_TYPE})
 
 
 def add_routes(app: web.Application) -> None:

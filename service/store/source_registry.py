@@ -38,8 +38,9 @@ class Overlay:
 
 def effective(seed: Settings, overlay: Overlay) -> Settings:
     """The seed's sources less the removed ones, with the added ones (an added id replaces the seed's)."""
-    kept = [s for s in seed.sources if s.id not in overlay.removed and s.id not in overlay.added]
-    return seed.with_sources([*kept, *overlay.added.values()])
+    seed_ids = {s.id for s in seed.sources}
+    kept = [overlay.added.get(s.id, s) for s in seed.sources if s.id not in overlay.removed]
+    return seed.with_sources([*kept, *(s for s in overlay.added.values() if s.id not in seed_ids)])
 
 
 def unselected(settings: Settings, source_ids: list[str]) -> list[str]:

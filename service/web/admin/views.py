@@ -111,7 +111,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if not isinstance(given, str) or not auth.key_matches(given, key):
         log.warning("admin: failed login from %s", request.remote)
         return html(pages.login_page("That is not the admin key."), status=401)
-    response = web.HTTPSeeOther("/admin/")
+    response = web.Response(status=303, headers={"Location": "/admin/"})
     response.set_cookie(
         auth.COOKIE,
         auth.issue_session(key, request.config_dict[CLOCK]()),
@@ -125,7 +125,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.StreamResponse:
-    response = web.HTTPSeeOther("/admin/login")
+    response = web.Response(status=303, headers={"Location": "/admin/login"})
     response.del_cookie(auth.COOKIE, path="/admin")
     return response
 

@@ -225,26 +225,26 @@ def _record(
 ) -> PollRecord:
     """The poll for the source's history and the workers' counters."""
     failure = decision.failure
-    kind = failure.kind.value if failure is not None else "not_modified" if found is None else "modified"
-    findings = found if isinstance(found, BodyFindings) else BodyFindings()
-    size = len(outcome.body) if isinstance(outcome, FetchResult) else 0
+    findings = found if isinstance(found, BodyFindings) else None
+    kind = failure.kind.value if failure is not None else "modified" if findings is not None else "not_modified"
     res.counters.inc("polls_total", outcome=kind)
     res.counters.tick("polls", 1, now)
-    if findings.new:
-        res.counters.tick("new", findings.new, now)
-    for name, count in (("new", findings.new), ("updated", findings.updated), ("unchanged", findings.unchanged)):
-        if count:
-            res.counters.inc("articles_total", count, outcome=name)
-    return PollRecord(
+    record = PollRecord(
         at=now,
         outcome=kind,
         status=decision.state.last_status,
         duration_ms=round(seconds * 1000),
-        bytes=size,
-        new=findings.new,
-        updated=findings.updated,
+        bytes=len(outcome.body) if isinstance(outcome, FetchResult) else 0,
         error=failure.message[:300] if failure is not None else None,
     )
+    if findings is not None:  # a body was read: count what it held
+        record.new, record.updated = findings.new, findings.updated
+        for name, count in (("new", findings.new), ("updated", findings.updated), ("unchanged", findings.unchanged)):
+            if count:
+                res.counters.inc("articles_total", count, outcome=name)
+        if findings.new:
+            res.counters.tick("new", findings.new, now)
+    return record
 
 
 def _log(source: SourceConfig, decision: PollDecision) -> None:

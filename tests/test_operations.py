@@ -5,7 +5,10 @@ dead letters; the status commands. Real CLI, real Redis, real arq workers, local
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from service.store.articles import Store
 from service.store.dead_letters import DeadLetters
 from service.store.source_registry import LiveSettings, SourceRegistry, effective, unselected
 from service.store.source_state import SourceStates
+from service.web.app import create_app
 from tests.conftest import DATA
 from tests.feedserver import FeedServer
 from tests.test_e2e import run_worker
@@ -292,3 +296,42 @@ async def test_steering_an_unknown_registry_is_harmless(redis) -> None:  # type:
     assert overlay.added == {} and overlay.version == 0
     await registry.add(SourceConfig(id="x", url="http://x/"), utcnow())
     assert (await registry.overlay()).version == 1 and await redis.zscore(keys.SCHEDULE, "x") is not None
+
+
+async def test_a_running_worker_picks_up_a_new_source(
+    redis, redis_url, feed_server: FeedServer, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    """No restart, no burst: a long-running worker sees the announcement and polls the new source."""
+    config = write_config(tmp_path, feed_server.set("/seed.rss", RSS, content_type="application/rss+xml"))
+    worker = build_worker(load_settings(config), redis_url, poll_delay=0.05, handle_signals=False)
+    running = asyncio.create_task(worker.async_run())
+    try:
+        for _ in range(200):  # the seed is polled first: the worker is up
+            if feed_server.seen("/seed.rss"):
+                break
+            await asyncio.sleep(0.05)
+        late = feed_server.set("/late.rss", RSS, content_type="application/rss+xml")
+        await SourceRegistry(redis).add(SourceConfig(id="late", url=late, tags=["news"]), utcnow())
+        for _ in range(200):
+            if feed_server.seen("/late.rss"):
+                break
+            await asyncio.sleep(0.05)
+        assert feed_server.seen("/late.rss"), "the running worker never polled the source added at run time"
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await worker.close()  # noqa: arq closes its pool with the deprecated close()
+
+
+async def test_sighup_announces_a_reload(redis, clock, aiohttp_client) -> None:  # type: ignore[no-untyped-def]
+    await aiohttp_client(create_app(settings_from_dict({}), redis=redis, clock=clock))
+    if signal.SIGHUP not in getattr(asyncio.get_running_loop(), "_signal_handlers", {}):
+        pytest.skip("the app could not install its SIGHUP handler on this loop")
+    before = await SourceRegistry(redis).version()
+    os.kill(os.getpid(), signal.SIGHUP)
+    for _ in range(100):
+        if await SourceRegistry(redis).version() > before:
+            break
+        await asyncio.sleep(0.02)
+    assert await SourceRegistry(redis).version() == before + 1

@@ -4,6 +4,7 @@ and ``tributary sources``, the admin page and ``/metrics``, so all three say the
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -11,7 +12,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from service import keys
-from service.config import Settings, SourceConfig
+from service.config import SourceConfig
 from service.models import SourceState
 from service.status import Health, explain, health
 from service.store.dead_letters import DeadLetters, Kind
@@ -95,9 +96,8 @@ class Overview:
         }
 
 
-async def source_rows(redis: Redis, settings: Settings, now: datetime) -> list[SourceRow]:
-    """Every source of ``settings`` with its state, in config order."""
-    sources = settings.sources
+async def source_rows(redis: Redis, sources: Sequence[SourceConfig], now: datetime) -> list[SourceRow]:
+    """The sources with their states, in the order given (the config's, for ``settings.sources``)."""
     states = await SourceStates(redis).get_many([s.id for s in sources])
     day_ago = (now - timedelta(days=1)).timestamp()
     async with redis.pipeline(transaction=False) as pipe:

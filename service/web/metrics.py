@@ -165,7 +165,7 @@ def web_families(counts: RequestCounts, cache: FeedCache) -> list[Metric]:
 
 
 async def collect(redis: Redis, settings: Settings, now: datetime) -> list[Metric]:
-    rows = await source_rows(redis, settings, now)
+    rows = await source_rows(redis, settings.sources, now)
     view = await overview(redis, rows, now)
     memory = int((await redis.info("memory")).get("used_memory", 0))
     return [*worker_families(await read_totals(redis)), *scrape_families(view, rows, memory, settings)]

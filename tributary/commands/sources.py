@@ -71,7 +71,7 @@ def register(main: click.Group) -> None:
         obj: Context = ctx.obj
 
         async def rows(redis: Redis) -> list[SourceRow]:
-            return await source_rows(redis, await effective_settings(redis, obj.settings()), utcnow())
+            return await source_rows(redis, (await effective_settings(redis, obj.settings())).sources, utcnow())
 
         wanted: set[Health] = set()
         if failing:

@@ -83,7 +83,7 @@ def register(main: click.Group) -> None:
         async def gather(redis: Redis) -> Overview:
             settings = await effective_settings(redis, obj.settings())
             now = utcnow()
-            return await overview(redis, await source_rows(redis, settings, now), now)
+            return await overview(redis, await source_rows(redis, settings.sources, now), now)
 
         view = _run_with_redis(obj.settings(), gather)
         if as_json:
@@ -106,8 +106,8 @@ def register(main: click.Group) -> None:
             config = settings.source(source_id)
             if config is None:
                 return None, []
-            rows = await source_rows(redis, settings.with_sources([config]), utcnow())
-            return rows[0], await SourceStates(redis).history(source_id, count)
+            [row] = await source_rows(redis, [config], utcnow())
+            return row, await SourceStates(redis).history(source_id, count)
 
         row, polls = _run_with_redis(obj.settings(), gather)
         if row is None:

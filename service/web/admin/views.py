@@ -136,7 +136,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def _rows(request: web.Request) -> list[SourceRow]:
     live = request.config_dict[LIVE]
     await live.refresh()
-    return await source_rows(request.config_dict[REDIS], live.current, request.config_dict[CLOCK]())
+    return await source_rows(request.config_dict[REDIS], live.current.sources, request.config_dict[CLOCK]())
 
 
 async def index(request: web.Request) -> web.Response:
@@ -171,9 +171,12 @@ async def sources(request: web.Request) -> web.Response:
 
 async def _row(request: web.Request) -> SourceRow:
     source_id = request.match_info["source_id"]
-    row = next((r for r in await _rows(request) if r.id == source_id), None)
-    if row is None:
+    live = request.config_dict[LIVE]
+    await live.refresh()
+    config = live.current.source(source_id)
+    if config is None:
         raise web.HTTPNotFound(text=f"no source {source_id!r}")
+    [row] = await source_rows(request.config_dict[REDIS], [config], request.config_dict[CLOCK]())
     return row
 
 

@@ -70,6 +70,19 @@ def health(source: SourceConfig, state: SourceState, now: datetime) -> Health:
     return Health.OK
 
 
+def ago(moment: datetime | None, now: datetime) -> str:
+    """``5m ago``, ``2h from now``, ``never``: a time as an operator glances at it."""
+    if moment is None:
+        return "never"
+    seconds = (now - moment).total_seconds()
+    word = "ago" if seconds >= 0 else "from now"
+    seconds = abs(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit} {word}"
+    return f"{seconds:.0f}s {word}"
+
+
 _REASONS = {
     "interval": "its interval_seconds ({interval})",
     "adaptive": "it publishes often: polled faster than its interval (adaptive)",

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from service.clock import utcnow
 from service.config import Settings
 from service.models import PollRecord
-from service.status import Health
+from service.status import Health, ago
 from service.store.overview import Overview, SourceRow, overview, source_rows
 from service.store.source_registry import LiveSettings
 from service.store.source_state import SourceStates
@@ -23,18 +23,6 @@ async def effective_settings(redis: Redis, seed: Settings) -> Settings:
     live = LiveSettings(seed, redis)
     await live.refresh(force=True)
     return live.current
-
-
-def ago(when: datetime | None, now: datetime) -> str:
-    if when is None:
-        return "never"
-    seconds = (now - when).total_seconds()
-    word = "ago" if seconds >= 0 else "from now"
-    seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.0f}{unit} {word}"
-    return f"{seconds:.0f}s {word}"
 
 
 def overview_lines(view: Overview) -> list[str]:

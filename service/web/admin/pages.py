@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import urlencode
 
 from service.models import PollRecord
-from service.status import Health
+from service.status import Health, ago
 from service.store.dead_letters import DeadLetter
 from service.store.overview import Overview, SourceRow
 
@@ -43,16 +43,7 @@ def e(value: object) -> str:
 def when(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never"
-    seconds = (now - moment).total_seconds()
-    suffix = "ago" if seconds >= 0 else "from now"
-    seconds = abs(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            text = f"{seconds / size:.0f}{unit} {suffix}"
-            break
-    else:
-        text = f"{seconds:.0f}s {suffix}"
-    return f'<time datetime="{e(moment.isoformat())}" title="{e(moment.isoformat())}">{text}</time>'
+    return f'<time datetime="{e(moment.isoformat())}" title="{e(moment.isoformat())}">{ago(moment, now)}</time>'
 
 
 def layout(title: str, body: str, *, csrf: str | None, refresh: bool = True, flash: str | None = None) -> str:

@@ -93,6 +93,7 @@ async def test_no_key_no_admin(redis, clock, aiohttp_client) -> None:  # type: i
 async def test_the_key_is_required(admin: TestClient) -> None:
     response = await admin.get("/admin/", allow_redirects=False)
     assert response.status == 303 and response.headers["Location"] == "/admin/login"
+    assert response.headers["Cache-Control"] == "no-store"  # refusals carry the security headers too
     assert (await admin.get("/admin/", headers={"Authorization": "Bearer wrong"})).status == 401
     assert (await admin.post("/admin/sources/good/pause")).status == 401
     wrong = await admin.post("/admin/login", data={"key": "not the key"}, allow_redirects=False)

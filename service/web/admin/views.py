@@ -48,20 +48,8 @@ def guard(admin_key: str) -> Any:
 
     @web.middleware
     async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
-        request[CSRF] = ""
-        if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-            raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
-        if request.path.rstrip("/") != "/admin/login":
-            _authenticate(request, admin_key)
-            if NONCE in request:
-                request[CSRF] = auth.csrf_token(admin_key, request[NONCE])
-                if request.method == "POST":
-                    form = await request.post()
-                    given = form.get("csrf")
-                    if not auth.csrf_ok(given if isinstance(given, str) else None, admin_key, request[NONCE]):
-                        raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
         try:
-            response: web.StreamResponse = await handler(request)
+            response: web.StreamResponse = await _guarded(request, handler, admin_key)
         except web.HTTPException as exc:
             exc.headers.update(SECURITY_HEADERS)
             raise
@@ -69,6 +57,23 @@ def guard(admin_key: str) -> Any:
         return response
 
     return middleware
+
+
+async def _guarded(request: web.Request, handler: Any, admin_key: str) -> web.StreamResponse:
+    request[CSRF] = ""
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise web.HTTPRequestEntityTooLarge(MAX_FORM_BYTES, request.content_length)
+    if request.path.rstrip("/") != "/admin/login":
+        _authenticate(request, admin_key)
+        if NONCE in request:
+            request[CSRF] = auth.csrf_token(admin_key, request[NONCE])
+            if request.method == "POST":
+                form = await request.post()
+                given = form.get("csrf")
+                if not auth.csrf_ok(given if isinstance(given, str) else None, admin_key, request[NONCE]):
+                    raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
+    response: web.StreamResponse = await handler(request)
+    return response
 
 
 def _authenticate(request: web.Request, admin_key: str) -> None:

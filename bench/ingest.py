@@ -115,7 +115,7 @@ def server_stats(port: int, *, reset: bool = False) -> dict[str, Any]:
     import urllib.request
 
     request = urllib.request.Request(f"http://127.0.0.1:{port}/_stats", method="DELETE" if reset else "GET")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback, our own server
+    with urllib.request.urlopen(request, timeout=10) as response:
         stats: dict[str, Any] = json.loads(response.read())
     return stats
 

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SecretStr,
     ValidationError,
     field_validator,
     model_validator,
@@ -37,6 +38,7 @@ from service.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("config/tributary.toml")
 SLUG = r"^[a-z0-9][a-z0-9-]*$"
+MIN_ADMIN_KEY_CHARS = 16
 ORIGIN = r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?"
 
 
@@ -106,6 +108,9 @@ class FetchConfig(Section):
         30, gt=0, description="days of failing in a row before a source is disabled"
     )
     adaptive_window_items: int = Field(20, ge=2, description="newest items the adaptive interval looks at")
+    slow_down_quiet: bool = Field(
+        False, description="let the adaptive interval grow past interval_seconds for quiet sources (opt-in)"
+    )
     jitter_fraction: float = Field(0.1, ge=0, le=1, description="up to this fraction is added to each interval")
 
 
@@ -233,6 +238,14 @@ class WorkerConfig(Section):
     )
 
 
+class MetricsConfig(Section):
+    """``/metrics`` (docs/operations.md)."""
+
+    max_source_series: int = Field(
+        50, ge=0, le=10_000, description="per-source series at most: every source when fewer, else the worst ones"
+    )
+
+
 class WebSubConfig(Section):
     """The WebSub hub at ``/hub``: leases, callbacks, delivery retries and limits (docs/websub.md)."""
 
@@ -326,7 +339,10 @@ class SourceConfig(Section):
     interval_seconds: int = Field(600, ge=1)
     tags: list[str] = []
     timezone: str = Field("UTC", description="zone for dates that carry none, e.g. Asia/Hong_Kong")
-    adaptive: bool = Field(True, description="poll busy sources faster and quiet ones slower")
+    adaptive: bool = Field(True, description="poll busy sources faster (and quiet ones slower with slow_down_quiet)")
+    slow_down_quiet: bool | None = Field(
+        None, description="poll quiet sources less often than interval_seconds; default [fetch] slow_down_quiet"
+    )
     min_interval_seconds: int | None = Field(None, ge=1, description="adaptive floor; default min(interval, 300)")
     max_interval_seconds: int | None = Field(
         None, ge=1, description="adaptive ceiling; default [fetch] max_interval_seconds"
@@ -392,9 +408,17 @@ class Settings(BaseSettings):
     canonical: CanonicalConfig = CanonicalConfig()
     dedup: DedupConfig = DedupConfig()
     api: ApiConfig = ApiConfig()
+    metrics: MetricsConfig = MetricsConfig()
     sources: list[SourceConfig] = []
     feeds: list[FeedConfig] = []
     redis_url: str | None = Field(None, validation_alias="REDIS_URL")
+    admin_key: SecretStr | None = Field(
+        None,
+        validation_alias="TRIBUTARY_ADMIN_KEY",
+        exclude=True,  # never dumped with the settings
+        description="the admin page's key; unset: no admin page",
+    )
+    _origin: Path | None = PrivateAttr(default=None)
     _feeds_by_source: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
 
     @classmethod
@@ -429,6 +453,34 @@ class Settings(BaseSettings):
     def items_per_poll(self) -> int:
         """Items one poll keeps (the newest): ``[limits] items_per_poll``, else the retention."""
         return self.limits.items_per_poll or self.storage.retention_per_source
+
+    @field_validator("admin_key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_ADMIN_KEY_CHARS:
+            raise ValueError(f"TRIBUTARY_ADMIN_KEY must have at least {MIN_ADMIN_KEY_CHARS} characters")
+        return value
+
+    @property
+    def origin(self) -> Path | None:
+        """The config file these settings were read from (None: built in code)."""
+        return self._origin
+
+    def with_sources(self, sources: list[SourceConfig]) -> Settings:
+        """The same settings with another source list (the run-time overlay applied).
+
+        A feed's ``sources`` list keeps only ids still present, so removing a source at run
+        time never makes the settings invalid.
+        """
+        ids = {s.id for s in sources}
+        feeds = [f.model_copy(update={"sources": [i for i in f.sources if i in ids]}) for f in self.feeds]
+        data = {
+            field.validation_alias if isinstance(field.validation_alias, str) else name: getattr(self, name)
+            for name, field in type(self).model_fields.items()
+        }
+        rebuilt = type(self).model_validate({**data, "sources": sources, "feeds": feeds})
+        rebuilt._origin = self._origin
+        return rebuilt
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)
@@ -503,6 +555,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
     settings = settings_from_dict(data, origin=str(file))
     if not settings.storage.data_dir.is_absolute():
         settings.storage.data_dir = Path(os.path.normpath(file.resolve().parent / settings.storage.data_dir))
+    settings._origin = file
     return settings
 
 

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from arq.connections import ArqRedis
+from arq.jobs import Job, JobStatus
 from redis.asyncio import Redis
 
 from service import keys
@@ -38,3 +39,16 @@ async def enqueue(
         function, *args, _job_id=job_id, _queue_name=keys.ARQ_QUEUE, _defer_by=defer_seconds
     )
     return job is not None
+
+
+async def job_outcome(redis: Redis, job_id: str) -> tuple[str, str | None]:
+    """(status, what it returned or why it failed) of a job: deferred, queued, in_progress,
+    complete or not_found."""
+    job = Job(job_id, job_queue(redis), _queue_name=keys.ARQ_QUEUE, _deserializer=json.loads)
+    status = await job.status()
+    if status is not JobStatus.complete:
+        return status.value, None
+    info = await job.result_info()
+    if info is None:
+        return status.value, None
+    return status.value, str(info.result) if info.success else f"failed: {info.result}"

@@ -14,10 +14,18 @@ SCHEDULE = PREFIX + "schedule"  # zset: source id -> next due (unix seconds)
 CHANGES = PREFIX + "changes"  # zset: article id -> last change (unix seconds)
 ARQ_QUEUE = PREFIX + "arq:queue"
 ARQ_HEALTH = PREFIX + "arq:health"  # arq's worker health line
-DISABLED = PREFIX + "disabled"  # set: source ids not scheduled until re-enabled
+DISABLED = PREFIX + "disabled"  # set: source ids kept off the schedule (disabled or paused)
 FEEDS_MOVED = PREFIX + "feeds:moved"  # set: feeds an ingest batch changed, versions not bumped yet
+PAUSED_HOSTS = PREFIX + "hosts:paused"  # zset: host -> end of its Retry-After pause (unix seconds)
+METRICS = PREFIX + "metrics"  # hash: counter series -> value, the workers' counters summed (service/store/metrics.py)
+DEAD_JOBS = PREFIX + "dead:jobs"  # stream: jobs that failed for good, with payload and error
 
 WORKERS = PREFIX + "workers"  # zset: worker id -> its last heartbeat (unix seconds)
+
+# -- sources added, removed or changed at run time (service/store/source_registry.py) --------------
+RUNTIME_SOURCES = PREFIX + "sources:runtime"  # hash: source id -> SourceConfig JSON, over the TOML's
+REMOVED_SOURCES = PREFIX + "sources:removed"  # set: ids of the TOML's sources removed at run time
+SOURCES_VERSION = PREFIX + "sources:version"  # counter: bumped on every change; processes reload on a move
 
 
 CONTENT_HASHES = PREFIX + "content-hash"  # hash: article id -> content hash, for the poll's new/changed check
@@ -39,6 +47,16 @@ def source_index(source_id: str) -> str:
 
 def source_state(source_id: str) -> str:
     return f"{PREFIX}source:{source_id}:state"
+
+
+def activity(minute: int) -> str:
+    """hash: polls and new articles counted in one minute (unix minute), for the admin chart; expires."""
+    return f"{PREFIX}activity:{minute}"
+
+
+def poll_history(source_id: str) -> str:
+    """list: the source's newest polls as PollRecord JSON, newest first (capped)."""
+    return f"{PREFIX}source:{source_id}:polls"
 
 
 def poll_lease(source_id: str) -> str:

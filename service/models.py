@@ -188,6 +188,8 @@ class SourceState(BaseModel):
     # Publisher-facing behaviour (workers/poll/pipeline.py, docs/publishers.md).
     disabled: bool = False
     disabled_reason: str | None = None
+    paused: bool = False
+    """An operator paused it (``tributary sources pause``): off the schedule until resumed."""
     disabled_at: UtcDatetime | None = None
     current_url: str | None = None
     """Where the feed lives after a permanent redirect (301/308); the config URL stays the key."""
@@ -212,6 +214,22 @@ class SourceState(BaseModel):
             status = data.get("last_status")
             data = {**data, "last_error_kind": stored_kind(kind, status if isinstance(status, int) else None)}
         return data
+
+
+class PollRecord(BaseModel):
+    """One poll that asked the publisher, as the source's history keeps it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    at: UtcDatetime
+    outcome: str
+    """``modified`` (a body was read), ``not_modified`` (304), or the error kind."""
+    status: int | None = None
+    duration_ms: int = 0
+    bytes: int = 0
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
 
 
 class RedirectRecord(BaseModel):

@@ -28,16 +28,16 @@ def failing(kind: str) -> SourceState:
         ({"a": ok(), "b": ok()}, "2 sources: 2 ok"),
         (
             {"a": ok(), "b": ok(), "c": ok(), "d": ok(), "e": failing("dns"), "f": failing("dns")},
-            "6 sources: 4 ok, 2 failing (dns): e, f; `.venv/bin/tributary poll SOURCE_ID` shows why",
+            "6 sources: 4 ok, 2 failing (dns): e, f; see /admin or `.venv/bin/tributary sources --failing`",
         ),
         (
             {"a": failing("dns"), "b": failing("timeout"), "c": failing("dns"), "d": None},
             "4 sources: 0 ok, 3 failing (dns: 2, timeout: 1), 1 not polled yet: a, b, c; "
-            "`.venv/bin/tributary poll SOURCE_ID` shows why",
+            "see /admin or `.venv/bin/tributary sources --failing`",
         ),
         (
             {"a": ok(), "gone": SourceState(last_poll=T0, disabled=True, consecutive_failures=1)},
-            "2 sources: 1 ok, 1 disabled: gone; `.venv/bin/tributary poll SOURCE_ID` shows why",
+            "2 sources: 1 ok, 1 disabled: gone; see /admin or `.venv/bin/tributary sources --failing`",
         ),
         ({"only": ok()}, "1 source: 1 ok"),
     ],
@@ -49,7 +49,7 @@ def test_round_summary(states: dict[str, SourceState | None], line: str) -> None
 def test_many_failing_sources_are_not_all_named() -> None:
     states: dict[str, SourceState | None] = {f"s{n}": failing("http_5xx") for n in range(8)}
     assert round_summary(states).endswith(
-        "s0, s1, s2, s3, s4 and 3 more; `.venv/bin/tributary poll SOURCE_ID` shows why"
+        "s0, s1, s2, s3, s4 and 3 more; see /admin or `.venv/bin/tributary sources --failing`"
     )
 
 

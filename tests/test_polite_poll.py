@@ -366,12 +366,19 @@ async def test_adaptive_source_polls_a_busy_feed_faster(poller: Poller) -> None:
         for n in range(20)
     )
     url = poller.server.set("/busy.rss", f"<rss version='2.0'><channel><title>b</title>{items}</channel></rss>")
-    source = {"id": "s", "url": url, "adaptive": True, "interval_seconds": 900, "min_interval_seconds": 60}
+    source = {
+        "id": "s",
+        "url": url,
+        "adaptive": True,
+        "interval_seconds": 900,
+        "min_interval_seconds": 60,
+        "slow_down_quiet": True,
+    }
     poller.setup([source], force_unconditional_hours=1000)
     report = await poller.poll("s")
     assert report.next_poll == poller.after(60 * 3 * 19 / 20 // 1)  # mean gap 2.85 min
     assert (await poller.state("s")).next_poll_reason == "adaptive"
-    poller.clock.advance(7 * 86400)  # a week of silence: the 304 path slows right down
+    poller.clock.advance(7 * 86400)  # a week of silence: the 304 path slows right down (opted in)
     report = await poller.poll("s")
     assert report.status is PollStatus.NOT_MODIFIED
     assert report.next_poll == poller.after(int((7 * 86400 + 57 * 60) / 20))  # the mean gap up to now

@@ -275,6 +275,13 @@ def test_a_disabled_source_that_fails_again_stays_off_the_schedule() -> None:
     assert decision.state.disabled_reason == "by hand" and decision.state.consecutive_failures == 2
 
 
+def test_a_manual_poll_of_a_paused_source_leaves_it_paused() -> None:
+    paused = KNOWN.model_copy(update={"paused": True, "next_poll": None, "next_poll_reason": "paused"})
+    decision = decide(ok(304), state=paused)
+    assert decision.next_poll is None and decision.enable is None
+    assert decision.state.paused and decision.state.next_poll_reason == "paused" and decision.state.last_success == NOW
+
+
 @pytest.mark.parametrize(
     ("state", "hours_later", "unconditional"),
     [

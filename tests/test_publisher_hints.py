@@ -9,6 +9,7 @@ import pytest
 from service.config import FetchConfig, SourceConfig
 from workers.poll import publisher_hints as hints
 from workers.poll.next_poll import (
+    NextPoll,
     adaptive_interval,
     decide_next_poll,
     interval_bounds,
@@ -115,8 +116,60 @@ def test_adaptive_source_uses_its_bounds() -> None:
     decision = decide_next_poll(source, FETCH, NOW, recent_published=busy)
     assert (decision.at, decision.reason) == (at(120), "adaptive")
     quiet = [(NOW - timedelta(days=n + 1)).timestamp() for n in range(3)]
-    assert decide_next_poll(source, FETCH, NOW, recent_published=quiet).at == at(7200)
+    # A quiet source is never polled less often than its interval unless the operator opts in.
+    assert decide_next_poll(source, FETCH, NOW, recent_published=quiet) == NextPoll(at(900), "interval")
+    slowed = source.model_copy(update={"slow_down_quiet": True})
+    assert decide_next_poll(slowed, FETCH, NOW, recent_published=quiet) == NextPoll(at(7200), "quiet")
+    assert (
+        decide_next_poll(
+            source, FetchConfig(jitter_fraction=0, slow_down_quiet=True), NOW, recent_published=quiet
+        ).reason
+        == "quiet"
+    )
     assert decide_next_poll(source, FETCH, NOW).at == at(900)  # no dated items: the configured interval
+
+
+DAY = [(NOW - timedelta(hours=6 * n)).timestamp() for n in range(4)]  # four items over 18 hours
+
+
+@pytest.mark.parametrize(
+    ("source", "fetch", "kwargs", "expected"),
+    [
+        # interval 60, four items 6 h apart: polled every 60 s, not every 4.5 h (the adaptive mean gap).
+        ({"interval_seconds": 60}, {}, {"recent_published": DAY}, (60, "interval")),
+        ({"interval_seconds": 60, "slow_down_quiet": True}, {}, {"recent_published": DAY}, (16200, "quiet")),
+        ({"interval_seconds": 60}, {"slow_down_quiet": True}, {"recent_published": DAY}, (16200, "quiet")),
+        (
+            {"interval_seconds": 60, "slow_down_quiet": False},
+            {"slow_down_quiet": True},
+            {"recent_published": DAY},
+            (60, "interval"),
+        ),
+        (
+            {"interval_seconds": 60, "adaptive": False, "slow_down_quiet": True},
+            {},
+            {"recent_published": DAY},
+            (60, "interval"),
+        ),
+        # Busy sources may still be polled faster than their interval.
+        (
+            {"interval_seconds": 3600, "min_interval_seconds": 120},
+            {},
+            {"recent_published": [(NOW - timedelta(minutes=n)).timestamp() for n in range(20)]},
+            (120, "adaptive"),
+        ),
+        # The publisher's hints and backoff still lengthen it.
+        ({"interval_seconds": 60}, {}, {"recent_published": DAY, "feed_seconds": 3600}, (3600, "feed")),
+        ({"interval_seconds": 60}, {}, {"recent_published": DAY, "cache_seconds": 600}, (600, "cache")),
+        ({"interval_seconds": 60}, {}, {"recent_published": DAY, "consecutive_failures": 2}, (240, "backoff")),
+        ({"interval_seconds": 60}, {}, {"retry_after_seconds": 900}, (900, "retry-after")),
+    ],
+)
+def test_the_operators_interval_is_honoured(source: dict, fetch: dict, kwargs: dict, expected: tuple[int, str]) -> None:  # type: ignore[type-arg]
+    decision = decide_next_poll(
+        SourceConfig(id="s", url="http://x/", **source), FetchConfig(jitter_fraction=0, **fetch), NOW, **kwargs
+    )
+    assert (decision.at, decision.reason) == (at(expected[0]), expected[1])
 
 
 def test_jitter_spreads_sources_but_never_shortens() -> None:

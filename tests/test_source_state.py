@@ -9,9 +9,10 @@ from datetime import timedelta
 from redis.asyncio import Redis
 
 from service import keys
-from service.models import SourceState
+from service.models import PollRecord, SourceState
 from service.store.host_slots import HostLimits, Slot, Verdict
 from service.store.source_state import (
+    POLL_HISTORY,
     Disable,
     Enable,
     HostPause,
@@ -68,9 +69,16 @@ async def test_a_poll_begins_and_ends_in_one_call_each(redis: Redis, clock: Manu
 
     at = clock() + timedelta(seconds=600)
     end = PollEnd("s", "lease-1", slots=[Slot("h.example", start.slot_token)])
-    end.state, end.schedule, end.pause = SourceState(etag='"x"'), Reschedule(at, claim), HostPause("h.example", 30)
+    end.state, end.schedule, end.pause = (
+        SourceState(etag='"x"'),
+        Reschedule(at, claim),
+        HostPause("h.example", 30, clock()),
+    )
+    end.record = PollRecord(at=clock(), outcome="rate_limited", status=429, duration_ms=12, bytes=0)
     await sources.end_poll(end)
     assert (await sources.get("s")).etag == '"x"'
+    assert await sources.history("s") == [end.record]  # the poll's record, in the same call
+    assert await sources.paused_hosts(clock()) == 1 and await sources.paused_hosts(clock() + timedelta(seconds=31)) == 0
     assert await redis.zscore(keys.SCHEDULE, "s") == at.timestamp()
     assert await redis.zcard(keys.host_budget("h.example")[0]) == 0  # slot freed
     assert 29_000 < await redis.pttl(keys.host_budget("h.example")[2]) <= 30_000  # host paused
@@ -148,3 +156,12 @@ async def test_sync_schedule_adds_new_keeps_known_drops_removed(redis: Redis, cl
     await sources.sync_schedule(["a", "c"], clock())
     scheduled = dict(await redis.zrange(keys.SCHEDULE, 0, -1, withscores=True))
     assert scheduled == {b"a": 5.0, b"c": clock().timestamp()}
+
+
+async def test_the_history_keeps_the_newest_polls(redis: Redis, clock: ManualClock) -> None:
+    sources = SourceStates(redis)
+    for n in range(POLL_HISTORY + 5):
+        end = PollEnd("s", "t", record=PollRecord(at=clock(), outcome="not_modified", status=304, new=n))
+        await sources.end_poll(end)
+    history = await sources.history("s")
+    assert len(history) == POLL_HISTORY and history[0].new == POLL_HISTORY + 4  # newest first, capped

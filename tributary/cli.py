@@ -213,10 +213,10 @@ def run(obj: Context) -> None:
 def poll(obj: Context, source_id: str) -> None:
     """Poll one source now and print how many articles were new, updated, unchanged."""
     settings = obj.settings()
-    source = settings.source(source_id)
-    if source is None:
-        raise click.ClickException(f"no source {source_id!r} in the config")
     with redis_for(settings) as url:
+        settings = asyncio.run(_effective(url, settings))  # sources added at run time included
+        if settings.source(source_id) is None:
+            raise click.ClickException(f"no source {source_id!r} in the config")
         report = asyncio.run(_poll_once(settings, url, source_id))
     click.echo(
         f"{source_id}: {report.status}: {report.new} new, {report.updated} updated, {report.unchanged} unchanged"
@@ -224,6 +224,19 @@ def poll(obj: Context, source_id: str) -> None:
     if report.error:
         click.echo(f"error ({report.error_kind}): {report.error}", err=True)
         sys.exit(1)
+
+
+async def _effective(redis_url: str, seed: Settings) -> Settings:
+    """The config file with the sources added or removed at run time."""
+    from service.store.source_registry import LiveSettings
+
+    redis = Redis.from_url(redis_url)
+    try:
+        live = LiveSettings(seed, redis)
+        await live.refresh(force=True)
+        return live.current
+    finally:
+        await redis.aclose()
 
 
 async def _poll_once(settings: Settings, redis_url: str, source_id: str):  # type: ignore[no-untyped-def]
@@ -270,6 +283,8 @@ def import_opml_command(obj: Context, opml_file: Path, dry_run: bool) -> None:
         click.echo(f"would add {len(added)} sources to {target}", err=True)
     else:
         click.echo(f"added {len(added)} sources to {target}" + (f": {', '.join(s.id for s in added)}" if added else ""))
+        if added:  # a running service polls them at once; say which no merged feed shows
+            _sources.announce_import(obj, [s.id for s in added])
 
 
 @main.command()
@@ -279,9 +294,9 @@ def import_opml_command(obj: Context, opml_file: Path, dry_run: bool) -> None:
 def enable(obj: Context, source_id: str) -> None:
     """Re-enable a disabled source (410 Gone, too many failures): it is due again now."""
     settings = obj.settings()
-    if settings.source(source_id) is None:
-        raise click.ClickException(f"no source {source_id!r} in the config")
     with redis_for(settings) as url:
+        if asyncio.run(_effective(url, settings)).source(source_id) is None:
+            raise click.ClickException(f"no source {source_id!r} in the config")
         was = asyncio.run(_enable(url, source_id))
     click.echo(f"{source_id}: enabled" + (f" (was disabled: {was})" if was else " (was not disabled)"))
 
@@ -519,3 +534,12 @@ def entrypoint() -> None:
         main()
     except TributaryError as exc:
         raise SystemExit(f"tributary: {exc}") from None
+
+
+# Operators' verbs (status, sources, dead letters) live in tributary/commands/; they register on `main`.
+from tributary.commands import dead as _dead  # noqa: E402
+from tributary.commands import sources as _sources  # noqa: E402
+from tributary.commands import status as _status  # noqa: E402
+
+for _module in (_status, _sources, _dead):
+    _module.register(main)

@@ -25,7 +25,7 @@ from service.store.source_state import SourceStates
 
 log = logging.getLogger("tributary")
 
-FAILING_HINT = "`.venv/bin/tributary poll SOURCE_ID` shows why"
+FAILING_HINT = "see /admin or `.venv/bin/tributary sources --failing`"
 MAX_NAMED = 5  # failing sources named in the summary line
 
 

@@ -73,6 +73,8 @@ def _walk(parent: etree._Element, folders: tuple[str, ...], out: list[OpmlFeed])
     for outline in parent.iterfind("outline"):
         title = (outline.get("title") or outline.get("text") or "").strip()
         xml_url = (outline.get("xmlUrl") or outline.get("xmlurl") or "").strip()
+        scheme, sep, rest = xml_url.partition("://")
+        xml_url = scheme.lower() + sep + rest  # schemes are case-insensitive; [[sources]] wants http(s)://
         if xml_url:
             categories = [c for raw in (outline.get("category") or "").split(",") for c in raw.split("/")]
             tags = tuple(dict.fromkeys(t for t in (slugify(x) for x in (*folders, *categories)) if t))

@@ -6,7 +6,7 @@ for globals, so tests build one with their own Redis, session and clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import aiohttp
 from redis.asyncio import Redis
@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from service.clock import Clock
 from service.config import Settings
 from service.store.articles import Store
+from service.store.metrics import Counters
 from workers.fetch.host_budget import HostBudget
 
 
@@ -27,6 +28,8 @@ class Resources:
     session: aiohttp.ClientSession
     clock: Clock
     hosts: HostBudget | None = None
+    counters: Counters = field(default_factory=Counters)
+    """This process's metrics, flushed to Redis about once a second (service/store/metrics.py)."""
 
     def host_budget(self) -> HostBudget:
         if self.hosts is None:

@@ -11,8 +11,11 @@ from arq import Retry
 from service import jobs
 from service.hub.protocol import retry_delay
 from service.store.changelog import ChangeLog
+from service.store.dead_letters import DeadLetters
+from service.store.source_registry import SourceRegistry
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
+from workers.pages import discover
 from workers.poll.pipeline import poll_source
 from workers.push import ingest as push_ingested
 from workers.push import subscriptions as push_subscriptions
@@ -28,6 +31,8 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
     """Poll one source, then ingest what it queued. ``claim`` is the dispatcher's token."""
     res: Resources = ctx["resources"]
     source = res.settings.source(source_id)
+    if source is None and "live" in ctx and await ctx["live"].refresh():  # added since the last check
+        source = res.settings.source(source_id)
     if source is None:
         return {"source_id": source_id, "status": "unknown_source"}
     report = await poll_source(res, source, claim=claim)
@@ -106,6 +111,14 @@ async def websub_deliver(ctx: dict[str, Any], subscription_id: str, feed_name: s
         log.warning(
             "hub: gave up delivering %s change %s to %s after %d tries", feed_name, change, subscription_id, attempt
         )
+        await DeadLetters(res.redis).add_job(
+            "websub_deliver",
+            [subscription_id, feed_name, change],
+            f"gave up after {attempt} tries",
+            attempt,
+            res.clock(),
+        )
+    res.counters.inc("hub_deliveries_total", outcome=str(status))
     return status
 
 
@@ -120,6 +133,22 @@ async def webhook_deliver(ctx: dict[str, Any], webhook_id: str) -> str:
         await webhooks.pause(res, webhook_id)
         log.warning("webhook %s: gave up after %d tries; paused", webhook_id, attempt)
     return outcome
+
+
+async def add_source(
+    ctx: dict[str, Any], url: str, source_id: str | None, tags: list[str], interval: int | None
+) -> str:
+    """The admin page's "add": find the feed behind ``url``, then add it as a run-time source.
+
+    Returns what happened, for the page that shows the job's result; raises when it fails.
+    """
+    res: Resources = ctx["resources"]
+    found = await discover.discover_feed(res.session, url, res.settings.fetch)
+    source = discover.new_source(found, res.settings, source_id=source_id, tags=tags, interval=interval)
+    await SourceRegistry(res.redis).add(source, res.clock())
+    if "live" in ctx:
+        await ctx["live"].refresh()
+    return f"added {source.id}: {found.url} (found by {found.how})"
 
 
 async def webhooks_dispatch(ctx: dict[str, Any]) -> int:

@@ -163,6 +163,8 @@ class FeedCache:
             max_entries=MAX_QUERY_ENTRIES,
             on_evict=lambda key: self._locks.pop(key, None),
         )
+        self.hits = 0  # requests served from a cached rendering (for /metrics)
+        self.misses = 0  # renderings built
 
     @property
     def cached_bytes(self) -> int:
@@ -201,7 +203,10 @@ class FeedCache:
         if checked is None or watch is None or not watch.still_valid(feed_name, checked.stamp, checked.at):
             return None
         snapshot = self._snapshots.get((feed_name, ""))
-        return snapshot if snapshot is not None and snapshot.version == checked.version else None
+        if snapshot is not None and snapshot.version == checked.version:
+            self.hits += 1
+            return snapshot
+        return None
 
     def last_good(self, feed_name: str, query: FeedQuery | None = None) -> Snapshot | None:
         """The newest rendering kept for this feed and query, whatever its version: what is
@@ -214,6 +219,7 @@ class FeedCache:
         version = await self.version(feed.name)
         cached = self._cached(key)
         if cached is not None and cached.version == version:
+            self.hits += 1
             return cached
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:  # one rebuild per change, however many requests arrive meanwhile
@@ -221,6 +227,7 @@ class FeedCache:
             if cached is not None and cached.version == version:
                 return cached
             snapshot = Snapshot(version, await self._build(feed, query))
+            self.misses += 1
             self._keep(key, snapshot)
             return snapshot
 

@@ -38,7 +38,7 @@ from redis.exceptions import WatchError
 
 from service import keys
 from service.errors import WriteConflict
-from service.models import SourceState
+from service.models import PollRecord, SourceState
 from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict
 from service.store.push_state import TRANSITION_FUNCTION, PushStates, PushTransition, read_push
 from service.store.script_batch import ScriptBatcher
@@ -63,14 +63,16 @@ return {1, state, verdict[1], verdict[2], redis.call('HGETALL', KEYS[7])}
 """
 )
 
-# KEYS: lease, state, schedule, disabled, push, push due, one host active zset per slot, then the
-# pause key if any. ARGV: lease token, state JSON ('' keeps the stored one), schedule mode, source
-# id, due time, claim, pause ms, slot count, one token per slot, then a push transition ('' for none).
+# KEYS: lease, state, schedule, disabled, push, push due, poll history, paused hosts, one host
+# active zset per slot, then the pause key if any. ARGV: lease token, state JSON ('' keeps the
+# stored one), schedule mode, source id, due time, claim, pause ms, slot count, poll record (''
+# for none), history length, host, pause end, one token per slot, then a push transition (none:
+# nothing).
 _END_POLL = (
     TRANSITION_FUNCTION
     + """
 local slots = tonumber(ARGV[8])
-for i = 1, slots do redis.call('ZREM', KEYS[6 + i], ARGV[8 + i]) end
+for i = 1, slots do redis.call('ZREM', KEYS[8 + i], ARGV[12 + i]) end
 if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
 local mode = ARGV[3]
 if mode == 'set' then
@@ -84,12 +86,19 @@ elseif mode == 'enable' then
   redis.call('SREM', KEYS[4], ARGV[4])
   redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
 end
+if ARGV[9] ~= '' then
+  redis.call('LPUSH', KEYS[7], ARGV[9])
+  redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[10]) - 1)
+end
 local pause = tonumber(ARGV[7])
 if pause > 0 then
-  local key = KEYS[7 + slots]
-  if redis.call('PTTL', key) < pause then redis.call('SET', key, '1', 'PX', pause) end
+  local key = KEYS[9 + slots]
+  if redis.call('PTTL', key) < pause then
+    redis.call('SET', key, '1', 'PX', pause)
+    redis.call('ZADD', KEYS[8], ARGV[12], ARGV[11])
+  end
 end
-if #ARGV > 8 + slots then push_transition(KEYS[5], KEYS[6], ARGV[4], ARGV, 9 + slots) end
+if #ARGV > 12 + slots then push_transition(KEYS[5], KEYS[6], ARGV[4], ARGV, 13 + slots) end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
@@ -108,6 +117,9 @@ if redis.call('ZSCORE', KEYS[1], ARGV[1]) == ARGV[2] then
 end
 return 0
 """
+
+POLL_HISTORY = 50
+"""Polls kept per source (``source:{id}:polls``)."""
 
 MAX_STEER_TRIES = 50
 """Optimistic tries of an operator's change before giving up (:class:`WriteConflict`)."""
@@ -163,6 +175,7 @@ ScheduleChange = Reschedule | Disable | Enable
 class HostPause:
     host: str
     seconds: float
+    since: datetime
 
 
 @dataclass
@@ -181,6 +194,8 @@ class PollEnd:
     schedule: ScheduleChange | None = None
     pause: HostPause | None = None
     push: PushTransition | None = None
+    record: PollRecord | None = None
+    """The poll as its history keeps it (only polls that asked the publisher)."""
 
 
 def state_json(state: SourceState) -> str:
@@ -239,47 +254,60 @@ class SourceStates:
     # -- an operator steering a source -------------------------------------------------------
 
     async def enable(self, source_id: str, now: datetime) -> str | None:
-        """Put a disabled source back on the schedule, due now, its failures forgotten.
+        """Put a disabled source back on the schedule, due now, its failures forgotten (a paused
+        source stays off it until resumed).
 
         Returns why it was disabled, or None when it was not.
         """
-        before, was_listed = await self._steer(
-            source_id,
-            lambda state: state.model_copy(
-                update={
-                    "disabled": False,
-                    "disabled_reason": None,
-                    "disabled_at": None,
-                    "consecutive_failures": 0,
-                    "failing_since": None,
-                    "next_poll": now,
-                    "next_poll_reason": "enabled",
-                }
-            ),
-            Enable(now),
-        )
-        if before.disabled or was_listed:
+
+        def change(state: SourceState) -> tuple[SourceState, Enable | Disable]:
+            update: dict[str, object] = {
+                "disabled": False,
+                "disabled_reason": None,
+                "disabled_at": None,
+                "consecutive_failures": 0,
+                "failing_since": None,
+            }
+            if state.paused:
+                return state.model_copy(update=update), Disable()
+            return state.model_copy(update={**update, "next_poll": now, "next_poll_reason": "enabled"}), Enable(now)
+
+        before, was_listed = await self._steer(source_id, change)
+        if before.disabled or (was_listed and not before.paused):
             return before.disabled_reason or "no reason recorded"
         return None
 
     async def disable(self, source_id: str, reason: str, now: datetime) -> None:
         """Take a source off the schedule until re-enabled; it stays configured and listed."""
-        await self._steer(
-            source_id,
-            lambda state: state.model_copy(
-                update={
-                    "disabled": True,
-                    "disabled_reason": reason,
-                    "disabled_at": now,
-                    "next_poll": None,
-                    "next_poll_reason": "disabled",
-                }
-            ),
-            Disable(),
-        )
+        update = {
+            "disabled": True,
+            "disabled_reason": reason,
+            "disabled_at": now,
+            "next_poll": None,
+            "next_poll_reason": "disabled",
+        }
+        await self._steer(source_id, lambda state: (state.model_copy(update=update), Disable()))
+
+    async def pause(self, source_id: str) -> bool:
+        """An operator takes the source off the schedule until :meth:`resume`; False if it already was."""
+        update = {"paused": True, "next_poll": None, "next_poll_reason": "paused"}
+        before, _ = await self._steer(source_id, lambda state: (state.model_copy(update=update), Disable()))
+        return not before.paused
+
+    async def resume(self, source_id: str, now: datetime) -> bool:
+        """Undo :meth:`pause`: due now (unless it is also disabled); False if it was not paused."""
+
+        def change(state: SourceState) -> tuple[SourceState, Enable | Disable]:
+            if state.disabled:
+                return state.model_copy(update={"paused": False, "next_poll_reason": "disabled"}), Disable()
+            update = {"paused": False, "next_poll": now, "next_poll_reason": "resumed"}
+            return state.model_copy(update=update), Enable(now)
+
+        before, _ = await self._steer(source_id, change)
+        return before.paused
 
     async def _steer(
-        self, source_id: str, change: Callable[[SourceState], SourceState], schedule: Enable | Disable
+        self, source_id: str, change: Callable[[SourceState], tuple[SourceState, Enable | Disable]]
     ) -> tuple[SourceState, bool]:
         """Change the state with the schedule, retried while a poll writes meanwhile.
 
@@ -292,8 +320,9 @@ class SourceStates:
                     await pipe.watch(state_key, keys.DISABLED)
                     before = read_state(source_id, await pipe.get(state_key))
                     was_listed = bool(await pipe.sismember(keys.DISABLED, source_id))
+                    after, schedule = change(before)
                     pipe.multi()
-                    pipe.set(state_key, state_json(change(before)))
+                    pipe.set(state_key, state_json(after))
                     if isinstance(schedule, Enable):
                         pipe.srem(keys.DISABLED, source_id)
                         pipe.zadd(keys.SCHEDULE, {source_id: schedule.at.timestamp()})
@@ -324,6 +353,20 @@ class SourceStates:
                 pipe.zadd(keys.SCHEDULE, {sid: now.timestamp() for sid in wanted}, nx=True)
             if scheduled - wanted:
                 pipe.zrem(keys.SCHEDULE, *(scheduled - wanted))
+            await pipe.execute()
+
+    async def schedule_new(self, source_ids: Iterable[str], now: datetime) -> None:
+        """Sources not on the schedule (nor off it) become due now; the others keep their time."""
+        off = await self.disabled_ids()
+        wanted = {sid: now.timestamp() for sid in source_ids if sid not in off}
+        if wanted:
+            await self.redis.zadd(keys.SCHEDULE, wanted, nx=True)
+
+    async def unschedule(self, source_id: str) -> None:
+        """A removed source leaves the schedule and the disabled set (its state stays)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.SCHEDULE, source_id)
+            pipe.srem(keys.DISABLED, source_id)
             await pipe.execute()
 
     async def claim_due(self, now: datetime, lease_seconds: float, limit: int = 500) -> list[Claim]:
@@ -421,11 +464,48 @@ class SourceStates:
             keys.DISABLED,
             keys.source_push(end.source_id),
             keys.PUSH_DUE,
+            keys.poll_history(end.source_id),
+            keys.PAUSED_HOSTS,
             *(keys.host_budget(slot.host)[0] for slot in end.slots),
         ]
+        pause_host, pause_end = "", "0"
         if pause is not None:
             script_keys.append(keys.host_budget(pause.host)[2])
+            pause_host, pause_end = pause.host, repr(pause.since.timestamp() + pause.seconds)
         stored = state_json(end.state) if end.state is not None else ""
-        args: list[object] = [end.lease_token, stored, mode, end.source_id, repr(at), claim, pause_ms, len(end.slots)]
+        record = end.record.model_dump_json(exclude_defaults=True) if end.record is not None else ""
+        args: list[object] = [
+            end.lease_token,
+            stored,
+            mode,
+            end.source_id,
+            repr(at),
+            claim,
+            pause_ms,
+            len(end.slots),
+            record,
+            POLL_HISTORY,
+            pause_host,
+            pause_end,
+        ]
         push = end.push.args() if end.push is not None else []
         await self.batcher.run(_END_POLL, script_keys, [*args, *(slot.token for slot in end.slots), *push])
+
+    # -- what operators read ------------------------------------------------------------------
+
+    async def history(self, source_id: str, limit: int = POLL_HISTORY) -> list[PollRecord]:
+        """The source's newest polls, newest first."""
+        raws = await self.redis.lrange(keys.poll_history(source_id), 0, limit - 1)
+        return [PollRecord.model_validate_json(raw) for raw in raws]
+
+    async def disabled_ids(self) -> set[str]:
+        return {m.decode() for m in await self.redis.smembers(keys.DISABLED)}
+
+    async def schedule(self) -> dict[str, float]:
+        """Every scheduled source with its due time (unix seconds)."""
+        return {m.decode(): score for m, score in await self.redis.zrange(keys.SCHEDULE, 0, -1, withscores=True)}
+
+    async def paused_hosts(self, now: datetime) -> int:
+        """Hosts whose Retry-After pause still runs (older entries are dropped on the way)."""
+        await self.redis.zremrangebyscore(keys.PAUSED_HOSTS, "-inf", now.timestamp())
+        return int(await self.redis.zcard(keys.PAUSED_HOSTS))

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+import signal
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from redis.asyncio import Redis
@@ -16,22 +19,26 @@ from service.feeds.render.html import render_index
 from service.feeds.render.opml import render_feeds_opml, render_sources_opml
 from service.feeds.watch import FeedWatch
 from service.store.articles import Store
-from service.store.availability import Outage
+from service.store.availability import REDIS_DOWN, Outage
 from service.store.connect import listener_client, request_client
-from service.web import feed_views, hub_endpoint, probes, push_endpoint
+from service.store.source_registry import LiveSettings
+from service.web import admin, feed_views, hub_endpoint, metrics, probes, push_endpoint
 from service.web.api import PREFIX as API_PREFIX
 from service.web.api import create_api_app
 from service.web.appkeys import (
     CLOCK,
     FEED_CACHE,
     FEED_WATCH,
+    LIVE,
     OUTAGE,
     REDIS,
     REDIS_LISTENER,
+    REQUEST_COUNTS,
     SETTINGS,
     STATIC_PAGES,
     STORE,
 )
+from service.web.metrics import RequestCounts
 
 log = logging.getLogger("tributary.web")
 
@@ -86,7 +93,13 @@ def create_app(
             client, listener = request_client(url, timeout), listener_client(url, timeout)
         app[REDIS] = client
         app[REDIS_LISTENER] = listener
-        app[STORE] = Store(client, settings)
+        live = LiveSettings(settings, client)
+        with contextlib.suppress(*REDIS_DOWN):  # the web server starts while Redis is away, too
+            await live.refresh(force=True)
+        app[LIVE] = live
+        app[STORE] = store = Store(client, live.current)
+        live.listeners.append(lambda current: setattr(store, "settings", current))
+        hangup = _reload_on_sighup(live)
         watch = None
         if watch_changes:
             watch = FeedWatch(listener, app[STORE].changes_channel)
@@ -94,6 +107,7 @@ def create_app(
             app[FEED_WATCH] = watch
         app[FEED_CACHE] = FeedCache(app[STORE], settings, watch)
         yield
+        hangup()
         if watch is not None:
             await watch.stop()
         if redis is None:
@@ -101,10 +115,29 @@ def create_app(
             await listener.aclose()
 
     app.cleanup_ctx.append(resources)
+    counts = app[REQUEST_COUNTS] = RequestCounts()
+    app.on_response_prepare.append(counts.on_response_prepare)
     probes.add_routes(app)
     feed_views.add_routes(app)
+    metrics.add_routes(app)
     hub_endpoint.add_routes(app)
     push_endpoint.add_routes(app)
     app.add_subapp(API_PREFIX, create_api_app(app))
+    admin.mount(app, settings)
     feed_views.add_fallback_route(app)
     return app
+
+
+def _reload_on_sighup(live: LiveSettings) -> Callable[[], None]:
+    """``SIGHUP`` (``kill -HUP``, or to ``tributary run``) asks every process to re-read the config
+    file; returns the undo. A no-op where signals cannot be handled (not the main thread)."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(live.registry.announce()))
+    except (NotImplementedError, RuntimeError, ValueError):
+        return lambda: None
+
+    def undo() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return undo

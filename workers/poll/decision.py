@@ -192,8 +192,8 @@ def decide_poll(
     disable = _disable_reason(new, failure, now, fetch) if failure is not None else None
     if disable is not None:
         new.disabled, new.disabled_reason, new.disabled_at = True, disable, now
-    if new.disabled:
-        new.next_poll, new.next_poll_reason = None, "disabled"
+    if new.disabled or new.paused:  # a manual poll of a paused source leaves it paused
+        new.next_poll, new.next_poll_reason = None, "disabled" if new.disabled else "paused"
         return PollDecision(
             new, None, disable=disable, pause_host_seconds=retry_after, moved=moved, failure=failure, push=pushed
         )
@@ -201,7 +201,7 @@ def decide_poll(
     return PollDecision(
         new,
         next_poll,
-        enable="a successful poll" if state.disabled else None,
+        enable="a successful poll" if state.disabled else None,  # (never a paused one: returned above)
         pause_host_seconds=retry_after,
         moved=moved,
         failure=failure,

@@ -4,9 +4,10 @@ The order of the rules (docs/publishers.md):
 
 1. the base interval: ``[push] backup_poll_seconds`` while the publisher's hub is expected to
    push the source's new items (an active WebSub subscription: the pull is only a backup);
-   else adaptive (from the newest items' publishing times, within the source's
-   ``[min_interval, max_interval]``) when the source opts in and has dated items, else the
-   configured ``interval_seconds``;
+   else the configured ``interval_seconds``. An adaptive source with dated items may be polled
+   *faster* when it publishes often (down to its ``min_interval``); it is polled *slower* than
+   ``interval_seconds`` only with ``slow_down_quiet`` (the source's, else ``[fetch]``), up to its
+   ``max_interval``: the interval an operator set is a promise;
 2. the publisher's hints (``Cache-Control: max-age``, ``Expires``, RSS ``<ttl>``,
    ``sy:updatePeriod``) can only lengthen it, capped at ``[fetch] max_interval_seconds``;
 3. failures back off exponentially, capped at ``[fetch] max_backoff_seconds``;
@@ -30,7 +31,8 @@ DEFAULT_MIN_INTERVAL = 300
 class NextPoll:
     at: datetime
     reason: str
-    """Which rule decided: interval, adaptive, push-backup, cache, feed, backoff, retry-after."""
+    """Which rule decided: interval, adaptive (busy: faster), quiet (slower, opt-in), push-backup,
+    cache, feed, backoff, retry-after."""
 
 
 def interval_bounds(source: SourceConfig, fetch: FetchConfig) -> tuple[int, int]:
@@ -80,8 +82,11 @@ def decide_next_poll(
     elif source.adaptive:
         floor, ceiling = interval_bounds(source, fetch)
         adaptive = adaptive_interval(recent_published, now, floor, ceiling, fetch.adaptive_window_items)
-        if adaptive is not None:
+        slow_down = fetch.slow_down_quiet if source.slow_down_quiet is None else source.slow_down_quiet
+        if adaptive is not None and adaptive < interval:
             interval, reason = adaptive, "adaptive"
+        elif adaptive is not None and adaptive > interval and slow_down:
+            interval, reason = adaptive, "quiet"
     for hint, name in ((cache_seconds, "cache"), (feed_seconds, "feed")):
         if hint is not None and min(hint, fetch.max_interval_seconds) > interval:
             interval, reason = min(hint, fetch.max_interval_seconds), name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +19,7 @@ from urllib.parse import urlsplit
 
 from service.config import PushConfig, Settings, SourceConfig
 from service.errors import ErrorKind, SourceError
-from service.models import Article
+from service.models import Article, PollRecord
 from service.push.discovery import HubLink, discover
 from service.store.availability import REDIS_DOWN
 from service.store.host_slots import Slot, Verdict
@@ -92,7 +93,7 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
         first: tuple[Verdict, float] | None = (start.verdict, start.wait_seconds)
         if start.verdict is Verdict.GRANTED:
             finish.slots.append(Slot(host, start.slot_token))
-        if state.disabled and start.claim is not None:  # claimed just before an operator or a 410 disabled it
+        if (state.disabled or state.paused) and start.claim is not None:  # claimed just before it went off the schedule
             finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
@@ -103,13 +104,15 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
             finish.slots.append(slot)
         if isinstance(slot, Deferred):
             decision = decide_deferred(state, now, slot.verdict, slot.wait_seconds)
-            _apply(decision, finish, host, start.claim)
+            _apply(decision, finish, host, start.claim, now)
             return PollReport(source.id, PollStatus.DEFERRED, next_poll=decision.state.next_poll)
         request = plan_request(source, state, now, res.settings.fetch)
+        began = time.perf_counter()
         outcome, found = await _fetch_and_read(res, source, request, now)
         push = push_policy(res.settings, source)
         decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch, push)
-        _apply(decision, finish, host, start.claim)
+        _apply(decision, finish, host, start.claim, now)
+        finish.record = _record(res, now, outcome, found, decision, time.perf_counter() - began)
         _log(source, decision)
         return _report(source, decision, found)
     finally:
@@ -120,6 +123,7 @@ async def _fetch_and_read(
     res: Resources, source: SourceConfig, request: PollRequest, now: datetime
 ) -> tuple[FetchResult | PollFailure, BodyFindings | PollFailure | None]:
     """The decision's inputs: the fetch's outcome, then what reading the body found (if read)."""
+    began = time.perf_counter()
     try:
         result = await fetch(
             res.session,
@@ -130,12 +134,15 @@ async def _fetch_and_read(
             last_modified=request.last_modified,
         )
     except SourceError as exc:
+        res.counters.observe("fetch_duration_seconds", time.perf_counter() - began)
         return PollFailure.of(exc), None
     except REDIS_DOWN:
         raise  # not the source's failure: the job ends, its claim lapses, it is dispatched again
     except Exception as exc:  # a bug must not kill the worker nor strand the source
         log.exception("unexpected failure fetching %s", source.id)
         return PollFailure.internal(exc), None
+    res.counters.observe("fetch_duration_seconds", time.perf_counter() - began)
+    res.counters.inc("fetch_bytes_total", len(result.body))
     if result.not_modified:
         return result, None
     try:
@@ -212,7 +219,7 @@ def _unique(articles: list[Article]) -> list[Article]:
     return list(seen.values())
 
 
-def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None) -> None:
+def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None, now: datetime) -> None:
     """The decision as the intents of the poll's last Redis call."""
     finish.state = decision.state
     finish.push = decision.push.change
@@ -223,7 +230,39 @@ def _apply(decision: PollDecision, finish: PollEnd, host: str, claim: str | None
     else:
         finish.schedule = Reschedule(decision.next_poll.at, claim)
     if decision.pause_host_seconds:
-        finish.pause = HostPause(host, decision.pause_host_seconds)
+        finish.pause = HostPause(host, decision.pause_host_seconds, now)
+
+
+def _record(
+    res: Resources,
+    now: datetime,
+    outcome: FetchResult | PollFailure,
+    found: BodyFindings | PollFailure | None,
+    decision: PollDecision,
+    seconds: float,
+) -> PollRecord:
+    """The poll for the source's history and the workers' counters."""
+    failure = decision.failure
+    findings = found if isinstance(found, BodyFindings) else None
+    kind = failure.kind.value if failure is not None else "modified" if findings is not None else "not_modified"
+    res.counters.inc("polls_total", outcome=kind)
+    res.counters.tick("polls", 1, now)
+    record = PollRecord(
+        at=now,
+        outcome=kind,
+        status=decision.state.last_status,
+        duration_ms=round(seconds * 1000),
+        bytes=len(outcome.body) if isinstance(outcome, FetchResult) else 0,
+        error=failure.message[:300] if failure is not None else None,
+    )
+    if findings is not None:  # a body was read: count what it held
+        record.new, record.updated = findings.new, findings.updated
+        for name, count in (("new", findings.new), ("updated", findings.updated), ("unchanged", findings.unchanged)):
+            if count:
+                res.counters.inc("articles_total", count, outcome=name)
+        if findings.new:
+            res.counters.tick("new", findings.new, now)
+    return record
 
 
 def _log(source: SourceConfig, decision: PollDecision) -> None:

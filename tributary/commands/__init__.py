@@ -1,0 +1,1 @@
+"""The operators' verbs of the `tributary` command, each module registering its own on `main`."""

@@ -20,6 +20,7 @@ from workers.extract import (
     split_credit,
 )
 from workers.extract.cleanup import clean_page, join_split_body
+from workers.extract.stated_dates import stated_dates
 from workers.extract.trim import trim_body
 from workers.normalise.entry import html_to_text
 
@@ -123,9 +124,10 @@ def test_seed_page_without_selectors_trafilatura_alone() -> None:
     entry = extracted.entry
     assert entry.title == "Azerbaijan sends troops into Nagorno-Karabakh"
     assert entry.image is not None and entry.image.credit == "Photo: AFP" and entry.image.caption == CAPTION
-    # Only the day is on the page outside the selectors: a guess, flagged as such.
-    assert extracted.published_from is DateSource.GUESS
-    assert entry.published == datetime(2023, 9, 19, 16, 0, tzinfo=UTC)
+    # The times the page prints (its dateline, its "Last updated" line), read without selectors.
+    assert extracted.published_from is DateSource.TEXT
+    assert entry.published == datetime(2023, 9, 19, 17, 12, tzinfo=UTC)
+    assert entry.updated == datetime(2023, 9, 20, 1, 10, tzinfo=UTC)
     text = html_to_text(entry.content)
     assert text.startswith("Azerbaijan sent troops") and "Reuters could not verify" in text
     for noise in NOISE:
@@ -469,3 +471,42 @@ def test_trim_body(body: str, expected: list[str]) -> None:
     trim_body(wrapper, None, "https://site.test/a", (TITLE, STANDFIRST))
     blocks = wrapper.xpath(".//*[self::p or self::li or self::h1 or self::h2 or self::h3]")
     assert [" ".join(e.text_content().split()) for e in blocks] == [" ".join(e.split()) for e in expected]
+
+
+@pytest.mark.parametrize(
+    ("html", "published", "updated"),
+    [
+        # the seed page's dateline and its "Last updated" line, in the page's zone
+        (
+            "<h1>T</h1><div>2023-09-20 HKT 01:12</div><p>Body.</p><div>Last updated: 2023-09-20 HKT 09:10</div>",
+            "2023-09-19T17:12:00+00:00",
+            "2023-09-20T01:10:00+00:00",
+        ),
+        ("<p class='byline'>Published on: 20 September 2023 09:10</p>", "2023-09-20T01:10:00+00:00", None),
+        (
+            "<span>Updated 2023-09-21 10:00</span><span>Posted 2023-09-20 08:00</span>",
+            "2023-09-20T00:00:00+00:00",
+            "2023-09-21T02:00:00+00:00",
+        ),
+        ("<p>20 September 2023</p>", None, None),  # a day alone is no better than the guess
+        ("<p>Updated 5 minutes ago</p>", None, None),
+        # a sentence that happens to hold a date-time is body text, not a dateline
+        (
+            "<p>The talks, which began on 2023-09-20 at 09:10 in Geneva, ended without any agreement at all.</p>",
+            None,
+            None,
+        ),
+    ],
+)
+def test_dates_the_page_prints(html: str, published: str | None, updated: str | None) -> None:
+    tree = lxml.html.document_fromstring(f"<html><body>{html}</body></html>")
+    found = stated_dates(tree, ZoneInfo("Asia/Hong_Kong"))
+    assert (found.published.isoformat() if found.published else None) == published
+    assert (found.updated.isoformat() if found.updated else None) == updated
+
+
+def test_a_label_beside_an_inline_time_counts() -> None:
+    tree = lxml.html.document_fromstring(
+        "<html><body><p>Last updated <time>2023-09-20 09:10</time></p><p>By A. Writer</p></body></html>"
+    )
+    assert stated_dates(tree, ZoneInfo("UTC")).updated == datetime(2023, 9, 20, 9, 10, tzinfo=UTC)

@@ -43,6 +43,7 @@ from service.errors import ErrorKind, ParseError
 from service.models import Author, Image
 from workers.extract.cleanup import clean_page, join_split_body
 from workers.extract.page import children, drop, elements, fold, image_src, load_page, select, select_first, text
+from workers.extract.stated_dates import stated_dates
 from workers.extract.trim import trim_body
 from workers.parse.dates import parse_date
 from workers.parse.types import ParsedEntry
@@ -82,6 +83,7 @@ class DateSource(StrEnum):
 
     SELECTOR = "selector"
     METADATA = "metadata"
+    TEXT = "text"  # a date-time the page prints (workers.extract.stated_dates)
     GUESS = "guess"
     NONE = "none"
 
@@ -126,6 +128,11 @@ def extract_page(
     if published is None:
         published, published_from = _meta_date(metadata, _PUBLISHED_META, default_tz), DateSource.METADATA
     updated = _selected_date(tree, selectors.updated, default_tz) or _meta_date(metadata, _UPDATED_META, default_tz)
+    if published is None or updated is None:  # what the page prints, before noise removal drops it
+        stated = stated_dates(tree, default_tz)
+        if published is None and stated.published is not None:
+            published, published_from = stated.published, DateSource.TEXT
+        updated = updated or stated.updated
     title = fold(text(select_first(tree, selectors.title)))
 
     clean_page(tree, selectors.remove)

@@ -157,15 +157,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def resolve_redis_url(redis_url: str | None, data_dir: Path) -> tuple[str, EmbeddedRedis | None]:
-    """``REDIS_URL`` when given; else the data dir's embedded Redis (started if not running).
-
-    Returns the URL and the embedded instance this process owns (None when it owns none).
-    """
-    if redis_url:
-        return redis_url, None
-    embedded = EmbeddedRedis(data_dir)
-    url = embedded.start()
-    return url, embedded if embedded.owned else None

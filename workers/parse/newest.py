@@ -30,11 +30,5 @@ def newest(entries: Sequence[T], date_of: Callable[[T], datetime | None], cap: i
     return sorted(ranked[:cap])
 
 
-def skipped_warning(total: int, kept: int) -> str:
-    return (
-        f"{total - kept} of {total} entries skipped: only the newest {kept} are read per poll ([limits] items_per_poll)"
-    )
-
-
 def _seconds(value: datetime | None) -> float:
     return value.timestamp() if value is not None else 0.0

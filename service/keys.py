@@ -19,6 +19,13 @@ FEEDS_MOVED = PREFIX + "feeds:moved"  # set: feeds an ingest batch changed, vers
 PAUSED_HOSTS = PREFIX + "hosts:paused"  # zset: host -> end of its Retry-After pause (unix seconds)
 METRICS = PREFIX + "metrics"  # hash: counter series -> value, the workers' counters summed (service/store/metrics.py)
 DEAD_JOBS = PREFIX + "dead:jobs"  # stream: jobs that failed for good, with payload and error
+DEAD_ARTICLES = PREFIX + "dead:articles"  # stream: feed entries that failed normalising or validation
+
+
+def dead_article_seen(digest: str) -> str:
+    """string, expiring: this invalid entry of this source is a dead letter already (not again every poll)."""
+    return f"{PREFIX}dead:article-seen:{digest}"
+
 
 WORKERS = PREFIX + "workers"  # zset: worker id -> its last heartbeat (unix seconds)
 

@@ -239,6 +239,18 @@ class RedirectRecord(BaseModel):
     to_url: str
 
 
+class RejectedEntry(BaseModel):
+    """A feed entry that failed normalising or validation: the poll keeps it as a dead letter
+    (:mod:`service.store.dead_letters`) instead of dropping it with a log line."""
+
+    index: int
+    """Its place in the document (0 = first)."""
+    entry: dict[str, str]
+    """Its essential fields as the feed stated them (guid, link, title, dates, summary), each cut
+    short: enough to find it in the feed, never the whole item."""
+    error: str
+
+
 class PushStatus(StrEnum):
     """Where a subscription to a publisher's hub stands (docs/websub.md#subscribing-to-publishers)."""
 

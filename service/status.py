@@ -7,8 +7,10 @@ Health, worst first:
 - ``failing``: its last poll failed;
 - ``stale``: it answers, but no new article for far longer than its own rhythm
   (:data:`RHYTHM_FACTOR` times the mean gap between its newest items, at least
-  :data:`RHYTHM_FLOOR_SECONDS`), or its last success is older than :data:`STALE_INTERVALS`
-  intervals;
+  :data:`RHYTHM_FLOOR_SECONDS`), or it was last heard of (a successful poll, or a delivery from
+  its publisher's WebSub hub) more than :data:`STALE_INTERVALS` intervals ago. While the hub
+  pushes, the interval is the backup poll's (``[push] backup_poll_seconds``, read from the
+  schedule): a daily backup poll is not a sign of staleness when deliveries keep coming;
 - ``new``: never polled yet; ``ok``: the rest.
 """
 
@@ -19,7 +21,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from service.config import SourceConfig
-from service.models import SourceState
+from service.models import PushStatus, PushSubscription, SourceState
 
 STALE_INTERVALS = 4
 RHYTHM_FACTOR = 5
@@ -45,8 +47,20 @@ def rhythm_seconds(published: Sequence[float]) -> float | None:
 
 
 def expected_interval(source: SourceConfig, state: SourceState) -> float:
-    """How often a success should come at least: the interval, or longer when the publisher asks."""
-    return max(source.interval_seconds, state.publisher_interval_seconds or 0)
+    """How often a success should come at least: the interval, or longer when the publisher asks,
+    or the backup poll's while the publisher's hub pushes (the gap the schedule set, jitter
+    included, when the last poll chose ``push-backup``)."""
+    interval: float = max(source.interval_seconds, state.publisher_interval_seconds or 0)
+    if state.next_poll_reason == "push-backup" and state.next_poll is not None and state.last_poll is not None:
+        interval = max(interval, (state.next_poll - state.last_poll).total_seconds())
+    return interval
+
+
+def last_heard(state: SourceState) -> datetime | None:
+    """The newest sign of life: the last successful poll or the last delivery from its hub."""
+    delivery = state.push.last_delivery if state.push is not None else None
+    times = [t for t in (state.last_success, delivery) if t is not None]
+    return max(times) if times else None
 
 
 def health(source: SourceConfig, state: SourceState, now: datetime) -> Health:
@@ -58,9 +72,8 @@ def health(source: SourceConfig, state: SourceState, now: datetime) -> Health:
         return Health.NEW
     if state.consecutive_failures:
         return Health.FAILING
-    if state.last_success is not None and (now - state.last_success).total_seconds() > STALE_INTERVALS * (
-        expected_interval(source, state)
-    ):
+    heard = last_heard(state)
+    if heard is not None and (now - heard).total_seconds() > STALE_INTERVALS * expected_interval(source, state):
         return Health.STALE
     rhythm = rhythm_seconds(state.recent_published)
     if rhythm is not None and state.recent_published:
@@ -99,6 +112,7 @@ _REASONS = {
     "enabled": "re-enabled: due now",
     "resumed": "resumed: due now",
     "added": "added at run time: due now",
+    "push-backup": "its publisher's hub pushes new items: polled only as a backup ([push] backup_poll_seconds)",
 }
 
 
@@ -112,3 +126,28 @@ def explain(reason: str | None, source: SourceConfig, state: SourceState) -> str
         failures=state.consecutive_failures,
         disabled=state.disabled_reason or "no reason recorded",
     )
+
+
+def push_marker(push: PushSubscription | None, now: datetime) -> str:
+    """A list's short word for the subscription: ``push`` while the hub is expected to push,
+    else its status (``pending``, ``fallback``, ...); ``-`` without one."""
+    if push is None:
+        return "-"
+    return "push" if push.live(now) else f"push {push.status.value}"
+
+
+def push_facts(push: PushSubscription, now: datetime) -> list[tuple[str, str]]:
+    """The subscription as an operator reads it: hub, state, lease end, last delivery, misses."""
+    state = push.status.value + (" (live)" if push.live(now) else "")
+    if push.status is PushStatus.FALLBACK and push.fallback_until is not None:
+        state += f", polled normally until {ago(push.fallback_until, now)}"
+        state += f": {push.fallback_reason}" if push.fallback_reason else ""
+    if push.error and not push.live(now):
+        state += f"; {push.error}"
+    return [
+        ("hub", push.hub),
+        ("state", state),
+        ("lease end", ago(push.lease_end, now)),
+        ("last delivery", f"{ago(push.last_delivery, now)} ({push.deliveries} in all)"),
+        ("misses", f"{push.misses}" + (f", last {ago(push.last_miss, now)}" if push.last_miss else "")),
+    ]

@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestClient
 
 from service import keys
 from service.config import Settings, settings_from_dict
-from service.models import PollRecord, SourceState
+from service.models import PollRecord, PushStatus, RejectedEntry, SourceState
 from service.store.dead_letters import DeadLetters
+from service.store.push_state import PushTransition
 from service.store.source_state import PollEnd, SourceStates
 from service.web.admin import auth
 from service.web.admin.pages import chart_svg, select_rows
@@ -194,6 +195,48 @@ async def test_dead_letters_listed_retried_and_purged(admin: TestClient, redis, 
     await admin.post(f"/admin/dead/{first}/purge", data={"csrf": csrf})
     assert await letters.list() == []
     assert (await admin.post("/admin/dead/job-1-1/retry", data={"csrf": csrf})).status == 404
+
+
+async def test_a_push_subscription_is_shown_with_its_source(admin: TestClient, redis, clock) -> None:  # type: ignore[no-untyped-def]
+    now = clock()
+    subscription = {
+        "status": PushStatus.ACTIVE,
+        "hub": "https://hub.example/<hub>",
+        "topic": "http://good.example/feed",
+        "lease_end": now + timedelta(days=5),
+        "last_delivery": now - timedelta(minutes=5),
+    }
+    assert await SourceStates(redis).push.apply("good", PushTransition(subscription, {"deliveries": 7, "misses": 2}))
+    pending = {"status": PushStatus.PENDING, "hub": "https://hub.example/", "topic": "http://bad.example/feed"}
+    assert await SourceStates(redis).push.apply("bad", PushTransition(pending))
+    page = await (await admin.get("/admin/sources/good", headers=BEARER)).text()
+    assert "<th>Push: hub</th><td>https://hub.example/&lt;hub&gt;</td>" in page
+    assert "<th>Push: state</th><td>active (live)</td>" in page
+    assert "<th>Push: lease end</th><td>5d from now</td>" in page
+    assert "<th>Push: last delivery</th><td>5m ago (7 in all)</td>" in page
+    assert "<th>Push: misses</th><td>2</td>" in page
+    assert "Push:" not in await (await admin.get("/admin/sources/gone", headers=BEARER)).text()
+    table = await (await admin.get("/admin/sources", headers=BEARER)).text()
+    cells = dict(re.findall(r'data-source="(\w+)".*?<td class="push">([^<]*)</td>', table))
+    assert cells == {"good": "push", "bad": "push pending", "gone": "-"}
+    overview = await (await admin.get("/admin/", headers=BEARER)).text()
+    assert "<th>Push subscriptions</th><td>active 1, pending 1</td>" in overview
+    metrics = await (await admin.get("/metrics")).text()
+    assert 'tributary_sources_push{state="active"} 1.0' in metrics
+    assert 'tributary_sources_push{state="pending"} 1.0' in metrics
+    assert 'tributary_sources_push{state="failed"} 0.0' in metrics
+
+
+async def test_an_article_dead_letter_is_shown_but_not_retried(admin: TestClient, redis, clock) -> None:  # type: ignore[no-untyped-def]
+    csrf = await login(admin)
+    rejected = RejectedEntry(index=2, entry={"link": "javascript:alert(1)"}, error="entry has no guid, link or title")
+    [letter] = await DeadLetters(redis).add_articles("good", [rejected], clock())
+    page = await (await admin.get("/admin/dead")).text()
+    assert "article of good: entry 2 (javascript:alert(1))" in page and "entry has no guid" in page
+    assert f"/admin/dead/{letter}/purge" in page and f"/admin/dead/{letter}/retry" not in page
+    refused = await admin.post(f"/admin/dead/{letter}/retry", data={"csrf": csrf}, allow_redirects=False)
+    assert refused.status == 303 and "cannot+be+retried" in refused.headers["Location"]
+    assert await DeadLetters(redis).get(letter) is not None and await redis.zcard(keys.ARQ_QUEUE) == 0
 
 
 def test_rows_sort_and_chart() -> None:

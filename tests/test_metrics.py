@@ -104,7 +104,9 @@ def test_per_source_series_are_capped_to_the_worst() -> None:
     def row(n: int, failures: int, success_hour: int | None) -> SourceRow:
         success = datetime(2026, 11, 25, success_hour, tzinfo=UTC) if success_hour is not None else None
         state = SourceState(consecutive_failures=failures, last_success=success)
-        return SourceRow(SourceConfig(id=f"s{n}", url="http://x/"), state, Health.OK, 0, "")
+        return SourceRow(
+            SourceConfig(id=f"s{n}", url="http://x/"), state, Health.OK, 0, "", datetime(2026, 11, 25, tzinfo=UTC)
+        )
 
     rows = [row(0, 0, 12), row(1, 5, 1), row(2, 0, None), row(3, 9, 3), row(4, 0, 2)]
     assert capped(rows, 10) == rows

@@ -12,8 +12,10 @@ from service.config import SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image
 from workers.normalise.authors import merge_authors
 from workers.normalise.entry import (
+    REJECTED_FIELD_CHARS,
     article_id,
     html_to_text,
+    normalise_entries,
     normalise_entry,
     normalise_feed,
 )
@@ -186,6 +188,17 @@ def test_normalise_feed_skips_unidentifiable_and_repeated_entries_with_warnings(
     assert "no guid, link or title" in warnings[0] and "repeats the id" in warnings[1]
     for article in articles:
         assert Article.model_validate(article.model_dump()) == article
+
+
+def test_rejected_entries_are_returned_with_their_fields_cut_short() -> None:
+    bad = ParsedEntry(link="javascript:" + "x" * 2000, published=NOW)  # no web link, guid or title
+    feed = FEED.model_copy(update={"entries": (entry(guid="a", title="A"), bad, entry(guid="a", title="again"))})
+    done = normalise_entries(feed, source=SOURCE, now=NOW)
+    assert [a.title for a in done.articles] == ["A"]
+    [rejected] = done.rejected  # the repeated id is a warning only: nothing of it is lost
+    assert rejected.index == 1 and rejected.error == "entry has no guid, link or title to identify it by"
+    assert rejected.entry == {"link": bad.link[:REJECTED_FIELD_CHARS], "published": NOW.isoformat()}
+    assert len(done.warnings) == 2
 
 
 def test_naive_now_is_refused() -> None:

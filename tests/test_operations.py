@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,10 @@ from service import keys
 from service.clock import utcnow
 from service.config import SourceConfig, load_settings, settings_from_dict
 from service.errors import ErrorKind, FetchError
+from service.models import PushStatus, SourceState
 from service.store.articles import Store
 from service.store.dead_letters import DeadLetters
+from service.store.push_state import PushTransition
 from service.store.source_registry import LiveSettings, SourceRegistry, effective, unselected
 from service.store.source_state import SourceStates
 from service.web.app import create_app
@@ -195,7 +198,7 @@ async def test_pause_resume_and_status(redis, redis_url, feed_server: FeedServer
     assert "was paused already" in again.output
     assert "paused by an operator" in (await cli(redis_url, config, "source", "seed")).output
     status = json.loads((await cli(redis_url, config, "status", "--json")).output)
-    assert status["sources"]["paused"] == 1 and status["dead_letters"] == {"job": 0, "ingest": 0}
+    assert status["sources"]["paused"] == 1 and status["dead_letters"] == {"job": 0, "ingest": 0, "article": 0}
 
     resumed = await cli(redis_url, config, "resume", "seed")
     assert resumed.exit_code == 0 and "resumed, due now" in resumed.output
@@ -274,7 +277,7 @@ async def test_a_job_that_exhausts_its_tries_is_a_dead_letter(
     assert await DeadLetters(redis).get(letters["poll"].id) is None
     assert (await cli(redis_url, config, "dead", "purge")).exit_code != 0  # an id, or --all
     assert "purged" in (await cli(redis_url, config, "dead", "purge", "--all")).output
-    assert (await DeadLetters(redis).counts()) == {"job": 0, "ingest": 0}
+    assert (await DeadLetters(redis).counts()) == {"job": 0, "ingest": 0, "article": 0}
 
 
 async def test_an_ingest_dead_letter_goes_back_to_the_stream(redis, clock) -> None:  # type: ignore[no-untyped-def]
@@ -287,6 +290,82 @@ async def test_an_ingest_dead_letter_goes_back_to_the_stream(redis, clock) -> No
     assert await letters.retry(letter.id) is not None
     assert await redis.xlen(keys.INGEST_DEAD) == 0 and await redis.xlen(keys.INGEST_STREAM) == 1
     assert await letters.get("ingest-nonsense") is None and await letters.purge("nope") == 0
+
+
+async def test_an_entry_that_fails_validation_is_a_dead_letter(
+    redis, redis_url, feed_server: FeedServer, tmp_path: Path, clock
+) -> None:  # type: ignore[no-untyped-def]
+    invalid = (DATA / "e2e" / "invalid-entry.rss").read_bytes()
+    config = write_config(tmp_path, feed_server.set("/seed.rss", invalid, content_type="application/rss+xml"))
+    settings = load_settings(config)
+    await run_worker(settings, redis_url, clock)  # the real poll path: fetch, parse, normalise, queue, ingest
+
+    assert await Store(redis, settings).article_count("seed") == 3  # the other entries are stored
+    [letter] = await DeadLetters(redis).list()
+    assert (letter.kind, letter.source_id) == ("article", "seed")
+    assert letter.error == "entry has no guid, link or title to identify it by"
+    assert json.loads(letter.payload) == {
+        "index": 2,
+        "link": "javascript:alert(1)",
+        "published": "2023-09-19T20:00:00+00:00",
+    }
+    listed = await cli(redis_url, config, "dead", "list")
+    assert f"{letter.id}\t" in listed.output and "article of seed: entry 2 (javascript:alert(1))" in listed.output
+    status = await cli(redis_url, config, "status")
+    assert "dead letters: 0 jobs, 0 ingest, 1 articles" in status.output
+
+    # Read again at the next poll of a changed feed, the same entry is not kept a second time.
+    feed_server.set(
+        "/seed.rss", invalid.replace(b"Harbour ferry fares", b"Ferry fares"), content_type="application/rss+xml"
+    )
+    clock.advance(3600)
+    await run_worker(settings, redis_url, clock)
+    assert len(feed_server.seen("/seed.rss")) == 2
+    assert (await DeadLetters(redis).counts())["article"] == 1
+
+    retried = await cli(redis_url, config, "dead", "retry", letter.id)
+    assert retried.exit_code != 0 and "cannot be retried" in retried.output
+    assert await DeadLetters(redis).get(letter.id) is not None  # kept until purged
+    assert (await cli(redis_url, config, "dead", "purge", letter.id)).exit_code == 0
+    assert await DeadLetters(redis).list() == []
+
+
+async def test_the_cli_shows_a_push_subscription(redis, redis_url, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config = write_config(tmp_path, "http://seed.example/feed")
+    now = utcnow()  # the CLI reads the real clock
+    backup_poll = SourceState(
+        last_poll=now - timedelta(days=2),
+        last_success=now - timedelta(days=2),
+        last_status=200,
+        next_poll=now - timedelta(days=1) + timedelta(hours=1),
+        next_poll_reason="push-backup",
+    )
+    await redis.set(keys.source_state("seed"), backup_poll.model_dump_json())
+    subscription = {
+        "status": PushStatus.ACTIVE,
+        "hub": "https://hub.example/",
+        "topic": "http://seed.example/feed",
+        "lease_end": now + timedelta(days=5, minutes=1),
+        "last_delivery": now - timedelta(minutes=5),
+    }
+    assert await SourceStates(redis).push.apply("seed", PushTransition(subscription, {"deliveries": 7, "misses": 2}))
+
+    shown = await cli(redis_url, config, "source", "seed")
+    assert shown.exit_code == 0, shown.output
+    assert shown.output.startswith("seed: ok ")  # a backup poll two days ago is not stale while pushed
+    assert "polled only as a backup ([push] backup_poll_seconds)" in shown.output
+    assert (
+        "  push: hub https://hub.example/; state active (live); lease end 5d from now;"
+        " last delivery 5m ago (7 in all); misses 2\n"
+    ) in shown.output
+    as_json = json.loads((await cli(redis_url, config, "source", "seed", "--json")).output)
+    assert as_json["push"]["status"] == "active" and as_json["push"]["live"] is True
+    assert (as_json["push"]["deliveries"], as_json["push"]["misses"]) == (7, 2)
+    listed = (await cli(redis_url, config, "sources")).output
+    assert listed.split()[:4] == ["seed", "ok", "200", "push"]
+    status = (await cli(redis_url, config, "status")).output
+    assert "push subscriptions: active 1\n" in status
+    assert json.loads((await cli(redis_url, config, "status", "--json")).output)["push"]["active"] == 1
 
 
 async def test_steering_an_unknown_registry_is_harmless(redis) -> None:  # type: ignore[no-untyped-def]

@@ -72,7 +72,7 @@ def round_done(states: Mapping[str, SourceState | None], since: datetime, now: d
 
 
 def round_summary(states: Mapping[str, SourceState | None]) -> str:
-    """``6 sources: 4 ok, 2 failing (dns): a, b; `…poll SOURCE_ID` shows why``."""
+    """``6 sources: 4 ok, 2 failing (dns): a, b; see /admin or `…tributary sources --failing```."""
     ok, failing, disabled, unpolled = [], [], [], []
     kinds: Counter[str] = Counter()
     for source_id, state in states.items():

@@ -13,7 +13,7 @@ from redis.exceptions import ResponseError
 
 from service import keys
 from service.config import SourceConfig
-from service.models import SourceState
+from service.models import PushStatus, SourceState
 from service.status import Health, explain, health
 from service.store.dead_letters import DeadLetters, Kind
 from service.store.heartbeats import Heartbeats
@@ -32,6 +32,7 @@ class SourceRow:
     articles_24h: int
     why: str
     """Why it waits (:func:`service.status.explain`)."""
+    now: datetime
 
     @property
     def id(self) -> str:
@@ -56,6 +57,23 @@ class SourceRow:
             "interval_seconds": self.source.interval_seconds,
             "articles_24h": self.articles_24h,
             "tags": self.source.tags,
+            "push": self.push_json(),
+        }
+
+    def push_json(self) -> dict[str, object] | None:
+        """The subscription to the publisher's hub (None without one): what ``GET /push`` lists."""
+        push = self.state.push
+        if push is None:
+            return None
+        return {
+            "status": push.status.value,
+            "live": push.live(self.now),
+            "hub": push.hub,
+            "lease_end": push.lease_end.isoformat() if push.lease_end else None,
+            "last_delivery": push.last_delivery.isoformat() if push.last_delivery else None,
+            "deliveries": push.deliveries,
+            "misses": push.misses,
+            "error": push.error,
         }
 
 
@@ -63,6 +81,8 @@ class SourceRow:
 class Overview:
     now: datetime
     health: Counter[Health] = field(default_factory=Counter)
+    push: Counter[PushStatus] = field(default_factory=Counter)
+    """Sources with a subscription to their publisher's hub, by its status."""
     ingest_length: int = 0
     ingest_pending: int = 0
     ingest_oldest_seconds: float = 0.0
@@ -77,6 +97,7 @@ class Overview:
         return {
             "now": self.now.isoformat(),
             "sources": {h.value: self.health.get(h, 0) for h in Health},
+            "push": {p.value: self.push.get(p, 0) for p in PushStatus},
             "ingest": {
                 "length": self.ingest_length,
                 "pending": self.ingest_pending,
@@ -116,7 +137,12 @@ async def source_rows(redis: Redis, sources: Sequence[SourceConfig], now: dateti
         state = states[source.id]
         rows.append(
             SourceRow(
-                source, state, health(source, state, now), int(count), explain(state.next_poll_reason, source, state)
+                source,
+                state,
+                health(source, state, now),
+                int(count),
+                explain(state.next_poll_reason, source, state),
+                now,
             )
         )
     return rows
@@ -128,7 +154,11 @@ async def workers_status(redis: Redis) -> list[WorkerHeartbeat]:
 
 
 async def overview(redis: Redis, rows: list[SourceRow], now: datetime) -> Overview:
-    result = Overview(now, health=Counter(row.health for row in rows))
+    result = Overview(
+        now,
+        health=Counter(row.health for row in rows),
+        push=Counter(row.state.push.status for row in rows if row.state.push is not None),
+    )
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xlen(keys.INGEST_STREAM)
         pipe.xrange(keys.INGEST_STREAM, count=1)

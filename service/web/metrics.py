@@ -4,8 +4,9 @@ Three origins, one scrape:
 
 - the workers' counters (polls by outcome, fetch latency and bytes, articles, jobs, hub
   deliveries), summed across every worker process in Redis (service/store/metrics.py);
-- figures read from Redis at scrape time (sources by health, ingest stream, arq queue, late
-  sources, paused hosts, dead letters, Redis memory, per-source series under a cap);
+- figures read from Redis at scrape time (sources by health and by push state, ingest stream,
+  arq queue, late sources, paused hosts, dead letters, Redis memory, per-source series under a
+  cap);
 - this web process's own counts (requests by route and status, render cache hits), kept as plain
   integers on the request path: one dict increment per response (:class:`RequestCounts`).
 """
@@ -24,6 +25,7 @@ from redis.asyncio import Redis
 
 from service.config import Settings
 from service.feeds.cache import FeedCache
+from service.models import PushStatus
 from service.status import Health
 from service.store.metrics import Labels, read_totals
 from service.store.overview import Overview, SourceRow, overview, source_rows
@@ -119,6 +121,11 @@ def scrape_families(view: Overview, rows: list[SourceRow], memory: int, settings
     sources = GaugeMetricFamily("tributary_sources", "Sources by health", labels=["health"])
     for health in Health:
         sources.add_metric([health.value], view.health.get(health, 0))
+    push = GaugeMetricFamily(
+        "tributary_sources_push", "Sources subscribed to their publisher's WebSub hub, by state", labels=["state"]
+    )
+    for status in PushStatus:
+        push.add_metric([status.value], view.push.get(status, 0))
     dead = GaugeMetricFamily("tributary_dead_letters", "Dead letters kept, by kind", labels=["kind"])
     for kind, count in sorted(view.dead_letters.items()):
         dead.add_metric([kind], count)
@@ -134,6 +141,7 @@ def scrape_families(view: Overview, rows: list[SourceRow], memory: int, settings
         failures.add_metric([row.id], row.state.consecutive_failures)
     return [
         sources,
+        push,
         gauge("tributary_ingest_stream_length", "Entries waiting in the ingest stream", view.ingest_length),
         gauge("tributary_ingest_pending", "Ingest entries read but not yet acknowledged", view.ingest_pending),
         gauge("tributary_ingest_oldest_age_seconds", "Age of the oldest ingest entry", view.ingest_oldest_seconds),

@@ -6,7 +6,7 @@ import json
 
 import click
 
-from service.store.dead_letters import DeadLetter, DeadLetters
+from service.store.dead_letters import DeadLetter, DeadLetters, NotRetryable
 from tributary.cli import Context, _run_with_redis, config_option
 
 
@@ -14,7 +14,8 @@ def register(main: click.Group) -> None:
     @main.group()
     @config_option
     def dead() -> None:
-        """Dead letters: failed jobs and ingest entries, kept with payload, error and time."""
+        """Dead letters: failed jobs, ingest entries and feed entries that failed validation, kept with
+        payload, error and time."""
 
     @dead.command("list")
     @config_option
@@ -51,7 +52,10 @@ def register(main: click.Group) -> None:
     @click.pass_obj
     def dead_retry(obj: Context, letter_id: str) -> None:
         """Queue the work again (the job, or the ingest entry) and forget the letter."""
-        letter = _run_with_redis(obj.settings(), lambda r: DeadLetters(r).retry(letter_id))
+        try:
+            letter = _run_with_redis(obj.settings(), lambda r: DeadLetters(r).retry(letter_id))
+        except NotRetryable as exc:
+            raise click.ClickException(f"{letter_id}: {exc}") from exc
         if letter is None:
             raise click.ClickException(f"no dead letter {letter_id!r}")
         click.echo(f"queued again: {letter.summary}")

@@ -11,7 +11,7 @@ from redis.asyncio import Redis
 from service.clock import utcnow
 from service.config import Settings
 from service.models import PollRecord
-from service.status import Health, ago
+from service.status import Health, ago, push_facts, push_marker
 from service.store.overview import Overview, SourceRow, overview, source_rows
 from service.store.source_registry import LiveSettings
 from service.store.source_state import SourceStates
@@ -27,6 +27,7 @@ async def effective_settings(redis: Redis, seed: Settings) -> Settings:
 
 def overview_lines(view: Overview) -> list[str]:
     counts = ", ".join(f"{h.value} {view.health.get(h, 0)}" for h in Health)
+    push = ", ".join(f"{status.value} {n}" for status, n in sorted(view.push.items())) or "none"
     beats = (
         "; ".join(
             f"{w.host} pid {w.pid} beat {w.age(view.now).total_seconds():.0f}s ago"
@@ -37,10 +38,12 @@ def overview_lines(view: Overview) -> list[str]:
     )
     return [
         f"sources: {sum(view.health.values())} ({counts})",
+        f"push subscriptions: {push}",
         f"ingest: {view.ingest_length} queued, {view.ingest_pending} pending, oldest {view.ingest_oldest_seconds:.0f}s",
         f"jobs queued: {view.queue_depth}; late sources: {view.late_sources}"
         f" (max lag {view.late_max_seconds:.0f}s); paused hosts: {view.paused_hosts}",
-        f"dead letters: {view.dead_letters.get('job', 0)} jobs, {view.dead_letters.get('ingest', 0)} ingest",
+        f"dead letters: {view.dead_letters.get('job', 0)} jobs, {view.dead_letters.get('ingest', 0)} ingest,"
+        f" {view.dead_letters.get('article', 0)} articles",
         f"workers: {beats}",
     ]
 
@@ -52,7 +55,8 @@ def row_line(row: SourceRow, now: datetime) -> str:
         f"  {state.last_error_kind}: {state.last_error}" if state.last_error and row.health is Health.FAILING else ""
     )
     return (
-        f"{row.id:<24} {row.health.value:<8} {status:>4}  success {ago(state.last_success, now):<12}"
+        f"{row.id:<24} {row.health.value:<8} {status:>4} {push_marker(state.push, now):<14}"
+        f" success {ago(state.last_success, now):<12}"
         f" next {ago(state.next_poll, now):<14} every {row.source.interval_seconds}s"
         f"  24h {row.articles_24h:>3}  ({row.why}){error}"
     )
@@ -122,6 +126,8 @@ def register(main: click.Group) -> None:
             click.echo(f"  disabled: {state.disabled_reason} (tributary enable {row.id})")
         click.echo(f"  next poll {ago(state.next_poll, now)}: {row.why}")
         click.echo(f"  interval {row.source.interval_seconds}s; {row.articles_24h} article(s) in 24 h")
+        if state.push is not None:
+            click.echo("  push: " + "; ".join(f"{name} {value}" for name, value in push_facts(state.push, now)))
         click.echo(f"  recent polls ({len(polls)}):")
         for record in polls:
             click.echo("    " + poll_line(record))

@@ -18,6 +18,7 @@ import hashlib
 import html as htmllib
 import re
 from collections import Counter
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
@@ -25,7 +26,7 @@ import lxml.html
 from lxml import etree
 
 from service.config import CanonicalConfig, LimitsConfig, SanitiseConfig, SourceConfig
-from service.models import Article, ArticleFlag, Author, Enclosure, Image, SourceRef
+from service.models import Article, ArticleFlag, Author, Enclosure, Image, RejectedEntry, SourceRef
 from service.urls import WEB_SCHEMES, is_web_url, join_url
 from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
@@ -33,7 +34,15 @@ from workers.normalise.limits import RAW_FACTOR, Caps, cut_text
 from workers.normalise.sanitise import first_image, sanitise_html
 from workers.parse.types import ParsedEntry, ParsedFeed
 
-__all__ = ["article_id", "drop_c1", "html_to_text", "normalise_entry", "normalise_feed"]
+__all__ = [
+    "Normalised",
+    "article_id",
+    "drop_c1",
+    "html_to_text",
+    "normalise_entries",
+    "normalise_entry",
+    "normalise_feed",
+]
 
 UNTITLED = "(untitled)"
 TITLE_EXCERPT_CHARS = 80
@@ -48,6 +57,17 @@ LANGUAGE_CHARS = 64  # a BCP 47 tag in practice stays under 35
 _C1_CONTROLS = re.compile("[\x80-\x9f]")
 
 
+REJECTED_FIELD_CHARS = 500
+"""Each field of a rejected entry kept for its dead letter is cut to this (the letter stays small)."""
+
+
+@dataclass(frozen=True)
+class Normalised:
+    articles: list[Article]
+    warnings: list[str] = field(default_factory=list)
+    rejected: list[RejectedEntry] = field(default_factory=list)
+
+
 def normalise_feed(
     feed: ParsedFeed,
     *,
@@ -57,21 +77,39 @@ def normalise_feed(
     canonical: CanonicalConfig = DEFAULT_CANONICAL,
     limits: LimitsConfig = DEFAULT_LIMITS,
 ) -> tuple[list[Article], list[str]]:
+    """The articles and warnings of :func:`normalise_entries` (without the rejected entries)."""
+    done = normalise_entries(feed, source=source, now=now, sanitise=sanitise, canonical=canonical, limits=limits)
+    return done.articles, done.warnings
+
+
+def normalise_entries(
+    feed: ParsedFeed,
+    *,
+    source: SourceConfig,
+    now: datetime,
+    sanitise: SanitiseConfig = DEFAULT_SANITISE,
+    canonical: CanonicalConfig = DEFAULT_CANONICAL,
+    limits: LimitsConfig = DEFAULT_LIMITS,
+) -> Normalised:
     """Every entry that normalises, in feed order, plus one warning per entry that did not
-    and one for all the entries cut to ``[limits]``.
+    and one for all the entries cut to ``[limits]``; the entries that failed, with their error.
 
     Only this stage's warnings are returned; ``feed.warnings`` are not repeated. An entry
-    whose id repeats an earlier one in the same document is dropped: the first one wins.
+    whose id repeats an earlier one in the same document is dropped (a warning, not a rejected
+    entry: nothing is lost): the first one wins.
     """
     articles: list[Article] = []
     warnings: list[str] = []
+    rejected: list[RejectedEntry] = []
     seen: set[str] = set()
     base = _feed_base(feed, source)
     for index, entry in enumerate(feed.entries):
         try:
             article = _normalise_entry(entry, source, feed, base, now, sanitise, canonical, limits)
         except ValueError as exc:  # pydantic's ValidationError included
-            warnings.append(f"entry {index} skipped: {' '.join(str(exc)[:500].split())}")
+            error = " ".join(str(exc)[:500].split())
+            warnings.append(f"entry {index} skipped: {error}")
+            rejected.append(RejectedEntry(index=index, entry=_essentials(entry), error=error))
             continue
         if article.id in seen:
             warnings.append(f"entry {index} skipped: repeats the id of an earlier entry ({entry.guid or entry.link})")
@@ -82,7 +120,19 @@ def normalise_feed(
     if cut:
         fields = ", ".join(f"{field} ({count})" for field, count in sorted(cut.items()))
         warnings.append(f"{sum(bool(a.truncated) for a in articles)} entries cut to [limits]: {fields}")
-    return articles, warnings
+    return Normalised(articles, warnings, rejected)
+
+
+def _essentials(entry: ParsedEntry) -> dict[str, str]:
+    fields = {
+        "guid": entry.guid,
+        "link": entry.link,
+        "title": entry.title,
+        "published": entry.published.isoformat() if entry.published else None,
+        "updated": entry.updated.isoformat() if entry.updated else None,
+        "summary": entry.summary or entry.content,
+    }
+    return {name: value[:REJECTED_FIELD_CHARS] for name, value in fields.items() if value}
 
 
 def normalise_entry(

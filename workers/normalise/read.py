@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from service.config import Settings, SourceConfig
-from service.models import Article
-from workers.normalise.entry import normalise_feed
+from service.models import Article, RejectedEntry
+from workers.normalise.entry import normalise_entries
 from workers.parse import ParsedFeed, parse_feed
 
 __all__ = ["FeedRead", "read_feed"]
@@ -27,6 +27,8 @@ class FeedRead:
     articles: list[Article]
     warnings: list[str] = field(default_factory=list)
     """This stage's warnings; the parser's own are in ``feed.warnings``."""
+    rejected: list[RejectedEntry] = field(default_factory=list)
+    """Entries that failed normalising or validation: the poll keeps them as dead letters."""
 
 
 def read_feed(
@@ -48,7 +50,7 @@ def read_feed(
         default_tz=source.zone,
         max_entries=settings.items_per_poll,
     )
-    articles, warnings = normalise_feed(
+    done = normalise_entries(
         feed,
         source=source,
         now=now,
@@ -56,10 +58,11 @@ def read_feed(
         canonical=settings.canonical,
         limits=settings.limits,
     )
+    warnings = done.warnings
     if feed.skipped:
         warnings.insert(
             0,
             f"{feed.skipped} older entries skipped: only the newest {settings.items_per_poll} are read per poll "
             "([limits] items_per_poll, default [storage] retention_per_source)",
         )
-    return FeedRead(feed, articles, warnings)
+    return FeedRead(feed, done.articles, warnings, done.rejected)

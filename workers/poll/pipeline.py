@@ -22,6 +22,7 @@ from service.errors import ErrorKind, SourceError
 from service.models import Article, PollRecord
 from service.push.discovery import HubLink, discover
 from service.store.availability import REDIS_DOWN
+from service.store.dead_letters import DeadLetters
 from service.store.host_slots import Slot, Verdict
 from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
@@ -184,6 +185,7 @@ async def read_body(res: Resources, source: SourceConfig, result: FetchResult, n
             headers=result.headers,
         )
         parsed, articles, warnings = read.feed, read.articles, read.warnings
+        await DeadLetters(res.redis).add_articles(source.id, read.rejected, now)  # nothing dropped silently
         hints = feed_hints(parsed, res.settings.fetch.adaptive_window_items)
         hub = discover(result.headers, parsed.hubs, parsed.self_url, result.url)
     for warning in warnings:

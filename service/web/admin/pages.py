@@ -13,7 +13,7 @@ from html import escape
 from urllib.parse import urlencode
 
 from service.models import PollRecord
-from service.status import Health, ago
+from service.status import Health, ago, push_facts, push_marker
 from service.store.dead_letters import DeadLetter
 from service.store.overview import Overview, SourceRow
 
@@ -123,6 +123,7 @@ def overview_page(
         ("Jobs queued", str(view.queue_depth)),
         ("Late sources", f"{view.late_sources} (max lag {view.late_max_seconds:.0f} s)"),
         ("Paused hosts", str(view.paused_hosts)),
+        ("Push subscriptions", e(", ".join(f"{s.value} {n}" for s, n in sorted(view.push.items())) or "none")),
         ("Dead letters", f'<a href="/admin/dead">{sum(view.dead_letters.values())}</a>'),
     ]
     table = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in rows)
@@ -202,7 +203,8 @@ def sources_page(
             f'<tr data-source="{e(row.id)}" data-health="{e(row.health.value)}">'
             f'<td><a href="/admin/sources/{e(row.id)}">{e(row.id)}</a></td>'
             f'<td class="h-{e(row.health.value)}">{e(row.health.value)}</td>'
-            f'<td>{e(state.last_status or "-")}</td><td class="err">{error}</td>'
+            f'<td>{e(state.last_status or "-")}</td><td class="push">{e(push_marker(state.push, now))}</td>'
+            f'<td class="err">{error}</td>'
             f"<td>{when(state.last_success, now)}</td>"
             f"<td>{when(state.next_poll, now)}<br><small>{e(row.why)}</small></td>"
             f"<td>{row.source.interval_seconds} s</td><td>{row.articles_24h}</td></tr>"
@@ -211,7 +213,7 @@ def sources_page(
         "<table><thead><tr>"
         + head("id", "Source")
         + head("health", "State")
-        + "<th>HTTP</th><th>Last error</th>"
+        + "<th>HTTP</th><th>Push</th><th>Last error</th>"
         + head("last_success", "Last success")
         + head("next_poll", "Next poll, and why")
         + head("interval", "Interval")
@@ -254,6 +256,8 @@ def source_page(row: SourceRow, polls: Sequence[PollRecord], now: datetime, *, c
         ("Interval", f"{row.source.interval_seconds} s"),
         ("Articles in 24 h", str(row.articles_24h)),
     ]
+    if state.push is not None:
+        facts += [(f"Push: {name}", e(value)) for name, value in push_facts(state.push, now)]
     table = "".join(f"<tr><th>{e(k)}</th><td>{v}</td></tr>" for k, v in facts)
     history = "".join(
         f"<tr><td>{when(p.at, now)}</td><td>{e(p.outcome)}</td><td>{e(p.status or '-')}</td>"
@@ -297,14 +301,14 @@ def dead_page(letters: Sequence[DeadLetter], now: datetime, *, csrf: str, flash:
         f'<tr data-letter="{e(d.id)}"><td><code>{e(d.id)}</code></td><td>{when(d.at, now)}</td><td>{e(d.summary)}</td>'
         f'<td class="err">{e(d.error)}</td><td>{d.tries}</td><td>'
         f"<details><summary>payload</summary><pre>{e(d.payload[:4096])}</pre></details></td><td>"
-        + _action(f"/admin/dead/{d.id}/retry", "Retry", csrf)
-        + " "
+        + ("" if d.kind == "article" else _action(f"/admin/dead/{d.id}/retry", "Retry", csrf) + " ")
         + _action(f"/admin/dead/{d.id}/purge", "Purge", csrf)
         + "</td></tr>"
         for d in letters
     )
     body = (
-        f"<p>{len(letters)} dead letter(s): failed jobs and ingest entries, kept until retried or purged.</p>"
+        f"<p>{len(letters)} dead letter(s): failed jobs and ingest entries, kept until retried or purged, and"
+        " feed entries that failed validation, kept until purged (the feed is read again as it changes).</p>"
         "<table><thead><tr><th>Id</th><th>When</th><th>What</th><th>Error</th><th>Tries</th><th>Payload</th>"
         f"<th></th></tr></thead><tbody>{rows}</tbody></table>"
     )

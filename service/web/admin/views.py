@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from service import jobs
 from service.config import SLUG, SourceConfig
 from service.store.articles import Store
-from service.store.dead_letters import DeadLetters
+from service.store.dead_letters import DeadLetters, NotRetryable
 from service.store.metrics import activity
 from service.store.overview import SourceRow, overview, source_rows
 from service.store.source_registry import SourceRegistry
@@ -270,7 +270,10 @@ async def dead_action(request: web.Request) -> web.StreamResponse:
     letter_id, action = request.match_info["letter_id"], request.match_info["action"]
     letters = DeadLetters(request.config_dict[REDIS])
     if action == "retry":
-        letter = await letters.retry(letter_id)
+        try:
+            letter = await letters.retry(letter_id)
+        except NotRetryable as exc:
+            raise back("/admin/dead", f"{letter_id}: {exc}") from exc
         if letter is None:
             raise web.HTTPNotFound(text=f"no dead letter {letter_id!r}")
         raise back("/admin/dead", f"queued again: {letter.summary}")

@@ -14,8 +14,10 @@ process, and the retention that keeps a source's share bounded.
    every article ingested.
 4. **Retention.** One source with ``[storage] retention_per_source = --retention`` receives
    three times that many articles in ten batches: its stored count and Redis bytes after
-   each batch, which stop growing at the retention (the change log keeps ids, not
-   documents, for ``[api] changelog_retention_days``; its bytes are shown apart).
+   each batch, which stop growing at the retention. Shown apart: the change log (ids, not
+   documents, kept for ``[api] changelog_retention_days``) and the URL-owner keys
+   (``trib:url:*``), which removals leave behind.
+Part 3 also prints how many errors the worker logged, and the first.
 
     python bench/memory.py [--articles 100000] [--per-source 500] [--retention 500]
                            [--poll-sources 200] [--db 15] [--json PATH]

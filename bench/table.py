@@ -18,7 +18,7 @@ END = "<!-- bench-table:end -->"
 
 
 def number(value: float) -> str:
-    if abs(value) >= 100:
+    if abs(value) >= 100 or value == int(value):
         return f"{value:,.0f}"
     if abs(value) >= 10:
         return f"{value:.1f}"

@@ -39,13 +39,20 @@ check: $(STAMP)
 	$(BIN)/mypy service workers tributary
 	$(BIN)/lint-imports --no-cache
 
+# Every bench records its figures in $(BENCH_RESULTS) (bench/record.py); the table of the
+# latest figures is then written into bench/README.md and printed.
+BENCH_RESULTS ?= bench/results.json
 bench: $(BENCH_STAMP)
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/poll_scale.py
-	$(BIN)/python bench/serve.py
-	$(BIN)/python bench/render.py
-	$(BIN)/python bench/extraction_eval.py
-	$(BIN)/python bench/bounds.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/ingest.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/poll_scale.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/serve.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/freshness.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/freshness.py --push
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/memory.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/render.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/extraction_eval.py
+	TRIBUTARY_BENCH_JSON=$(BENCH_RESULTS) $(BIN)/python bench/bounds.py
+	@$(BIN)/python bench/table.py --results $(BENCH_RESULTS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from redis.asyncio import Redis  # noqa: E402
 
+from bench.record import add_json_option, figure, record  # noqa: E402
 from service.config import Settings, settings_from_dict  # noqa: E402
 from service.feeds.cache import FeedCache  # noqa: E402
 from service.models import Article  # noqa: E402
@@ -90,7 +91,7 @@ async def worst_lag(work: Callable[[], Awaitable[int]]) -> tuple[float, float, i
     return worst, elapsed, articles
 
 
-async def loop_block(items: int) -> None:
+async def loop_block(items: int) -> dict[str, float]:
     settings = settings_from_dict({"sources": [{"id": "big", "url": "https://bench.example/feed"}]})
     source = settings.sources[0]
     body = big_rss(items)
@@ -110,9 +111,12 @@ async def loop_block(items: int) -> None:
         return len(read.articles)
 
     print(f"1. loop block, {items:,}-item RSS ({len(body) / 1e6:.1f} MB)")
+    blocked = {}
     for name, work in (("before", before), ("after", after)):
         worst, elapsed, articles = await worst_lag(work)
+        blocked[name] = worst * 1000
         print(f"   {name:6}  loop blocked up to {worst * 1000:8.0f} ms   {elapsed:6.1f} s   {articles:,} articles")
+    return blocked
 
 
 # -- 2. renders per burst --------------------------------------------------------------------
@@ -167,7 +171,7 @@ async def renders_during(
     return await store.feed_version("all") - before, len(renders)
 
 
-async def burst(redis: Redis, size: int) -> None:
+async def burst(redis: Redis, size: int) -> dict[str, float]:
     settings = burst_settings(size)
     store = Store(redis, settings)
     articles = [burst_article(n) for n in range(size)]
@@ -183,12 +187,15 @@ async def burst(redis: Redis, size: int) -> None:
         await ingest.drain(redis, store, lambda: T0, "bench", max_entries=size)
 
     print(f"2. renders per burst of {size:,} articles ({size // 20:,} polls of 20)")
+    counts = {}
     for name, work in (("before", before), ("after", after)):
         await redis.flushdb()
         started = time.perf_counter()
         moved, renders = await renders_during(redis, settings, store, work)
         elapsed = time.perf_counter() - started
+        counts[name] = renders
         print(f"   {name:6}  {moved:6,} version bumps   {renders:6,} renders   {elapsed:6.1f} s")
+    return counts
 
 
 # -- 3. web memory under distinct ?limit= ----------------------------------------------------
@@ -234,8 +241,9 @@ async def web_memory(redis: Redis, budget: int) -> None:
     await runner.cleanup()
 
 
-def web_memory_runs() -> None:
+def web_memory_runs() -> dict[str, float]:
     print("3. web process RSS, 80 requests with distinct ?limit= on a 1,000-item feed (~5 KB an item)")
+    rss = {}
     for name, budget in (("before", 1 << 40), ("after", 64 * 1024 * 1024)):
         run = subprocess.run(
             [sys.executable, __file__, "--only", "memory-run", "--budget", str(budget)],
@@ -244,14 +252,26 @@ def web_memory_runs() -> None:
             check=True,
         )
         print(f"   {name:6}  {run.stdout.strip()}")
+        rss[name] = float(run.stdout.split()[-2])
+    return rss
 
 
 # -- main ------------------------------------------------------------------------------------
 
 
 async def main(args: Any) -> None:
+    figures = []
     if args.only in (None, "loop"):
-        await loop_block(args.items)
+        blocked = await loop_block(args.items)
+        figures.append(
+            figure(
+                f"loop blocked by one {args.items:,}-item feed",
+                blocked["after"],
+                "ms",
+                ratio=blocked["after"] / blocked["before"],
+                goal="after / before",
+            )
+        )
     if args.only in (None, "burst", "memory-run"):
         with tempfile.TemporaryDirectory() as tmp:
             embedded = EmbeddedRedis(Path(tmp), persist=False)
@@ -261,12 +281,32 @@ async def main(args: Any) -> None:
                 if args.only == "memory-run":
                     await web_memory(redis, args.budget)
                 else:
-                    await burst(redis, args.burst)
+                    counts = await burst(redis, args.burst)
+                    figures.append(
+                        figure(
+                            f"renders during a {args.burst:,}-article burst",
+                            counts["after"],
+                            "renders",
+                            ratio=counts["after"] / max(1, counts["before"]),
+                            goal="after / before",
+                        )
+                    )
             finally:
                 await redis.aclose()
                 embedded.stop()
     if args.only in (None, "memory"):
-        web_memory_runs()
+        rss = web_memory_runs()
+        figures.append(
+            figure(
+                "web RSS after 80 distinct ?limit= (1,000 items)",
+                rss["after"],
+                "MiB",
+                ratio=rss["after"] / rss["before"],
+                goal="after / before",
+            )
+        )
+    if figures and args.only != "memory-run":
+        record("bounds", figures, args.json)
 
 
 if __name__ == "__main__":
@@ -275,4 +315,5 @@ if __name__ == "__main__":
     parser.add_argument("--burst", type=int, default=10_000)
     parser.add_argument("--only", choices=["loop", "burst", "memory", "memory-run"])
     parser.add_argument("--budget", type=int, default=64 * 1024 * 1024, help=argparse.SUPPRESS)
+    add_json_option(parser)
     asyncio.run(main(parser.parse_args()))

@@ -42,6 +42,7 @@ import trafilatura
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.record import add_json_option, figure, record
 from service.errors import ParseError
 from workers.extract import extract_article
 
@@ -93,6 +94,9 @@ class Score:
         self.per_page[page_id] = f1(precision, recall)
         if seconds is not None:
             self.seconds.append(seconds)
+
+    def f1(self) -> float:
+        return f1(statistics.fmean(self.precision), statistics.fmean(self.recall))
 
     def row(self) -> str:
         p, r = statistics.fmean(self.precision), statistics.fmean(self.recall)
@@ -207,7 +211,7 @@ def reference_predictions(corpus: Path, name: str) -> dict[str, str]:
     return {page_id: item.get("articleBody") or "" for page_id, item in data.items()}
 
 
-def article_benchmark(corpus: Path, limit: int, repeat: int, worst: int) -> int:
+def article_benchmark(corpus: Path, limit: int, repeat: int, worst: int, results: str | None = None) -> int:
     if not (corpus / "ground-truth.json").exists():
         print(f"corpus not found: expected {corpus / 'ground-truth.json'} (see --corpus)", file=sys.stderr)
         return 2
@@ -235,7 +239,29 @@ def article_benchmark(corpus: Path, limit: int, repeat: int, worst: int) -> int:
     print(f"{'extractor':<36} {'precision':>9} {'recall':>9} {'F1':>9} {'time/page':>11} {'errors':>7}")
     for score in (ours_score, bare_score, *(s for s in references.values() if s.precision)):
         print(score.row())
-    print(f"time ours / bare: {statistics.fmean(ours_score.seconds) / statistics.fmean(bare_score.seconds):.2f}")
+    time_ratio = statistics.fmean(ours_score.seconds) / statistics.fmean(bare_score.seconds)
+    print(f"time ours / bare: {time_ratio:.2f}")
+    ours_f1, bare_f1 = ours_score.f1(), bare_score.f1()
+    record(
+        "extraction_eval",
+        [
+            figure(
+                f"extraction F1, {len(page_ids)} pages",
+                ours_f1,
+                "F1",
+                ratio=ours_f1 / bare_f1,
+                goal="vs bare trafilatura",
+            ),
+            figure(
+                "extraction time per page",
+                1000 * statistics.fmean(ours_score.seconds),
+                "ms",
+                ratio=time_ratio,
+                goal="vs bare trafilatura",
+            ),
+        ],
+        results,
+    )
     if worst:
         alternatives = [bare_score, *(s for s in references.values() if s.precision)]
         _print_worst(page_ids, truth, our_texts, ours_score, alternatives, worst)
@@ -336,10 +362,11 @@ def main() -> int:
     parser.add_argument("--limit", type=int, default=0, help="first N pages only")
     parser.add_argument("--repeat", type=int, default=3, help="runs per page and extractor, the fastest counts")
     parser.add_argument("--worst", type=int, default=10, help="list the N pages where we do worst (0: none)")
+    add_json_option(parser)
     args = parser.parse_args()
     if args.trafilatura_eval:
         return trafilatura_eval(args.corpus or CORPORA / TRAFILATURA_EVAL, args.limit, args.repeat)
-    return article_benchmark(args.corpus or DEFAULT_CORPUS, args.limit, args.repeat, args.worst)
+    return article_benchmark(args.corpus or DEFAULT_CORPUS, args.limit, args.repeat, args.worst, args.json)
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import aiohttp
 import tomli_w
 from redis.asyncio import Redis
 
+from bench.record import add_json_option, figure, record
 from tests.feedserver import FeedServer
 from tests.hubserver import LocalHub
 from tests.test_cli import free_port
@@ -153,6 +154,7 @@ def main() -> None:
     parser.add_argument(
         "--db", type=int, default=int(os.environ.get("TRIBUTARY_BENCH_DB", "15")), help="Redis DB (flushed)"
     )
+    add_json_option(parser)
     args = parser.parse_args()
     embedded = None
     try:
@@ -176,6 +178,12 @@ def main() -> None:
     print(
         f"{mode}: {len(ordered)} items, published -> visible in /feeds/bench.json: "
         f"p50 {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
+    )
+    goal = ("push", 1.0, "push visible <= 1 s") if args.push else ("poll", 2.0, "p95 <= 2 s polling")
+    record(
+        f"freshness_{goal[0]}",
+        [figure(f"freshness p95, {goal[0]}", p95 * 1000, "ms", ratio=p95 / goal[1], goal=goal[2])],
+        args.json,
     )
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.record import add_json_option, figure, record
 from service.config import settings_from_dict
 from service.feeds.merge import FORMATS, MergedFeed, build_merged_feed
 from service.feeds.render import render
@@ -64,16 +65,22 @@ def main() -> int:
     parser.add_argument("--items", type=int, default=100)
     parser.add_argument("--number", type=int, default=20, help="renders per round")
     parser.add_argument("--repeat", type=int, default=5, help="rounds; the best one counts")
+    add_json_option(parser)
     args = parser.parse_args()
     feed = merged_feed(args.items)
     renderers: dict[str, Callable[[], bytes]] = {fmt: partial(render, feed, fmt) for fmt in FORMATS}
     renderers["html"] = partial(render_feed_page, feed)
     print(f"one merged feed of {len(feed.items)} items, best of {args.repeat} x {args.number} renders")
     print(f"{'format':<7} {'µs/item':>9} {'ms/feed':>9} {'KiB':>7}")
+    figures = []
     for name, renderer in renderers.items():
         seconds = min(timeit.repeat(renderer, number=args.number, repeat=args.repeat)) / args.number
         size = len(renderer()) / 1024
         print(f"{name:<7} {seconds * 1e6 / len(feed.items):9.1f} {seconds * 1e3:9.2f} {size:7.0f}")
+        figures.append(
+            figure(f"render {name}, {len(feed.items)}-item feed", seconds * 1e6 / len(feed.items), "µs/item")
+        )
+    record("render", figures, args.json)
     return 0
 
 

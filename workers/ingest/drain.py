@@ -121,8 +121,8 @@ async def _ingest_entry(
 ) -> None:
     try:
         articles = ARTICLES.validate_json(fields[b"articles"])
-        for article in articles:
-            outcome = await store.upsert(article, now, announce=False)
+        outcomes = await store.upsert_many(articles, now, announce=False)
+        for article, outcome in zip(articles, outcomes, strict=True):
             report.outcomes[outcome] += 1
             if outcome is not UpsertOutcome.UNCHANGED:
                 # a merged copy shows up in its source's feeds as the article that owns it

@@ -94,10 +94,14 @@ async def test_retention_keeps_newest(redis, clock) -> None:  # type: ignore[no-
     )
     store = Store(redis, settings)
     for n in range(4):
-        await store.upsert(article(n).model_copy(update={"published": T0.replace(hour=n)}), clock())
+        update = {"published": T0.replace(hour=n), "url": f"https://s.example/{n}"}
+        await store.upsert(article(n).model_copy(update=update), clock())
     assert await store.trim_source("s") == 2
     assert [a.id for a in await store.feed_articles("f", 10)] == [f"{3:032x}", f"{2:032x}"]
     assert await redis.exists(keys.article(f"{0:032x}")) == 0
+    # The trimmed articles' URL-owner keys go with them (else one key leaks per article ever seen).
+    url_keys = [keys.url_owner(f"https://s.example/{n}") for n in range(4)]
+    assert [await redis.get(k) for k in url_keys] == [None, None, f"{2:032x}".encode(), f"{3:032x}".encode()]
 
 
 async def test_a_burst_moves_each_feed_version_once_per_batch(redis, clock) -> None:  # type: ignore[no-untyped-def]

@@ -428,6 +428,7 @@ class Store:
                     # Articles another source owns (merged copies) only leave this source's indexes.
                     foreign = {i: a for i, a in parsed.items() if a.source_id != source_id}
                     doomed = [a for i, a in parsed.items() if i not in foreign]
+                    url_keys = await self._owned_url_keys(pipe, doomed)
                     pipe.multi()
                     pipe.zrem(index, *listed)
                     for article_id, article in foreign.items():
@@ -453,6 +454,8 @@ class Store:
                     for article in doomed:
                         self._delete_into(pipe, article, announce)
                         record_into(pipe, self.settings, article.id, ChangeKind.REMOVED, now, reason=reason)
+                    if url_keys:
+                        pipe.delete(*url_keys)
                     owned = [i for i in listed if i not in foreign]  # documents gone already included
                     for feed in feeds:
                         if owned:
@@ -506,6 +509,18 @@ class Store:
                     return True
                 except WatchError:
                     continue
+
+    async def _owned_url_keys(self, pipe: Redis, articles: Sequence[Article]) -> list[str]:
+        """The URL-owner keys (now WATCHed) that name these articles, to delete with them: a
+        retention trim must not leave one behind per article ever received."""
+        wanted = {a.id: keys.url_owner(a.url) for a in articles if a.url and dedup.identifies_article(a.url)}
+        if not wanted:
+            return []
+        await pipe.watch(*wanted.values())
+        owners = await pipe.mget(list(wanted.values()))
+        return [
+            key for (article_id, key), owner in zip(wanted.items(), owners, strict=True) if owner == article_id.encode()
+        ]
 
     async def _owned_url_key(self, pipe: Redis, article: Article) -> str | None:
         """The article's URL-owner key (now WATCHed) when it names this article."""

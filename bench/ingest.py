@@ -51,6 +51,7 @@ import redis as redis_sync
 import tomli_w
 from aiohttp import web
 
+from bench.record import add_json_option, figure, record
 from service.config import SourceConfig
 from service.keys import CONTENT_HASHES
 from service.store.embedded_redis import EmbeddedRedis
@@ -309,6 +310,7 @@ def main() -> None:
     parser.add_argument("--perf-dir", type=Path, default=Path(tempfile.gettempdir()) / "tributary-bench")
     parser.add_argument("--no-reader", action="store_true", help="skip reader's update_feeds()")
     parser.add_argument("--profile", help="cProfile the first worker of the first round into this file")
+    add_json_option(parser)
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
 
@@ -345,6 +347,15 @@ def main() -> None:
     for label, rate in rows:
         versus_reader = f"{rate / reader_rate:9.2f}x" if reader_rate else f"{'-':>10}"
         print(f"  {label:<44} {rate:8.0f} {versus_reader} {rate / bare:19.2f}x")
+    goal = {"end to end, 1 worker process(es)": ">= 5x reader"}
+    record(
+        "ingest",
+        [
+            figure(label, rate, "articles/s", ratio=rate / reader_rate if reader_rate else None, goal=goal.get(label))
+            for label, rate in rows
+        ],
+        args.json,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from service.models import PollRecord, PushStatus, RejectedEntry, SourceState
 from service.store.dead_letters import DeadLetters
 from service.store.push_state import PushTransition
 from service.store.source_state import PollEnd, SourceStates
-from service.web.admin import auth
+from service.web.admin import access
 from service.web.admin.pages import chart_svg, select_rows
 from service.web.app import create_app
 
@@ -107,12 +107,12 @@ async def test_the_key_is_required(admin: TestClient) -> None:
 
 
 async def test_a_forged_or_expired_session_is_refused(admin: TestClient, clock) -> None:  # type: ignore[no-untyped-def]
-    token = auth.issue_session(KEY, clock())
-    assert auth.session_nonce(token, KEY, clock()) is not None
-    assert auth.session_nonce(token, "another-key-of-enough-length", clock()) is None
-    assert auth.session_nonce(token[:-1] + ("1" if token.endswith("0") else "0"), KEY, clock()) is None
-    assert auth.session_nonce(token, KEY, clock() + timedelta(seconds=auth.SESSION_SECONDS + 1)) is None
-    admin.session.cookie_jar.update_cookies({auth.COOKIE: "forged.9999999999.00"})
+    token = access.issue_session(KEY, clock())
+    assert access.session_nonce(token, KEY, clock()) is not None
+    assert access.session_nonce(token, "another-key-of-enough-length", clock()) is None
+    assert access.session_nonce(token[:-1] + ("1" if token.endswith("0") else "0"), KEY, clock()) is None
+    assert access.session_nonce(token, KEY, clock() + timedelta(seconds=access.SESSION_SECONDS + 1)) is None
+    admin.session.cookie_jar.update_cookies({access.COOKIE: "forged.9999999999.00"})
     assert (await admin.get("/admin/", allow_redirects=False)).status == 303
 
 

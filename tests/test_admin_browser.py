@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient
 
-from service.store.metrics import Counters
 from service.store.source_state import SourceStates
+from service.store.worker_counters import Counters
 from service.web.app import create_app
 from tests.cdp import chromium_page, chromium_path
 from tests.test_admin import KEY, admin_settings, seed_states

@@ -324,7 +324,7 @@ async def test_openapi_document_is_valid_31_and_generated_from_the_models(api) -
     status, document, _ = await client.get("/api/v1/openapi.json", token="")
     assert status == 200 and document["openapi"] == "3.1.0"
     validate(document)  # raises on anything that is not valid OpenAPI 3.1
-    from service.api.models import ArticlePage, ChangeRecord
+    from service.api.schemas import ArticlePage, ChangeRecord
 
     schemas = document["components"]["schemas"]
     assert set(ArticlePage.model_json_schema(mode="serialization")["properties"]) == set(

@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from service.store.metrics import Counters, parse_series, read_totals, series
+from service.store.worker_counters import Counters, parse_series, read_totals, series
 from service.web.app import create_app
-from service.web.metrics import capped
+from service.web.metrics_endpoint import capped
 from tests.test_e2e import e2e_settings, run_worker
 
 

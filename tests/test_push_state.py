@@ -12,7 +12,7 @@ from service.config import PushConfig
 from service.models import PushStatus, SourceState
 from service.push import lifecycle
 from service.push.discovery import HubLink
-from service.push.protocol import Ping
+from service.push.subscriber_protocol import Ping
 from service.store.host_slots import HostLimits
 from service.store.push_inbox import MAX_QUEUED, TTL_SECONDS, Delivery, PushInbox
 from service.store.push_state import PushTransition

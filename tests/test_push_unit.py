@@ -19,7 +19,7 @@ from service.models import PushStatus, PushSubscription, SourceState
 from service.push import lifecycle
 from service.push.discovery import HubLink, discover, parse_link_header
 from service.push.lifecycle import Action
-from service.push.protocol import (
+from service.push.subscriber_protocol import (
     Intent,
     Ping,
     SignatureCheck,

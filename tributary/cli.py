@@ -539,8 +539,8 @@ def entrypoint() -> None:
 # Operators' verbs (status, sources, dead letters, healthcheck) live in tributary/commands/; they register on `main`.
 from tributary.commands import dead as _dead  # noqa: E402
 from tributary.commands import healthcheck as _healthcheck  # noqa: E402
+from tributary.commands import show as _status  # noqa: E402
 from tributary.commands import sources as _sources  # noqa: E402
-from tributary.commands import status as _status  # noqa: E402
 
 for _module in (_status, _sources, _dead, _healthcheck):
     _module.register(main)

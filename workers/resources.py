@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from service.clock import Clock
 from service.config import Settings
 from service.store.articles import Store
-from service.store.metrics import Counters
+from service.store.worker_counters import Counters
 from workers.fetch.host_budget import HostBudget
 
 

@@ -18,7 +18,7 @@ from workers.ingest import drain as ingest
 from workers.pages import discover
 from workers.poll.pipeline import poll_source
 from workers.push import ingest as push_ingested
-from workers.push import subscriptions as push_subscriptions
+from workers.push import subscribe as push_subscriptions
 from workers.resources import Resources
 from workers.webhooks import deliver as webhooks
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from service import keys
 from service.api.cursors import ArticleCursor, CursorSigner, query_digest
-from service.api.models import (
+from service.api.problems import ApiProblem, bad_parameter
+from service.api.schemas import (
     MAX_SCAN,
     ApiArticle,
     ArticleDetail,
@@ -26,7 +27,6 @@ from service.api.models import (
     FeedInfo,
     SourceStatus,
 )
-from service.api.problems import ApiProblem, bad_parameter
 from service.config import FeedConfig, SourceConfig
 from service.feed_filter import feed_filter_matches, searchable_text, word_pattern
 from service.feeds.merge import feed_urls

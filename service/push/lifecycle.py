@@ -25,7 +25,7 @@ from enum import StrEnum
 from service.config import PushConfig
 from service.models import PushStatus, PushSubscription
 from service.push.discovery import HubLink
-from service.push.protocol import Ping
+from service.push.subscriber_protocol import Ping
 from service.store.push_state import ATTEMPT_FIELDS, LIVE_AT_HUB, FieldValue, PushTransition
 
 RENEW_AT = 0.8

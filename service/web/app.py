@@ -22,7 +22,7 @@ from service.store.articles import Store
 from service.store.availability import REDIS_DOWN, Outage
 from service.store.connect import listener_client, request_client
 from service.store.source_registry import LiveSettings
-from service.web import admin, feed_views, hub_endpoint, metrics, probes, push_endpoint
+from service.web import admin, feed_views, hub_endpoint, metrics_endpoint, probes, push_endpoint
 from service.web.api import PREFIX as API_PREFIX
 from service.web.api import create_api_app
 from service.web.appkeys import (
@@ -38,7 +38,7 @@ from service.web.appkeys import (
     STATIC_PAGES,
     STORE,
 )
-from service.web.metrics import RequestCounts
+from service.web.metrics_endpoint import RequestCounts
 
 log = logging.getLogger("tributary.web")
 
@@ -119,7 +119,7 @@ def create_app(
     app.on_response_prepare.append(counts.on_response_prepare)
     probes.add_routes(app)
     feed_views.add_routes(app)
-    metrics.add_routes(app)
+    metrics_endpoint.add_routes(app)
     hub_endpoint.add_routes(app)
     push_endpoint.add_routes(app)
     app.add_subapp(API_PREFIX, create_api_app(app))

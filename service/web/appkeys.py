@@ -25,4 +25,4 @@ CLOCK: web.AppKey[Clock] = web.AppKey("clock")
 FEED_WATCH = web.AppKey("feed_watch", FeedWatch)
 STATIC_PAGES = web.AppKey("static_pages", dict[str, Rendered])  # "/", the OPML lists: built once
 LIVE = web.AppKey("live_settings", LiveSettings)  # the settings with the run-time sources, for operators' pages
-REQUEST_COUNTS: web.AppKey[Any] = web.AppKey("request_counts")  # service.web.metrics.RequestCounts
+REQUEST_COUNTS: web.AppKey[Any] = web.AppKey("request_counts")  # service.web.metrics_endpoint.RequestCounts

@@ -24,7 +24,15 @@ from service import jobs
 from service.config import Settings
 from service.models import PushSubscription
 from service.push import lifecycle
-from service.push.protocol import CALLBACK_ID, Ping, SignatureCheck, check_signature, classify, confirms, read_intent
+from service.push.subscriber_protocol import (
+    CALLBACK_ID,
+    Ping,
+    SignatureCheck,
+    check_signature,
+    classify,
+    confirms,
+    read_intent,
+)
 from service.store.push_inbox import Delivery, PushInbox
 from service.web.appkeys import CLOCK, REDIS, SETTINGS, STORE
 from service.web.feed_views import guarded, json_response

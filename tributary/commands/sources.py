@@ -19,7 +19,7 @@ from service.store.overview import SourceRow, source_rows
 from service.store.source_registry import SourceRegistry, unselected
 from service.store.source_state import SourceStates
 from tributary.cli import Context, _run_with_redis, _split, config_option
-from tributary.commands.status import effective_settings, row_line
+from tributary.commands.show import effective_settings, row_line
 
 
 def warn_unselected(settings: Settings, source_ids: list[str]) -> None:

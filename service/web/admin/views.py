@@ -16,10 +16,10 @@ from service import jobs
 from service.config import SLUG, SourceConfig
 from service.store.articles import Store
 from service.store.dead_letters import DeadLetters, NotRetryable
-from service.store.metrics import activity
 from service.store.overview import SourceRow, overview, source_rows
 from service.store.source_registry import SourceRegistry
-from service.web.admin import auth, pages
+from service.store.worker_counters import activity
+from service.web.admin import access, pages
 from service.web.appkeys import CLOCK, LIVE, REDIS
 
 log = logging.getLogger(__name__)
@@ -66,11 +66,11 @@ async def _guarded(request: web.Request, handler: Any, admin_key: str) -> web.St
     if request.path.rstrip("/") != "/admin/login":
         _authenticate(request, admin_key)
         if NONCE in request:
-            request[CSRF] = auth.csrf_token(admin_key, request[NONCE])
+            request[CSRF] = access.csrf_token(admin_key, request[NONCE])
             if request.method == "POST":
                 form = await request.post()
                 given = form.get("csrf")
-                if not auth.csrf_ok(given if isinstance(given, str) else None, admin_key, request[NONCE]):
+                if not access.csrf_ok(given if isinstance(given, str) else None, admin_key, request[NONCE]):
                     raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
     response: web.StreamResponse = await handler(request)
     return response
@@ -79,10 +79,10 @@ async def _guarded(request: web.Request, handler: Any, admin_key: str) -> web.St
 def _authenticate(request: web.Request, admin_key: str) -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
-        if not auth.key_matches(token.strip(), admin_key):
+        if not access.key_matches(token.strip(), admin_key):
             raise web.HTTPUnauthorized(text="wrong admin key", headers={"WWW-Authenticate": 'Bearer realm="admin"'})
         return  # a browser never sends this header by itself: no CSRF token needed
-    nonce = auth.session_nonce(request.cookies.get(auth.COOKIE), admin_key, request.config_dict[CLOCK]())
+    nonce = access.session_nonce(request.cookies.get(access.COOKIE), admin_key, request.config_dict[CLOCK]())
     if nonce is None:
         if request.method in ("GET", "HEAD"):
             raise web.HTTPSeeOther("/admin/login")
@@ -113,14 +113,14 @@ async def login(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     given = form.get("key")
     key = admin_key(request)
-    if not isinstance(given, str) or not auth.key_matches(given, key):
+    if not isinstance(given, str) or not access.key_matches(given, key):
         log.warning("admin: failed login from %s", request.remote)
         return html(pages.login_page("That is not the admin key."), status=401)
     response = web.Response(status=303, headers={"Location": "/admin/"})
     response.set_cookie(
-        auth.COOKIE,
-        auth.issue_session(key, request.config_dict[CLOCK]()),
-        max_age=auth.SESSION_SECONDS,
+        access.COOKIE,
+        access.issue_session(key, request.config_dict[CLOCK]()),
+        max_age=access.SESSION_SECONDS,
         path="/admin",
         httponly=True,
         samesite="Strict",
@@ -131,7 +131,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     response = web.Response(status=303, headers={"Location": "/admin/login"})
-    response.del_cookie(auth.COOKIE, path="/admin")
+    response.del_cookie(access.COOKIE, path="/admin")
     return response
 
 

@@ -16,11 +16,11 @@ from service.api.reads import Reader
 from service.store.api_keys import ApiKeys
 from service.store.availability import REDIS_DOWN
 from service.web.api import cors, routes
-from service.web.api.auth import auth_middleware
 from service.web.api.docs import render_docs
+from service.web.api.key_guard import auth_middleware
 from service.web.api.notifier import ChangeNotifier
 from service.web.api.openapi import build_document
-from service.web.api.problems import problems
+from service.web.api.problem_middleware import problems
 from service.web.api.state import CURSOR_KEY, DOCS_PAGE, KEYS, NOTIFIER, READER, SPEC, CursorKey
 from service.web.appkeys import REDIS, REDIS_LISTENER, STORE
 

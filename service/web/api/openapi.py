@@ -8,8 +8,8 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from service.api.models import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_SCAN, MAX_WAIT_SECONDS, Problem
 from service.api.problems import PROBLEM_TYPES
+from service.api.schemas import DEFAULT_LIMIT, MAX_IDS, MAX_LIMIT, MAX_SCAN, MAX_WAIT_SECONDS, Problem
 from service.web.api.routes import OPERATIONS, Operation
 
 VERSION = "1.0.0"

@@ -12,8 +12,8 @@ from aiohttp import web
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from service.api.models import MAX_IDS, MAX_LIMIT, Query
 from service.api.problems import ApiProblem
+from service.api.schemas import MAX_IDS, MAX_LIMIT, Query
 
 Q = TypeVar("Q", bound=Query)
 

@@ -12,7 +12,8 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from service.api.models import (
+from service.api.problems import bad_parameter
+from service.api.schemas import (
     ArticleDetail,
     ArticlePage,
     ArticlesQuery,
@@ -26,7 +27,6 @@ from service.api.models import (
     SourceStatus,
     StreamQuery,
 )
-from service.api.problems import bad_parameter
 from service.store.api_keys import ApiKey
 from service.web.api import sse
 from service.web.api.http import ok

@@ -15,7 +15,7 @@ import logging
 
 from aiohttp import web
 
-from service.api.models import MAX_LIMIT, StreamQuery
+from service.api.schemas import MAX_LIMIT, StreamQuery
 from service.web.api.cors import allow_headers
 from service.web.api.params import parse
 from service.web.api.state import NOTIFIER, RATE_HEADERS, READER, REQUEST_KEY

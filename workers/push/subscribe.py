@@ -20,7 +20,7 @@ import aiohttp
 from service.models import PushSubscription
 from service.push import lifecycle
 from service.push.lifecycle import Action
-from service.push.protocol import callback_url, new_callback_id, new_secret, request_form
+from service.push.subscriber_protocol import callback_url, new_callback_id, new_secret, request_form
 from workers.poll.pipeline import push_policy
 from workers.resources import Resources
 

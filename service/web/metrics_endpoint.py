@@ -27,8 +27,8 @@ from service.config import Settings
 from service.feeds.cache import FeedCache
 from service.models import PushStatus
 from service.status import Health
-from service.store.metrics import Labels, read_totals
 from service.store.overview import Overview, SourceRow, overview, source_rows
+from service.store.worker_counters import Labels, read_totals
 from service.web.appkeys import CLOCK, FEED_CACHE, LIVE, REDIS, REQUEST_COUNTS
 
 WORKER_COUNTERS = {

@@ -425,6 +425,7 @@ class Settings(BaseSettings):
     )
     _origin: Path | None = PrivateAttr(default=None)
     _feeds_by_source: dict[str, tuple[str, ...]] = PrivateAttr(default_factory=dict)
+    _sources_by_id: dict[str, SourceConfig] = PrivateAttr(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -488,7 +489,7 @@ class Settings(BaseSettings):
         return rebuilt
 
     def source(self, source_id: str) -> SourceConfig | None:
-        return next((s for s in self.sources if s.id == source_id), None)
+        return self._sources_by_id.get(source_id)
 
     def feed(self, name: str) -> FeedConfig | None:
         return next((f for f in self.feeds if f.name == name), None)
@@ -507,6 +508,7 @@ class Settings(BaseSettings):
             for source_id in self.feed_source_ids(feed):
                 by_source[source_id].append(feed.name)
         self._feeds_by_source = {source_id: tuple(names) for source_id, names in by_source.items()}
+        self._sources_by_id = {s.id: s for s in self.sources}  # a poll job looks its sources up by id
 
     @property
     def push_enabled(self) -> bool:

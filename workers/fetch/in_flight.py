@@ -19,23 +19,41 @@ class InFlight:
         self._waiters: list[asyncio.Future[None]] = []
 
     async def take(self, most: int) -> int:
-        """Wait for a free place, then take as many as are free, up to ``most`` (>= 1)."""
-        while self.free <= 0:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._waiters.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._waiters:
-                    self._waiters.remove(waiter)
+        """Wait for a free place, then take as many as are free, up to ``most`` (>= 1).
+
+        Waiters are served in turn; the one served takes every place freed meanwhile, so the
+        places that come back during one loop turn begin as one group.
+        """
+        if self.free <= 0 or self._waiters:
+            await self._wait()
+        while self.free <= 0:  # taken meanwhile by a caller that found places free
+            await self._wait()
         taken = min(most, self.free)
         self.free -= taken
+        if self.free > 0:
+            self._wake()
         return taken
 
+    async def _wait(self) -> None:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+            elif self.free > 0:
+                self._wake()  # it was this one's turn: pass it on
+            raise
+
     def give(self, count: int = 1) -> None:
-        """Hand back ``count`` places; every waiter looks again (they are few: one per job)."""
+        """Hand back ``count`` places; the next waiter takes them once this loop turn is over."""
         self.free += count
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
+                return

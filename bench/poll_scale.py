@@ -48,6 +48,7 @@ from service import keys
 from service.clock import utcnow
 from service.config import settings_from_dict
 from service.store.articles import Store
+from service.store.connect import request_client
 from service.store.source_state import POLL_HISTORY
 from workers.fetch.client import ACCEPT, fetch, new_session
 from workers.poll.batch import poll_batch
@@ -185,7 +186,7 @@ async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
             "sources": sources,
         }
     )
-    redis = Redis.from_url(redis_url)
+    redis = request_client(redis_url, 10.0)  # the workers' client (hiredis packing)
     await redis.flushdb()
     session = new_session(settings.fetch, resolver=VirtualHosts())
     res = Resources(settings, redis, Store(redis, settings), session, utcnow)

@@ -140,8 +140,16 @@ async def batch_pass(res: Resources, source_ids: list[str], args: argparse.Names
     jobs: asyncio.Queue[tuple[list[str], str] | None] = asyncio.Queue()
 
     async def dispatcher() -> None:
+        # Claim only while few jobs wait, as the once-a-second dispatcher does: a claim not begun
+        # within its lease lapses, and its source is skipped (superseded) until claimed again.
         lease = res.settings.worker.lease_seconds
-        while claimed := await res.store.sources.claim_due(res.clock(), lease, DISPATCH_BATCH):
+        while True:
+            if jobs.qsize() * args.batch >= DISPATCH_BATCH:
+                await asyncio.sleep(0.005)
+                continue
+            claimed = await res.store.sources.claim_due(res.clock(), lease, DISPATCH_BATCH)
+            if not claimed:
+                break
             for start in range(0, len(claimed), args.batch):
                 chunk = claimed[start : start + args.batch]
                 jobs.put_nowait(([c.source_id for c in chunk], chunk[0].token))

@@ -45,7 +45,7 @@ async def test_metrics_after_an_ingest(redis, redis_url, feed_server, clock, aio
     assert value(found, "tributary_fetch_bytes_total") > 1000
     assert value(found, "tributary_fetch_duration_seconds_count") == 4
     assert value(found, "tributary_fetch_duration_seconds_bucket", le="+Inf") == 4
-    assert value(found, "tributary_jobs_total", function="poll", status="complete") == 4
+    assert value(found, "tributary_jobs_total", function="poll_batch", status="complete") == 1  # one batch of 4
 
     # Read at scrape time.
     # The fixtures' items are from 2023: answering, but silent for far longer than their rhythm.

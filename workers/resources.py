@@ -16,6 +16,7 @@ from service.config import Settings
 from service.store.articles import Store
 from service.store.worker_counters import Counters
 from workers.fetch.host_budget import HostBudget
+from workers.fetch.in_flight import InFlight
 
 
 @dataclass
@@ -30,9 +31,16 @@ class Resources:
     hosts: HostBudget | None = None
     counters: Counters = field(default_factory=Counters)
     """This process's metrics, flushed to Redis about once a second (service/store/metrics.py)."""
+    in_flight: InFlight | None = None
 
     def host_budget(self) -> HostBudget:
         if self.hosts is None:
             # One pipeline per loop turn for the polls' begin/end calls and the host budget's.
             self.hosts = HostBudget(self.redis, self.settings.fetch, batcher=self.store.sources.batcher)
         return self.hosts
+
+    def polls_in_flight(self) -> InFlight:
+        """The process's places for polls (``[worker] max_jobs``; :mod:`workers.fetch.in_flight`)."""
+        if self.in_flight is None:
+            self.in_flight = InFlight(self.settings.worker.max_jobs)
+        return self.in_flight

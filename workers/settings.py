@@ -176,6 +176,14 @@ def build_worker(
                 max_tries=3,
             ),
             func(
+                job(recorded("poll_batch", tasks.poll_batch), on_outage="end"),  # the claims lapse, as for poll
+                name="poll_batch",
+                keep_result=60,
+                # its sources may wait for the process's places (workers/fetch/in_flight.py) first
+                timeout=2 * settings.worker.lease_seconds,
+                max_tries=3,
+            ),
+            func(
                 job(recorded("websub_verify", tasks.websub_verify), on_outage="retry"),
                 name="websub_verify",
                 keep_result=60,

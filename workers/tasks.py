@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -16,7 +17,8 @@ from service.store.source_registry import SourceRegistry
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
 from workers.pages import discover
-from workers.poll.pipeline import poll_source
+from workers.poll import batch
+from workers.poll.pipeline import PollReport, poll_source
 from workers.push import ingest as push_ingested
 from workers.push import subscribe as push_subscriptions
 from workers.resources import Resources
@@ -25,41 +27,89 @@ from workers.webhooks import deliver as webhooks
 log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
+POLL_BATCH = 25
+"""Sources per ``poll_batch`` job: their beginnings, and the ends that come in together, share
+Redis calls. Small enough that the due sources of one tick spread over several workers."""
 
 
 async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) -> dict[str, Any]:
-    """Poll one source, then ingest what it queued. ``claim`` is the dispatcher's token."""
+    """Poll one source, then ingest what it queued. ``claim`` is the dispatcher's token.
+
+    The admin page's "poll now" and a retried dead letter; the dispatcher sends batches.
+    """
     res: Resources = ctx["resources"]
     source = res.settings.source(source_id)
     if source is None and "live" in ctx and await ctx["live"].refresh():  # added since the last check
         source = res.settings.source(source_id)
     if source is None:
         return {"source_id": source_id, "status": "unknown_source"}
-    report = await poll_source(res, source, claim=claim)
-    if report.new or report.updated:  # a 304 queued nothing; the drain cron covers leftovers
-        await ingest_queued(res, ctx["consumer"])
-    if report.push_discovered:  # subscribe now rather than at the next maintenance tick
-        await jobs.enqueue(res.redis, "push_look", source_id, job_id=f"push:look:{source_id}:{res.clock().timestamp()}")
-    log.info(
-        "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
-        source_id,
-        report.status,
-        report.new,
-        report.updated,
-        report.unchanged,
-        report.next_poll,
-    )
+    in_flight = res.polls_in_flight()
+    await in_flight.take(1)
+    try:
+        report = await poll_source(res, source, claim=claim)
+    finally:
+        in_flight.give()
+    await _after_polls(ctx, [report])
     return {**asdict(report), "next_poll": report.next_poll.isoformat() if report.next_poll else None}
 
 
+async def poll_batch(ctx: dict[str, Any], source_ids: list[str], claim: str | None = None) -> dict[str, int]:
+    """Poll a batch of sources (:mod:`workers.poll.batch`), then ingest what they queued.
+
+    Returns how many polls ended in each status (and ``new``/``updated`` articles).
+    """
+    res: Resources = ctx["resources"]
+    found = [res.settings.source(source_id) for source_id in source_ids]
+    if None in found and "live" in ctx and await ctx["live"].refresh():  # added since the last check
+        found = [res.settings.source(source_id) for source_id in source_ids]
+    sources = [source for source in found if source is not None]
+    reports = await batch.poll_batch(res, sources, claim)
+    await _after_polls(ctx, reports)
+    summary = Counter(str(report.status) for report in reports)
+    if len(sources) < len(source_ids):
+        summary["unknown_source"] = len(source_ids) - len(sources)
+    summary["new"] = sum(report.new for report in reports)
+    summary["updated"] = sum(report.updated for report in reports)
+    return dict(summary)
+
+
+async def _after_polls(ctx: dict[str, Any], reports: list[PollReport]) -> None:
+    """Ingest what the polls queued, look at newly named hubs, and say how each poll went."""
+    res: Resources = ctx["resources"]
+    if any(report.new or report.updated for report in reports):  # a 304 queued nothing; the drain cron covers leftovers
+        await ingest_queued(res, ctx["consumer"])
+    for report in reports:
+        if report.push_discovered:  # subscribe now rather than at the next maintenance tick
+            await jobs.enqueue(
+                res.redis,
+                "push_look",
+                report.source_id,
+                job_id=f"push:look:{report.source_id}:{res.clock().timestamp()}",
+            )
+        log.info(
+            "polled %s: %s, %d new, %d updated, %d unchanged, next %s",
+            report.source_id,
+            report.status,
+            report.new,
+            report.updated,
+            report.unchanged,
+            report.next_poll,
+        )
+
+
 async def dispatch_due(ctx: dict[str, Any]) -> int:
-    """Cron, once a second across all workers: turn due sources into poll jobs."""
+    """Cron, once a second across all workers: turn due sources into ``poll_batch`` jobs."""
     res: Resources = ctx["resources"]
     claimed = await res.store.sources.claim_due(res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
+    by_claim: dict[str, list[str]] = {}
     for source_id, claim in claimed:
-        await ctx["redis"].enqueue_job(
-            "poll", source_id, claim, _job_id=f"poll:{source_id}:{claim}", _queue_name=ctx["queue_name"]
-        )
+        by_claim.setdefault(claim, []).append(source_id)
+    for claim, source_ids in by_claim.items():
+        for start in range(0, len(source_ids), POLL_BATCH):
+            ids = source_ids[start : start + POLL_BATCH]
+            await ctx["redis"].enqueue_job(
+                "poll_batch", ids, claim, _job_id=f"poll_batch:{claim}:{ids[0]}", _queue_name=ctx["queue_name"]
+            )
     return len(claimed)
 
 

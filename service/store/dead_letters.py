@@ -213,7 +213,7 @@ class DeadLetters:
                 await pipe.execute()
             return letter
         args = letter.args
-        if letter.function == "poll":
+        if letter.function in ("poll", "poll_batch"):
             args = args[:1]  # the dispatcher's claim is long gone: poll as `tributary poll` does
         await jobs.enqueue(self.redis, str(letter.function), *args, job_id=f"retry:{letter.id}")
         await self.redis.xdel(keys.DEAD_JOBS, entry_id)

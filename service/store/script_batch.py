@@ -3,18 +3,22 @@
 Fifty polls starting in the same turn would each pay a round trip (a connection from the
 pool, a write, a read, two syscalls, a wake-up of Redis). Queued here, they go out as one
 pipeline: same commands, same atomicity per call (each is still its own script), a fraction
-of the per-call cost.
+of the per-call cost. :class:`Coalescer` goes one step further for calls whose script takes
+many items (the ends of polls): the items handed in during one turn become one call.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
 
 MAX_BATCH = 256
+
+T = TypeVar("T")
 
 
 class ScriptBatcher:
@@ -70,3 +74,46 @@ class ScriptBatcher:
                 future.set_exception(result)
             else:
                 future.set_result(result)
+
+
+class Coalescer(Generic[T]):
+    """The items handed to :meth:`add` during one event-loop turn, written by one ``write`` call.
+
+    Each caller waits for the write that carries its item and sees its failure; nothing waits
+    longer than the turn it was handed in, so a slow caller never holds back the others' items.
+    """
+
+    def __init__(self, write: Callable[[list[T]], Awaitable[None]], max_items: int = MAX_BATCH):
+        self._write = write
+        self._max_items = max_items
+        self._queue: list[tuple[T, asyncio.Future[None]]] = []
+        self._scheduled = False
+        self._writing: set[asyncio.Task[None]] = set()  # strong references, as above
+
+    async def add(self, item: T) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        await future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
+            task = asyncio.ensure_future(self._send(batch))
+            self._writing.add(task)
+            task.add_done_callback(self._writing.discard)
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        try:
+            await self._write([item for item, _ in batch])
+        except Exception as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for _, future in batch:
+            if not future.done():
+                future.set_result(None)

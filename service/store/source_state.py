@@ -16,8 +16,10 @@ the schedule and the disabled set.
 
 A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and
 its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
-decided, at once, a change of the subscription included).
-Both go through a :class:`ScriptBatcher`, so concurrent polls share one pipeline per loop turn.
+decided, at once, a change of the subscription included). A batch of polls begins in one call
+(:meth:`SourceStates.begin_polls`), and the ends handed in during one event-loop turn are
+written by one call; every call goes through a :class:`ScriptBatcher`, so concurrent callers
+share one pipeline per loop turn.
 The web side and the CLI read and steer sources through the same class.
 """
 
@@ -30,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
@@ -41,65 +43,81 @@ from service.errors import WriteConflict
 from service.models import PollRecord, SourceState
 from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict
 from service.store.push_state import TRANSITION_FUNCTION, PushStates, PushTransition, read_push
-from service.store.script_batch import ScriptBatcher
+from service.store.script_batch import Coalescer, ScriptBatcher
 
 log = logging.getLogger(__name__)
 
-# KEYS: lease, state, host active, host rate, host pause, schedule, push. ARGV: lease token, lease
-# ms, slot token, HostLimits.args(), claim ('' for none), source id, now, the claim renewed until.
-# Returns {0} when another poll holds the lease, {2} when the claim was superseded or has lapsed,
-# else {1, state or nil, verdict, wait_ms, the push hash as a flat list}.
-_BEGIN_POLL = (
+# Many polls' beginnings in one call. KEYS: schedule, then per poll: lease, state, host active,
+# host rate, host pause, push. ARGV per poll (10 each): lease token, lease ms, slot token,
+# HostLimits.args() (3), claim ('' for none), source id, now, the claim renewed until.
+# Returns per poll {0} when another poll holds the lease, {2} when the claim was superseded or
+# has lapsed, else {1, state or nil, verdict, wait_ms, the push hash as a flat list}.
+_BEGIN_POLLS = (
     ACQUIRE_FUNCTION
     + """
-if ARGV[7] ~= '' then
-  if redis.call('ZSCORE', KEYS[6], ARGV[8]) ~= ARGV[7] or tonumber(ARGV[7]) <= tonumber(ARGV[9]) then return {2} end
+local out = {}
+for i = 0, (#KEYS - 1) / 6 - 1 do
+  local k, a = 1 + 6 * i, 10 * i
+  local claim, sid = ARGV[a + 7], ARGV[a + 8]
+  if claim ~= '' and (redis.call('ZSCORE', KEYS[1], sid) ~= claim or tonumber(claim) <= tonumber(ARGV[a + 9])) then
+    out[i + 1] = {2}
+  elseif not redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'NX', 'PX', ARGV[a + 2]) then
+    out[i + 1] = {0}
+  else
+    if claim ~= '' then redis.call('ZADD', KEYS[1], ARGV[a + 10], sid) end
+    local state = redis.call('GET', KEYS[k + 2])
+    local verdict = acquire(KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 3],
+      tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]))
+    out[i + 1] = {1, state, verdict[1], verdict[2], redis.call('HGETALL', KEYS[k + 6])}
+  end
 end
-if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
-if ARGV[7] ~= '' then redis.call('ZADD', KEYS[6], ARGV[10], ARGV[8]) end
-local state = redis.call('GET', KEYS[2])
-local verdict = acquire(KEYS[3], KEYS[4], KEYS[5], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6]))
-return {1, state, verdict[1], verdict[2], redis.call('HGETALL', KEYS[7])}
+return out
 """
 )
 
-# KEYS: lease, state, schedule, disabled, push, push due, poll history, paused hosts, one host
-# active zset per slot, then the pause key if any. ARGV: lease token, state JSON ('' keeps the
-# stored one), schedule mode, source id, due time, claim, pause ms, slot count, poll record (''
-# for none), history length, host, pause end, one token per slot, then a push transition (none:
-# nothing).
-_END_POLL = (
+# Many polls' ends in one call. KEYS: schedule, disabled, push due, paused hosts, then per poll:
+# lease, state, push, poll history, one host active zset per slot, then the pause key if any.
+# ARGV: history length, then per poll: slot count, push argument count, lease token, state JSON
+# ('' keeps the stored one), schedule mode, source id, due time, claim, pause ms, poll record (''
+# for none), host, pause end, one token per slot, then the push transition's arguments.
+_END_POLLS = (
     TRANSITION_FUNCTION
     + """
-local slots = tonumber(ARGV[8])
-for i = 1, slots do redis.call('ZREM', KEYS[8 + i], ARGV[12 + i]) end
-if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
-local mode = ARGV[3]
-if mode == 'set' then
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
-elseif mode == 'claim' then
-  if redis.call('ZSCORE', KEYS[3], ARGV[4]) == ARGV[6] then redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4]) end
-elseif mode == 'disable' then
-  redis.call('SADD', KEYS[4], ARGV[4])
-  redis.call('ZREM', KEYS[3], ARGV[4])
-elseif mode == 'enable' then
-  redis.call('SREM', KEYS[4], ARGV[4])
-  redis.call('ZADD', KEYS[3], ARGV[5], ARGV[4])
-end
-if ARGV[9] ~= '' then
-  redis.call('LPUSH', KEYS[7], ARGV[9])
-  redis.call('LTRIM', KEYS[7], 0, tonumber(ARGV[10]) - 1)
-end
-local pause = tonumber(ARGV[7])
-if pause > 0 then
-  local key = KEYS[9 + slots]
-  if redis.call('PTTL', key) < pause then
-    redis.call('SET', key, '1', 'PX', pause)
-    redis.call('ZADD', KEYS[8], ARGV[12], ARGV[11])
+local k, a = 5, 2
+while a <= #ARGV do
+  local slots, pushes = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
+  local sid, mode, pause = ARGV[a + 5], ARGV[a + 4], tonumber(ARGV[a + 8])
+  for i = 1, slots do redis.call('ZREM', KEYS[k + 3 + i], ARGV[a + 11 + i]) end
+  if ARGV[a + 3] ~= '' then redis.call('SET', KEYS[k + 1], ARGV[a + 3]) end
+  if mode == 'set' then
+    redis.call('ZADD', KEYS[1], ARGV[a + 6], sid)
+  elseif mode == 'claim' then
+    if redis.call('ZSCORE', KEYS[1], sid) == ARGV[a + 7] then redis.call('ZADD', KEYS[1], ARGV[a + 6], sid) end
+  elseif mode == 'disable' then
+    redis.call('SADD', KEYS[2], sid)
+    redis.call('ZREM', KEYS[1], sid)
+  elseif mode == 'enable' then
+    redis.call('SREM', KEYS[2], sid)
+    redis.call('ZADD', KEYS[1], ARGV[a + 6], sid)
   end
+  if ARGV[a + 9] ~= '' then
+    redis.call('LPUSH', KEYS[k + 3], ARGV[a + 9])
+    redis.call('LTRIM', KEYS[k + 3], 0, tonumber(ARGV[1]) - 1)
+  end
+  local used = 4 + slots
+  if pause > 0 then
+    local key = KEYS[k + used]
+    used = used + 1
+    if redis.call('PTTL', key) < pause then
+      redis.call('SET', key, '1', 'PX', pause)
+      redis.call('ZADD', KEYS[4], ARGV[a + 11], ARGV[a + 10])
+    end
+  end
+  if pushes > 0 then push_transition(KEYS[k + 2], KEYS[3], sid, ARGV, a + 12 + slots) end
+  if redis.call('GET', KEYS[k]) == ARGV[a + 2] then redis.call('DEL', KEYS[k]) end
+  k = k + used
+  a = a + 12 + slots + pushes
 end
-if #ARGV > 12 + slots then push_transition(KEYS[5], KEYS[6], ARGV[4], ARGV, 13 + slots) end
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
 return 1
 """
 )
@@ -149,6 +167,31 @@ class PollStart:
     """The token of the slot taken when ``verdict`` is GRANTED."""
     claim: str | None = None
     """The dispatcher's claim, renewed for the poll's lease: the token its end reschedules with."""
+
+
+@dataclass(frozen=True)
+class PollBegin:
+    """One poll to begin: take the source's lease, read its state, take a slot on ``host``.
+
+    With a ``claim``, only while that claim holds and has not lapsed: a job that starts after its
+    claim's lease ran out would poll a source the dispatcher has already handed to another job.
+    The claim is then renewed for the poll's lease (:attr:`renewed`, :attr:`PollStart.claim`), so
+    the dispatcher cannot hand the source on while it is being polled; if the worker dies, the
+    renewed claim lapses like any other.
+    """
+
+    source_id: str
+    lease_token: str
+    lease_ms: int
+    host: str
+    limits: HostLimits
+    now: datetime
+    claim: str | None = None
+
+    @property
+    def renewed(self) -> str | None:
+        """The claim's token once renewed for the lease (None without a claim)."""
+        return str(int(self.now.timestamp() + self.lease_ms / 1000)) if self.claim is not None else None
 
 
 @dataclass(frozen=True)
@@ -219,10 +262,65 @@ def claim_token(score: float) -> str:
     return repr(float(score)) if score != int(score) else str(int(score))
 
 
+def _start(begin: PollBegin, reply: list[Any], slot_token: str) -> PollStart | Refusal:
+    if int(reply[0]) == 0:
+        return Refusal.LEASED
+    if int(reply[0]) == 2:
+        return Refusal.CLAIM_LAPSED
+    state = read_state(begin.source_id, reply[1])
+    state.push = read_push(begin.source_id, reply[4])
+    return PollStart(state, Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, begin.renewed)
+
+
+def _end_args(end: PollEnd, script_keys: list[str], args: list[object]) -> None:
+    """One poll's share of :data:`_END_POLLS`'s keys and arguments, appended."""
+    mode, at, claim = "none", 0.0, ""
+    match end.schedule:
+        case Reschedule(at=when, claim=None):
+            mode, at = "set", when.timestamp()
+        case Reschedule(at=when, claim=str(token)):
+            mode, at, claim = "claim", when.timestamp(), token
+        case Disable():
+            mode = "disable"
+        case Enable(at=when):
+            mode, at = "enable", when.timestamp()
+    pause = end.pause if end.pause is not None and end.pause.seconds > 0 else None
+    pause_ms = math.ceil(pause.seconds * 1000) if pause is not None else 0
+    script_keys += [
+        keys.poll_lease(end.source_id),
+        keys.source_state(end.source_id),
+        keys.source_push(end.source_id),
+        keys.poll_history(end.source_id),
+        *(keys.host_budget(slot.host)[0] for slot in end.slots),
+    ]
+    pause_host, pause_end = "", "0"
+    if pause is not None:
+        script_keys.append(keys.host_budget(pause.host)[2])
+        pause_host, pause_end = pause.host, repr(pause.since.timestamp() + pause.seconds)
+    push = end.push.args() if end.push is not None else []
+    args += [
+        len(end.slots),
+        len(push),
+        end.lease_token,
+        state_json(end.state) if end.state is not None else "",
+        mode,
+        end.source_id,
+        repr(at),
+        claim,
+        pause_ms,
+        end.record.model_dump_json(exclude_defaults=True) if end.record is not None else "",
+        pause_host,
+        pause_end,
+        *(slot.token for slot in end.slots),
+        *push,
+    ]
+
+
 class SourceStates:
     def __init__(self, redis: Redis, batcher: ScriptBatcher | None = None):
         self.redis = redis
         self.batcher = batcher or ScriptBatcher(redis)
+        self._ends: Coalescer[PollEnd] = Coalescer(self.end_polls)
         self.push = PushStates(redis)
         """The subscriptions to publishers' hubs (the web side records deliveries through it)."""
 
@@ -404,92 +502,56 @@ class SourceStates:
         now: datetime,
         claim: str | None = None,
     ) -> PollStart | Refusal:
-        """Lease + state + a slot on ``host`` in one call.
+        """Lease + state + a slot on ``host`` in one call (see :class:`PollBegin`)."""
+        return (await self.begin_polls([PollBegin(source_id, lease_token, lease_ms, host, limits, now, claim)]))[0]
 
-        With a ``claim``, only while that claim holds
-        and has not lapsed: a job that starts after its claim's lease ran out would poll a
-        source the dispatcher has already handed to another job. The claim is then renewed for
-        the poll's lease (:attr:`PollStart.claim`), so the dispatcher cannot hand the source on
-        while it is being polled; if the worker dies, the renewed claim lapses like any other.
+    async def begin_polls(self, begins: Sequence[PollBegin]) -> list[PollStart | Refusal]:
+        """Begin many polls in one Lua call (each as :class:`PollBegin` says), in order.
+
+        Concurrent calls still share one pipeline per loop turn (:class:`ScriptBatcher`).
         """
-        slot_token = uuid.uuid4().hex
-        renewed = str(int(now.timestamp() + lease_ms / 1000)) if claim is not None else None
-        reply = await self.batcher.run(
-            _BEGIN_POLL,
-            [
-                keys.poll_lease(source_id),
-                keys.source_state(source_id),
-                *keys.host_budget(host),
-                keys.SCHEDULE,
-                keys.source_push(source_id),
-            ],
-            [
-                lease_token,
-                lease_ms,
+        if not begins:
+            return []
+        script_keys = [keys.SCHEDULE]
+        args: list[object] = []
+        slot_tokens = []
+        for begin in begins:
+            slot_token = uuid.uuid4().hex
+            slot_tokens.append(slot_token)
+            script_keys += [
+                keys.poll_lease(begin.source_id),
+                keys.source_state(begin.source_id),
+                *keys.host_budget(begin.host),
+                keys.source_push(begin.source_id),
+            ]
+            args += [
+                begin.lease_token,
+                begin.lease_ms,
                 slot_token,
-                *limits.args(),
-                claim or "",
-                source_id,
-                repr(now.timestamp()),
-                renewed or "",
-            ],
-        )
-        if int(reply[0]) == 0:
-            return Refusal.LEASED
-        if int(reply[0]) == 2:
-            return Refusal.CLAIM_LAPSED
-        state = read_state(source_id, reply[1])
-        state.push = read_push(source_id, reply[4])
-        return PollStart(state, Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, renewed)
+                *begin.limits.args(),
+                begin.claim or "",
+                begin.source_id,
+                repr(begin.now.timestamp()),
+                begin.renewed or "",
+            ]
+        replies = await self.batcher.run(_BEGIN_POLLS, script_keys, args)
+        return [_start(b, r, t) for b, r, t in zip(begins, replies, slot_tokens, strict=True)]
 
     async def end_poll(self, end: PollEnd) -> None:
         """Free the slots, save the state, move the source in the schedule, pause the host, let
-        go of the lease: one atomic call, so no other worker sees a half-finished poll."""
-        mode, at, claim = "none", 0.0, ""
-        match end.schedule:
-            case Reschedule(at=when, claim=None):
-                mode, at = "set", when.timestamp()
-            case Reschedule(at=when, claim=str(token)):
-                mode, at, claim = "claim", when.timestamp(), token
-            case Disable():
-                mode = "disable"
-            case Enable(at=when):
-                mode, at = "enable", when.timestamp()
-        pause = end.pause if end.pause is not None and end.pause.seconds > 0 else None
-        pause_ms = math.ceil(pause.seconds * 1000) if pause is not None else 0
-        script_keys = [
-            keys.poll_lease(end.source_id),
-            keys.source_state(end.source_id),
-            keys.SCHEDULE,
-            keys.DISABLED,
-            keys.source_push(end.source_id),
-            keys.PUSH_DUE,
-            keys.poll_history(end.source_id),
-            keys.PAUSED_HOSTS,
-            *(keys.host_budget(slot.host)[0] for slot in end.slots),
-        ]
-        pause_host, pause_end = "", "0"
-        if pause is not None:
-            script_keys.append(keys.host_budget(pause.host)[2])
-            pause_host, pause_end = pause.host, repr(pause.since.timestamp() + pause.seconds)
-        stored = state_json(end.state) if end.state is not None else ""
-        record = end.record.model_dump_json(exclude_defaults=True) if end.record is not None else ""
-        args: list[object] = [
-            end.lease_token,
-            stored,
-            mode,
-            end.source_id,
-            repr(at),
-            claim,
-            pause_ms,
-            len(end.slots),
-            record,
-            POLL_HISTORY,
-            pause_host,
-            pause_end,
-        ]
-        push = end.push.args() if end.push is not None else []
-        await self.batcher.run(_END_POLL, script_keys, [*args, *(slot.token for slot in end.slots), *push])
+        go of the lease: atomic, so no other worker sees a half-finished poll. The ends handed
+        in during one event-loop turn (a batch's polls answered together) go out as one call."""
+        await self._ends.add(end)
+
+    async def end_polls(self, ends: Sequence[PollEnd]) -> None:
+        """:meth:`end_poll` for many polls, in one Lua call."""
+        if not ends:
+            return
+        script_keys = [keys.SCHEDULE, keys.DISABLED, keys.PUSH_DUE, keys.PAUSED_HOSTS]
+        args: list[object] = [POLL_HISTORY]
+        for end in ends:
+            _end_args(end, script_keys, args)
+        await self.batcher.run(_END_POLLS, script_keys, args)
 
     # -- what operators read ------------------------------------------------------------------
 

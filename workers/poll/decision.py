@@ -156,7 +156,7 @@ def decide_poll(
     a 2xx body gave, or why it failed, and None when nothing was read (304, failed fetch).
     ``push`` is ``[push]`` when the source may subscribe to its hub, else None.
     """
-    new = state.model_copy(deep=True)
+    new = state.model_copy()  # shallow: below, fields (lists too) are replaced, never changed in place
     new.last_poll = now
     response = outcome if isinstance(outcome, FetchResult) else None
     failure = outcome if isinstance(outcome, PollFailure) else found if isinstance(found, PollFailure) else None

@@ -24,7 +24,7 @@ from service.push.discovery import HubLink, discover
 from service.store.availability import REDIS_DOWN
 from service.store.dead_letters import DeadLetters
 from service.store.host_slots import Slot, Verdict
-from service.store.source_state import Disable, Enable, HostPause, PollEnd, Refusal, Reschedule
+from service.store.source_state import Disable, Enable, HostPause, PollBegin, PollEnd, PollStart, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
 from workers.ingest import drain as ingest
@@ -77,18 +77,30 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
     takes a slot of the host's budget; one Lua call at the end frees the slot, saves the state,
     reschedules and lets go of the lease (:class:`service.store.source_state.SourceStates`).
     """
-    token = uuid.uuid4().hex
-    lease_ms = res.settings.worker.lease_seconds * 1000
+    begin = poll_begin(res, source, claim)
+    start = (await res.store.sources.begin_polls([begin]))[0]
+    return await run_poll(res, source, begin, start)
+
+
+def poll_begin(res: Resources, source: SourceConfig, claim: str | None) -> PollBegin:
+    """What the first call of a poll of ``source`` asks for (a fresh lease token, now)."""
     hosts = res.host_budget()
-    sources = res.store.sources
     host = urlsplit(source.url).hostname or ""
-    now = res.clock()
-    start = await sources.begin_poll(source.id, token, lease_ms, host, hosts.limits, claim=claim, now=now)
+    return PollBegin(
+        source.id, uuid.uuid4().hex, res.settings.worker.lease_seconds * 1000, host, hosts.limits, res.clock(), claim
+    )
+
+
+async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start: PollStart | Refusal) -> PollReport:
+    """The rest of a poll once its first call answered: wait for the host if need be, fetch,
+    read, decide, and end it (:meth:`SourceStates.end_poll`, shared with concurrent polls)."""
     if start is Refusal.LEASED:
         return PollReport(source.id, PollStatus.BUSY)
     if start is Refusal.CLAIM_LAPSED:
         return PollReport(source.id, PollStatus.SUPERSEDED)
-    finish = PollEnd(source.id, token)
+    hosts = res.host_budget()
+    host, now = begin.host, begin.now
+    finish = PollEnd(source.id, begin.lease_token)
     try:
         state = start.state
         first: tuple[Verdict, float] | None = (start.verdict, start.wait_seconds)
@@ -117,7 +129,7 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
         _log(source, decision)
         return _report(source, decision, found)
     finally:
-        await sources.end_poll(finish)
+        await res.store.sources.end_poll(finish)
 
 
 async def _fetch_and_read(

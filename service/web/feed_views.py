@@ -153,14 +153,24 @@ def feed_route(app: web.Application, feed: FeedConfig, fmt: str | None) -> Handl
     Atom by default, HTML for browsers), with optional ``?tag= &source= &q= &limit= &cursor=``.
 
     The feed, format and ``Vary`` are bound here rather than looked up per request: this is
-    the hot path, served from the render cache with no I/O. Errors are caught inline rather
-    than by :func:`guarded` for the same reason."""
+    the hot path. A plain feed whose cached rendering is known current (:meth:`FeedCache.fresh`)
+    is answered without a further coroutine; queries, a version to check and outages take
+    :func:`_serve_feed`. Errors are caught inline rather than by :func:`guarded`, for the same
+    reason."""
     vary = "Accept-Encoding" if fmt is not None else "Accept, Accept-Encoding"
+    settings = app[SETTINGS]
+    max_age = settings.server.cache_max_age
 
     async def serve(request: web.Request) -> web.StreamResponse:
         try:
             chosen = fmt if fmt is not None else negotiate_format(request.headers.get("Accept"))
-            return await _serve_feed(request, app, feed, chosen, vary)
+            snapshot = None if request.query_string else app[FEED_CACHE].fresh(feed.name)
+            if snapshot is None:
+                return await _serve_feed(request, app, feed, chosen, vary)
+            response = conditional_response(request, snapshot.rendered(chosen), max_age, vary=vary)
+            if chosen == "json" and settings.api.public_feed_cors:
+                allow_public_origin(request, response, settings.api.public_feed_cors)
+            return response
         except Exception as exc:
             return error_response(request, exc)
 
@@ -177,12 +187,9 @@ async def _serve_feed(
             query = parse_query(list(request.query.items()), feed)
         except QueryError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-    snapshot = app[FEED_CACHE].fresh(feed.name) if query is None else None
-    stale = False
+    snapshot, stale = await snapshot_or_last_good(request, feed, query)
     if snapshot is None:
-        snapshot, stale = await snapshot_or_last_good(request, feed, query)
-        if snapshot is None:
-            return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
+        return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
     response = conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
     if stale:
         response.headers["Cache-Status"] = STALE

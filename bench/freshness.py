@@ -5,7 +5,7 @@ feed names. Tributary runs as in production: ``tributary serve`` and ``tributary
 separate processes on a real Redis. For each of N items: the item is published at t0 (with
 ``--push`` the hub also delivers the feed to Tributary's callback, a signed fat ping), then
 ``/feeds/bench.json`` is read every 10 ms until the item is there, at t1. Prints p50, p95 and
-the worst of t1 - t0. Goals: p95 <= 2 s polling, push visible within 1 s.
+the worst of t1 - t0, and whether the goal is met: p95 <= 2 s polling, p95 <= 1 s by push.
 
     python bench/freshness.py [--push] [--items 50] [--db 15]
 
@@ -38,6 +38,8 @@ from tests.test_cli import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = 20  # items the feed lists
+POLL_GOAL_SECONDS = 2.0  # p95, polling every second
+PUSH_GOAL_SECONDS = 1.0  # p95, a fat ping
 
 
 def feed(items: list[str], hub: str | None, self_url: str) -> str:
@@ -175,14 +177,16 @@ def main() -> None:
     ordered = sorted(latencies)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     mode = "push (fat ping via a local hub)" if args.push else "poll (1 s interval)"
+    goal = PUSH_GOAL_SECONDS if args.push else POLL_GOAL_SECONDS
     print(
         f"{mode}: {len(ordered)} items, published -> visible in /feeds/bench.json: "
         f"p50 {statistics.median(ordered) * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms, max {ordered[-1] * 1000:.0f} ms"
     )
-    goal = ("push", 1.0, "push visible <= 1 s") if args.push else ("poll", 2.0, "p95 <= 2 s polling")
+    print(f"goal: p95 <= {goal:g} s: {'met' if p95 <= goal else 'NOT met'}")
+    name = "push" if args.push else "poll"
     record(
-        f"freshness_{goal[0]}",
-        [figure(f"freshness p95, {goal[0]}", p95 * 1000, "ms", ratio=p95 / goal[1], goal=goal[2])],
+        f"freshness_{name}",
+        [figure(f"freshness p95, {name}", p95 * 1000, "ms", ratio=p95 / goal, goal=f"p95 <= {goal:g} s")],
         args.json,
     )
 

@@ -44,6 +44,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from redis.asyncio import Redis
 
+from bench.record import add_json_option, figure, record
 from service import keys
 from service.clock import utcnow
 from service.config import settings_from_dict
@@ -286,6 +287,21 @@ async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
             f"(a 304 source's state {state_bytes} B, its poll history {history_bytes} B holding 1 of up to "
             f"{POLL_HISTORY} polls)"
         )
+        record(
+            "poll_scale",
+            [
+                figure(
+                    f"304 path, {args.sources:,} sources",
+                    rate_304,
+                    "polls/s",
+                    ratio=rate_304 / ceiling,
+                    goal=">= 0.5x bare aiohttp",
+                ),
+                figure("Redis commands during the 304 pass", commands / (len(unchanged) / rate_304), "commands/s"),
+                figure("Redis memory per source after priming", per_source, "B"),
+            ],
+            args.json,
+        )
     finally:
         await session.close()
         await redis.flushdb()
@@ -298,6 +314,7 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=50)
     parser.add_argument("--concurrency", type=int, default=100, help="polls in flight ([worker] max_jobs)")
     parser.add_argument("--changed", type=int, default=500, help="sources serving a changed 50-item feed")
+    add_json_option(parser)
     parser.add_argument("--batch", type=int, default=POLL_BATCH, help="sources per poll_batch job")
     parser.add_argument(
         "--db", type=int, default=int(os.environ.get("TRIBUTARY_BENCH_DB", "15")), help="Redis DB (flushed)"

@@ -8,10 +8,19 @@ it with
 - **ceiling**: a minimal aiohttp app returning the same bytes and headers, precomputed,
 
 and drives both with the same load generator (``wrk`` if installed, else an aiohttp client loop
-in a separate process) on the 200 path and the 304 path (``If-None-Match``). Prints requests/s,
-p99 latency and real/ceiling ratios. The goal is >= 0.8x the ceiling on both paths.
+in a separate process) on the 200 path and the 304 path (``If-None-Match``), with no
+``Accept-Encoding`` (both serve the identity bytes; ``--gzip`` asks for gzip, which both serve
+precompressed). The ceiling does what an ideal handler must: one route, compare ``If-None-Match``
+with the ETag, answer with prebuilt headers and bytes; no negotiation, no freshness check, no
+request counting.
 
-    python bench/serve.py [--duration 10] [--connections 50] [--threads 2]
+Both servers run side by side and the runs alternate (real 200, ceiling 200, real 304,
+ceiling 304) for ``--rounds`` rounds, so a noisy neighbour hits both alike. Per run it prints
+requests/s, p99 latency and the CPU the server process spent per request (its utime + stime
+over the requests served: the figure least moved by a busy machine); then per path the median
+real/ceiling ratio of requests/s and of CPU per request, against the goal (>= 0.85x, stretch 0.9x).
+
+    python bench/serve.py [--rounds 3] [--duration 10] [--connections 50] [--threads 2] [--gzip]
 
 With ``REDIS_URL`` the benchmark writes only ``trib:`` keys of its one feed and source and
 deletes them afterwards; point it at a DB of its own.
@@ -26,19 +35,25 @@ import os
 import re
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.record import add_json_option, figure, record  # noqa: E402 - after the sys.path line
+
 FEED = "bench"
 SOURCE = "bench-src"
 ITEMS = 100
+PATHS = ("200", "304")
+GOAL, STRETCH = 0.85, 0.9  # real/ceiling requests/s, both paths
 PARAGRAPH = "<p>Some <a href='https://bench.example/x'>linked</a> text &amp; more about the story.</p>\n"
 
 
@@ -134,7 +149,7 @@ def serve_ceiling(port: int, capture: Path) -> None:
     body = bytes.fromhex(captured["body"])
     headers = captured["headers"]
     etag = headers["ETag"]
-    not_modified_headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+    not_modified_headers = {k: v for k, v in headers.items() if k not in ("Content-Type", "Content-Encoding")}
 
     async def handler(request: web.Request) -> web.Response:
         if request.headers.get("If-None-Match") == etag:
@@ -170,7 +185,28 @@ def stop_server(process: subprocess.Popen[bytes]) -> None:
 # -- load generation -------------------------------------------------------------------------
 
 
-def run_wrk(url: str, headers: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
+@dataclass
+class Run:
+    rps: float
+    p99_ms: float
+    requests: int
+    cpu_seconds: float | None = None  # the server process's, over the run
+
+    @property
+    def cpu_us(self) -> float | None:
+        return None if self.cpu_seconds is None or not self.requests else self.cpu_seconds / self.requests * 1e6
+
+
+def process_cpu(pid: int) -> float | None:
+    """utime + stime of ``pid`` in seconds (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_wrk(url: str, headers: dict[str, str], args: argparse.Namespace) -> Run:
     command = [
         "wrk",
         "--latency",
@@ -186,10 +222,13 @@ def run_wrk(url: str, headers: dict[str, str], args: argparse.Namespace) -> tupl
     out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     value, unit = re.search(r"99%\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
-    return rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return Run(rps, float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit], requests)
 
 
-async def _client_loop(url: str, headers: dict[str, str], connections: int, duration: float) -> tuple[float, float]:
+async def _client_loop(
+    url: str, headers: dict[str, str], connections: int, duration: float
+) -> tuple[float, float, int]:
     import aiohttp
 
     latencies: list[float] = []
@@ -208,58 +247,101 @@ async def _client_loop(url: str, headers: dict[str, str], connections: int, dura
         await asyncio.gather(*(worker() for _ in range(connections)))
         elapsed = time.perf_counter() - began
     latencies.sort()
-    return len(latencies) / elapsed, latencies[int(len(latencies) * 0.99)] * 1000
+    return len(latencies) / elapsed, latencies[int(len(latencies) * 0.99)] * 1000, len(latencies)
 
 
-def run_client_loop(url: str, headers: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
+def run_client_loop(url: str, headers: dict[str, str], args: argparse.Namespace) -> Run:
     """The fallback generator, in its own process so it does not share the server's loop."""
     code = (
         f"import asyncio, json, sys; sys.path.insert(0, {str(ROOT)!r}); from bench.serve import _client_loop; "
         f"print(json.dumps(asyncio.run(_client_loop({url!r}, {headers!r}, {args.connections:d}, {args.duration:f}))))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    rps, p99 = json.loads(out)
-    return rps, p99
+    rps, p99, requests = json.loads(out)
+    return Run(rps, p99, requests)
 
 
-def load(url: str, headers: dict[str, str], args: argparse.Namespace) -> tuple[float, float]:
-    if shutil.which("wrk") and not args.python_client:
-        return run_wrk(url, headers, args)
-    return run_client_loop(url, headers, args)
+def load(url: str, headers: dict[str, str], args: argparse.Namespace, pid: int | None = None) -> Run:
+    """One load run; with ``pid``, the CPU that process spent meanwhile."""
+    before = process_cpu(pid) if pid is not None else None
+    run = (
+        run_wrk(url, headers, args)
+        if shutil.which("wrk") and not args.python_client
+        else run_client_loop(url, headers, args)
+    )
+    after = process_cpu(pid) if pid is not None else None
+    if before is not None and after is not None:
+        run.cpu_seconds = after - before
+    return run
 
 
 # -- orchestration ---------------------------------------------------------------------------
 
 
-def capture(url: str, path: Path) -> dict[str, str]:
+def capture(url: str, path: Path, coding: str) -> dict[str, str]:
     import urllib.request
 
-    request = urllib.request.Request(url, headers={"Accept-Encoding": "identity"})
+    request = urllib.request.Request(url, headers={"Accept-Encoding": coding})
     with urllib.request.urlopen(request) as response:
         body = response.read()
-        keep = ("Content-Type", "ETag", "Last-Modified", "Cache-Control", "Vary", "Link")
+        keep = ("Content-Type", "Content-Encoding", "ETag", "Last-Modified", "Cache-Control", "Vary", "Link")
         headers = {k: response.headers[k] for k in keep if response.headers[k] is not None}
     path.write_text(json.dumps({"body": body.hex(), "headers": headers}))
     return headers | {"size": str(len(body))}
 
 
-def measure(kind: str, port: int, arg: str, args: argparse.Namespace, etag: str) -> dict[str, tuple[float, float]]:
-    url = f"http://127.0.0.1:{port}/feeds/{FEED}.atom"
-    server = start_server(kind, port, arg)
-    try:
-        load(url, {}, argparse.Namespace(**{**vars(args), "duration": 1}))  # warm-up
-        return {"200": load(url, {}, args), "304": load(url, {"If-None-Match": etag}, args)}
-    finally:
-        stop_server(server)
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def verdict(ratio: float) -> str:
+    return "met (stretch met)" if ratio >= STRETCH else "met" if ratio >= GOAL else "NOT met"
+
+
+def report(runs: dict[tuple[str, str], list[Run]], json_path: str | None) -> None:
+    print(
+        f"{'path':<5}{'round':>6}{'real req/s':>12}{'p99 ms':>8}{'CPU us/req':>11}"
+        f"{'ceiling req/s':>15}{'p99 ms':>8}{'CPU us/req':>11}{'ratio':>7}{'CPU ratio':>10}"
+    )
+    figures = []
+    for path in PATHS:
+        rps_ratios, cpu_ratios = [], []
+        for n, (real, ceiling) in enumerate(zip(runs[("real", path)], runs[("ceiling", path)], strict=True), 1):
+            rps_ratios.append(real.rps / ceiling.rps)
+            cpu = f"{'-':>10}"
+            if real.cpu_us and ceiling.cpu_us:
+                cpu_ratios.append(ceiling.cpu_us / real.cpu_us)
+                cpu = f"{cpu_ratios[-1]:>10.2f}"
+            print(
+                f"{path:<5}{n:>6}{real.rps:>12.0f}{real.p99_ms:>8.2f}{real.cpu_us or 0:>11.1f}"
+                f"{ceiling.rps:>15.0f}{ceiling.p99_ms:>8.2f}{ceiling.cpu_us or 0:>11.1f}{rps_ratios[-1]:>7.2f}{cpu}"
+            )
+        line = f"{path}: median ratio {median(rps_ratios):.2f}x req/s"
+        if cpu_ratios:
+            line += f", {median(cpu_ratios):.2f}x CPU per request (ceiling/real)"
+        print(f"{line}; goal >= {GOAL}x (stretch {STRETCH}x): {verdict(median(rps_ratios))}")
+        figures.append(
+            figure(
+                f"{path} cached feed, real app (median of {len(rps_ratios)})",
+                median([r.rps for r in runs[("real", path)]]),
+                "req/s",
+                ratio=median(rps_ratios),
+                goal=f">= {GOAL}x precomputed bytes",
+            )
+        )
+    record("serve", figures, json_path)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3, help="alternating real/ceiling runs per path")
     parser.add_argument("--duration", type=float, default=10)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--gzip", action="store_true", help="send Accept-Encoding: gzip (both serve it precompressed)")
     parser.add_argument("--python-client", action="store_true", help="use the aiohttp client loop even if wrk exists")
     parser.add_argument("--serve", choices=("real", "ceiling"), help=argparse.SUPPRESS)
+    add_json_option(parser)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--arg", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -272,6 +354,9 @@ def main() -> None:
 
     from service.store.embedded_redis import EmbeddedRedis
 
+    coding = "gzip" if args.gzip else "identity"
+    base_headers = {"Accept-Encoding": coding} if args.gzip else {}
+    runs: dict[tuple[str, str], list[Run]] = {(kind, path): [] for kind in ("real", "ceiling") for path in PATHS}
     with tempfile.TemporaryDirectory() as tmp:
         embedded = None
         redis_url = os.environ.get("REDIS_URL")
@@ -280,31 +365,37 @@ def main() -> None:
             (Path(tmp) / "redis").mkdir()
             embedded.start()
             redis_url = embedded.url
+        servers: list[subprocess.Popen[bytes]] = []
         try:
             asyncio.run(seed(redis_url))
-            port = free_port()
+            ports = {"real": free_port(), "ceiling": free_port()}
+            servers.append(start_server("real", ports["real"], redis_url))
             # Capture what the real app serves, for the ceiling to replay byte for byte.
-            server = start_server("real", port, redis_url)
-            try:
-                captured = capture(f"http://127.0.0.1:{port}/feeds/{FEED}.atom", Path(tmp) / "capture.json")
-            finally:
-                stop_server(server)
+            url = {kind: f"http://127.0.0.1:{port}/feeds/{FEED}.atom" for kind, port in ports.items()}
+            captured = capture(url["real"], Path(tmp) / "capture.json", coding)
+            servers.append(start_server("ceiling", ports["ceiling"], str(Path(tmp) / "capture.json")))
+            pids = {"real": servers[0].pid, "ceiling": servers[1].pid}
             generator = "wrk" if shutil.which("wrk") and not args.python_client else "aiohttp client loop"
             print(
-                f"feed: {ITEMS} items, {int(captured['size']) // 1024} KiB Atom; load: {generator}, "
-                f"{args.connections} connections, {args.duration:g}s per run"
+                f"feed: {ITEMS} items, {int(captured['size']) // 1024} KiB Atom ({coding}); load: {generator}, "
+                f"{args.connections} connections, {args.duration:g}s per run, {args.rounds} rounds"
             )
-            real = measure("real", port, redis_url, args, captured["ETag"])
-            ceiling = measure("ceiling", free_port(), str(Path(tmp) / "capture.json"), args, captured["ETag"])
+            path_headers = {"200": base_headers, "304": base_headers | {"If-None-Match": captured["ETag"]}}
+            warm_up = argparse.Namespace(**{**vars(args), "duration": 1})
+            for kind in ("real", "ceiling"):
+                load(url[kind], base_headers, warm_up)
+            for _ in range(args.rounds):
+                for path in PATHS:
+                    for kind in ("real", "ceiling"):
+                        runs[(kind, path)].append(load(url[kind], path_headers[path], args, pids[kind]))
         finally:
+            for server in servers:
+                stop_server(server)
             if embedded is None:
                 asyncio.run(unseed(redis_url))
             else:
                 embedded.stop()
-    print(f"{'path':<6}{'real req/s':>12}{'p99 ms':>9}{'ceiling req/s':>15}{'p99 ms':>9}{'ratio':>8}")
-    for path in ("200", "304"):
-        (r_rps, r_p99), (c_rps, c_p99) = real[path], ceiling[path]
-        print(f"{path:<6}{r_rps:>12.0f}{r_p99:>9.2f}{c_rps:>15.0f}{c_p99:>9.2f}{r_rps / c_rps:>8.2f}")
+    report(runs, args.json)
 
 
 if __name__ == "__main__":

@@ -501,3 +501,38 @@ async def test_without_subscription_every_request_reads_the_version(app_client, 
     await redis.zadd(keys.feed_index("all"), {f"{7:032x}": 0})
     await redis.set(keys.article(f"{7:032x}"), article(7).model_dump_json())
     assert await titles(client, "/feeds/all.json") == ["Story 7", "Story 1"]
+
+
+async def test_conditional_get_across_two_web_processes_after_an_ingest(app_client, redis) -> None:  # type: ignore[no-untyped-def]
+    """Each web process trusts its cached version until an announcement: after a write, both
+    answer a reader's old ETag with the new content, under the same new ETag."""
+    first, store = await app_client()
+    second, _ = await app_client()
+    await seed(store, article(1))
+    plain = {"Accept-Encoding": "identity"}
+    old = [await client.get("/feeds/all.atom", headers=plain) for client in (first, second)]
+    assert old[0].headers["ETag"] == old[1].headers["ETag"]
+    etag = old[0].headers["ETag"]
+    for client in (first, second):  # both now serve from their caches, with no Redis round trip
+        assert (await client.get("/feeds/all.atom", headers=plain | {"If-None-Match": etag})).status == 304
+        assert client.app[FEED_CACHE].fresh("all") is not None
+
+    await seed(store, article(2))  # an ingest, as the workers do it
+    caches = [client.app[FEED_CACHE] for client in (first, second)]
+    await wait_for(lambda: all(cache.fresh("all") is None for cache in caches))
+    new = [await client.get("/feeds/all.atom", headers=plain | {"If-None-Match": etag}) for client in (first, second)]
+    assert [r.status for r in new] == [200, 200]
+    assert new[0].headers["ETag"] == new[1].headers["ETag"] != etag
+    assert "Story 2" in (await new[1].text())
+    for client in (first, second):
+        again = await client.get("/feeds/all.atom", headers=plain | {"If-None-Match": new[0].headers["ETag"]})
+        assert again.status == 304
+
+
+async def test_unknown_feed_format_and_method_are_json_errors(app_client) -> None:  # type: ignore[no-untyped-def]
+    client, _ = await app_client()
+    for path in ("/feeds/all.xml", "/feeds/nope.atom", "/feeds/nope"):
+        response = await client.get(path)
+        assert response.status == 404 and (await response.json())["error"]["status"] == 404, path
+    response = await client.post("/feeds/all.atom")
+    assert response.status == 405 and response.headers["Allow"] == "GET,HEAD"

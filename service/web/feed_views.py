@@ -1,7 +1,7 @@
 """HTTP handlers: the feed list, merged feeds with conditional GET.
 
 Every error leaves as JSON ``{"error": {"status", "message"}}`` and a bug is logged, not leaked.
-That is done per handler (:func:`guarded`, inline in the two feed handlers) and by a last
+That is done per handler (:func:`guarded`, inline in the feed handler) and by a last
 catch-all route, not by an app middleware: a middleware wraps every request in one more
 coroutine, about a tenth of the cached feed path's cost.
 
@@ -30,7 +30,7 @@ from service.feeds.query import FeedQuery, QueryError, parse_query
 from service.feeds.render.xmltext import rfc3339
 from service.logs import bind_request, request_id
 from service.store.availability import REDIS_DOWN
-from service.web.appkeys import FEED_CACHE, OUTAGE, SETTINGS, STATIC_PAGES
+from service.web.appkeys import FEED_CACHE, OUTAGE, REQUEST_COUNTS, SETTINGS, STATIC_PAGES
 from service.web.negotiate import choose_coding, negotiate_format
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -138,43 +138,58 @@ async def feed_list(request: web.Request) -> web.Response:
 
 
 async def merged_feed(request: web.Request) -> web.StreamResponse:
-    """``/feeds/{name}.{fmt}``, with optional ``?tag= &source= &q= &limit= &cursor=``."""
-    try:  # inline rather than guarded(): this is the hot path
-        name, fmt = request.match_info["name"], request.match_info["fmt"]
-        feed = request.app[SETTINGS].feed(name)
-        if feed is None or fmt not in FORMATS:
-            return json_error(404, f"no feed named {name!r} in format {fmt!r}")
-        return await _serve_feed(request, feed, fmt, "Accept-Encoding")
-    except Exception as exc:
-        return error_response(request, exc)
+    """``/feeds/{name}.{fmt}`` of a feed the config does not name, or a format we do not serve:
+    the configured ones have exact routes (:func:`feed_route`)."""
+    name, fmt = request.match_info["name"], request.match_info["fmt"]
+    return json_error(404, f"no feed named {name!r} in format {fmt!r}")
 
 
 async def negotiated_feed(request: web.Request) -> web.StreamResponse:
-    """``/feeds/{name}``: the format ``Accept`` asks for (Atom by default, HTML for browsers)."""
-    try:
-        feed = request.app[SETTINGS].feed(request.match_info["name"])
-        if feed is None:
-            return json_error(404, f"no feed named {request.match_info['name']!r}")
-        fmt = negotiate_format(request.headers.get("Accept"))
-        return await _serve_feed(request, feed, fmt, "Accept, Accept-Encoding")
-    except Exception as exc:
-        return error_response(request, exc)
+    return json_error(404, f"no feed named {request.match_info['name']!r}")
 
 
-async def _serve_feed(request: web.Request, feed: FeedConfig, fmt: str, vary: str) -> web.StreamResponse:
-    settings = request.app[SETTINGS]
+def feed_route(app: web.Application, feed: FeedConfig, fmt: str | None) -> Handler:
+    """The handler of one configured feed in one format (None: the format ``Accept`` asks for,
+    Atom by default, HTML for browsers), with optional ``?tag= &source= &q= &limit= &cursor=``.
+
+    The feed, format and ``Vary`` are bound here rather than looked up per request: this is
+    the hot path. A plain feed whose cached rendering is known current (:meth:`FeedCache.fresh`)
+    is answered without a further coroutine; queries, a version to check and outages take
+    :func:`_serve_feed`. Errors are caught inline rather than by :func:`guarded`, for the same
+    reason."""
+    vary = "Accept-Encoding" if fmt is not None else "Accept, Accept-Encoding"
+    settings = app[SETTINGS]
+    max_age = settings.server.cache_max_age
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        try:
+            chosen = fmt if fmt is not None else negotiate_format(request.headers.get("Accept"))
+            snapshot = None if request.query_string else app[FEED_CACHE].fresh(feed.name)
+            if snapshot is None:
+                return await _serve_feed(request, app, feed, chosen, vary)
+            response = conditional_response(request, snapshot.rendered(chosen), max_age, vary=vary)
+            if chosen == "json" and settings.api.public_feed_cors:
+                allow_public_origin(request, response, settings.api.public_feed_cors)
+            return response
+        except Exception as exc:
+            return error_response(request, exc)
+
+    return serve
+
+
+async def _serve_feed(
+    request: web.Request, app: web.Application, feed: FeedConfig, fmt: str, vary: str
+) -> web.StreamResponse:
+    settings = app[SETTINGS]
     query = None
     if request.query_string:
         try:
             query = parse_query(list(request.query.items()), feed)
         except QueryError as exc:
             raise web.HTTPBadRequest(text=str(exc)) from exc
-    snapshot = request.app[FEED_CACHE].fresh(feed.name) if query is None else None
-    stale = False
+    snapshot, stale = await snapshot_or_last_good(request, feed, query)
     if snapshot is None:
-        snapshot, stale = await snapshot_or_last_good(request, feed, query)
-        if snapshot is None:
-            return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
+        return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
     response = conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
     if stale:
         response.headers["Cache-Status"] = STALE
@@ -245,12 +260,28 @@ def not_modified(request: web.Request, rendered: Rendered, last_modified: dateti
 
 
 def add_routes(app: web.Application) -> None:
+    """The configured feeds get exact paths, which the router looks up (one dict lookup) before
+    trying patterns (a regex match and a decoded ``match_info`` per request); the patterns answer
+    only for unknown feeds and formats. On ``/metrics`` the exact routes count as their pattern."""
     app.router.add_get("/feeds", guarded(feed_list))
-    app.router.add_get(r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
+    pattern = _add_get(app, r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
+    negotiated = _add_get(app, r"/feeds/{name:[a-z0-9][a-z0-9-]*}", negotiated_feed)
+    counts = app[REQUEST_COUNTS]
+    for feed in app[SETTINGS].feeds:
+        for fmt in FORMATS:
+            counts.label(_add_get(app, f"/feeds/{feed.name}.{fmt}", feed_route(app, feed, fmt)), pattern.canonical)
+        counts.label(_add_get(app, f"/feeds/{feed.name}", feed_route(app, feed, None)), negotiated.canonical)
     app.router.add_get("/", guarded(index_page))
     app.router.add_get("/feeds.opml", guarded(feeds_opml))
     app.router.add_get("/sources.opml", guarded(sources_opml))
-    app.router.add_get(r"/feeds/{name:[a-z0-9][a-z0-9-]*}", negotiated_feed)
+
+
+def _add_get(app: web.Application, path: str, handler: Handler) -> web.Resource:
+    """``router.add_get`` (GET and HEAD), returning the resource."""
+    resource = app.router.add_resource(path)
+    resource.add_route("HEAD", handler)
+    resource.add_route("GET", handler)
+    return resource
 
 
 def add_fallback_route(app: web.Application) -> None:

@@ -50,6 +50,11 @@ class RequestCounts:
 
     def __init__(self) -> None:
         self.counts: defaultdict[tuple[AbstractResource, int], int] = defaultdict(int)
+        self._labels: dict[AbstractResource, str] = {}
+
+    def label(self, resource: AbstractResource, route: str) -> None:
+        """Count ``resource`` under ``route`` (a pattern it is one instance of), not its own path."""
+        self._labels[resource] = route
 
     async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
         self.counts[(request.match_info.route.resource, response.status)] += 1  # type: ignore[index]
@@ -57,7 +62,7 @@ class RequestCounts:
     def by_route(self) -> dict[tuple[str, str], int]:
         totals: defaultdict[tuple[str, str], int] = defaultdict(int)
         for (resource, status), count in list(self.counts.items()):
-            route = resource.canonical if resource is not None else "other"
+            route = "other" if resource is None else self._labels.get(resource, resource.canonical)
             if route == "/{path}":  # the catch-all: unknown paths are one route, not one per path
                 route = "other"
             totals[(route, str(status))] += count

@@ -32,6 +32,7 @@ import tomli_w
 from redis.asyncio import Redis
 
 from bench.record import add_json_option, figure, record
+from bench.redis_target import bench_redis
 from tests.feedserver import FeedServer
 from tests.hubserver import LocalHub
 from tests.test_cli import free_port
@@ -158,22 +159,8 @@ def main() -> None:
     )
     add_json_option(parser)
     args = parser.parse_args()
-    embedded = None
-    try:
-        if os.environ.get("REDIS_URL"):
-            from tests.dbclaim import with_db
-
-            redis_url = with_db(os.environ["REDIS_URL"], args.db)
-        else:
-            from service.store.embedded_redis import EmbeddedRedis
-
-            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")), persist=False)
-            embedded.start()
-            redis_url = embedded.url
+    with bench_redis(args.db) as redis_url:
         latencies = asyncio.run(bench(args, redis_url))
-    finally:
-        if embedded is not None:
-            embedded.stop()
     ordered = sorted(latencies)
     p95 = ordered[max(0, round(0.95 * len(ordered)) - 1)]
     mode = "push (fat ping via a local hub)" if args.push else "poll (1 s interval)"

@@ -50,6 +50,7 @@ import tomli_w
 from redis.asyncio import Redis
 
 from bench.record import add_json_option, figure, record
+from bench.redis_target import bench_redis
 from service import keys
 from service.config import Settings, settings_from_dict
 from service.models import Article, compute_content_hash
@@ -418,22 +419,8 @@ def main() -> None:
     add_json_option(parser)
     args = parser.parse_args()
 
-    embedded = None
-    if os.environ.get("REDIS_URL"):
-        from tests.conftest import with_db
-
-        redis_url = with_db(os.environ["REDIS_URL"], args.db)
-    else:
-        from service.store.embedded_redis import EmbeddedRedis
-
-        embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")), persist=False)
-        embedded.start()
-        redis_url = embedded.url
-    try:
+    with bench_redis(args.db) as redis_url:
         f = run(args, redis_url)
-    finally:
-        if embedded is not None:
-            embedded.stop()
     per = [v for k, v in f.items() if k.startswith("bytes_per_article_at_")]
     small, large = per[0], per[-1]
     record(

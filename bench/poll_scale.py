@@ -31,7 +31,6 @@ import multiprocessing
 import os
 import socket
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -45,6 +44,7 @@ from aiohttp.abc import AbstractResolver
 from redis.asyncio import Redis
 
 from bench.record import add_json_option, figure, record
+from bench.redis_target import bench_redis
 from service import keys
 from service.clock import utcnow
 from service.config import settings_from_dict
@@ -326,24 +326,12 @@ def main() -> None:
     port_queue = ctx.Queue()
     server = ctx.Process(target=serve, args=(port_queue, args.changed), daemon=True)
     server.start()
-    embedded = None
     try:
         port = port_queue.get(timeout=30)
-        if os.environ.get("REDIS_URL"):
-            from tests.conftest import with_db
-
-            redis_url = with_db(os.environ["REDIS_URL"], args.db)
-        else:
-            from service.store.embedded_redis import EmbeddedRedis
-
-            embedded = EmbeddedRedis(Path(tempfile.mkdtemp(prefix="bench-redis-")), persist=False)
-            embedded.start()
-            redis_url = embedded.url
-        asyncio.run(bench(args, redis_url, port))
+        with bench_redis(args.db) as redis_url:
+            asyncio.run(bench(args, redis_url, port))
     finally:
         server.terminate()
-        if embedded is not None:
-            embedded.stop()
 
 
 if __name__ == "__main__":

@@ -234,6 +234,12 @@ class ApiConfig(Section):
 class WorkerConfig(Section):
     max_jobs: int = Field(50, ge=1, description="concurrent jobs, and polls, per worker process")
     processes: int = Field(1, ge=1, le=64, description="worker processes `tributary run` starts")
+    parse_threads: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="threads parsing, normalising and extracting bodies per worker process (more contend for the GIL)",
+    )
     lease_seconds: int = Field(
         120, ge=5, description="how long a claimed poll may run before another worker may take it over"
     )

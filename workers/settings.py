@@ -163,6 +163,7 @@ def build_worker(
             with contextlib.suppress(Exception):
                 await ctx["resources"].counters.flush(ctx["resources"].redis)
             await ctx["resources"].session.close()
+            ctx["resources"].close()
 
     options: dict[str, Any] = {
         "functions": [

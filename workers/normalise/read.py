@@ -1,6 +1,6 @@
 """A fetched feed body → the articles one poll may queue: parse, keep the newest, normalise. Pure.
 
-One function so a poll can run all of it in a worker thread (``asyncio.to_thread``): parsing
+One function so a poll can run all of it in a parse thread (``Resources.off_loop``): parsing
 and normalising are CPU-bound, and a 50,000-item body once held the event loop (every other
 poll's I/O) for seconds. Only the newest ``Settings.items_per_poll`` entries are read at all
 (:mod:`workers.parse.newest`); the rest would only have been deleted again by retention.

@@ -98,7 +98,7 @@ async def _fetch_page(res: Resources, source: SourceConfig, url: str) -> PageOut
 async def _fetch_and_extract(res: Resources, source: SourceConfig, url: str) -> PageOutcome:
     try:
         result = await fetch(res.session, url, source_id=source.id, config=res.settings.fetch)
-        page = await asyncio.to_thread(
+        page = await res.off_loop(
             extract_page, result.body, url, source.selectors, source.zone, content_type=result.content_type
         )
     except SourceError as exc:

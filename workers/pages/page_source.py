@@ -9,7 +9,6 @@ picked up: the listing only tells us what is new.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 
 from service import keys
@@ -30,7 +29,7 @@ async def collect(res: Resources, source: SourceConfig, listing: FetchResult, no
     if source.selectors is None or not source.selectors.links:  # SourceConfig refuses such a page source
         raise ParseError(source.id, ErrorKind.INTERNAL, "page source without selectors.links")
     try:
-        links = await asyncio.to_thread(extract_links, listing.body, listing.url, source.selectors.links)
+        links = await res.off_loop(extract_links, listing.body, listing.url, source.selectors.links)
     except ParseError as exc:  # labelled with the URL by the pure extractor; the source owns it here
         raise ParseError(source.id, exc.kind, f"listing page: {exc.message}") from exc
     seen_key = keys.pages_seen(source.id)

@@ -8,7 +8,6 @@ worker killed mid-poll refetches in full next time instead of skipping what it n
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -187,7 +186,7 @@ async def read_body(res: Resources, source: SourceConfig, result: FetchResult, n
         articles, warnings = pages.articles, pages.warnings
     else:
         # Parsing and normalising are CPU-bound: keep the event loop (other sources' I/O) moving meanwhile.
-        read = await asyncio.to_thread(
+        read = await res.off_loop(
             read_feed,
             result.body,
             source=source,

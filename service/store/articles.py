@@ -524,11 +524,8 @@ class Store:
 
     async def _owned_url_key(self, pipe: Redis, article: Article) -> str | None:
         """The article's URL-owner key (now WATCHed) when it names this article."""
-        if article.url is None or not dedup.identifies_article(article.url):
-            return None
-        url_key = keys.url_owner(article.url)
-        await pipe.watch(url_key)
-        return url_key if (await pipe.get(url_key) or b"").decode() == article.id else None
+        owned = await self._owned_url_keys(pipe, [article])
+        return owned[0] if owned else None
 
     async def _absorb(
         self, pipe: Redis, duplicate: Article, owner: Article, now: datetime, duplicate_hash: str, announce: bool = True

@@ -82,7 +82,7 @@ class Store:
         their versions bumped and announced by :meth:`announce_moved` once per batch."""
         key = keys.article(incoming.id)
         feeds = self.settings.feeds_of_source(incoming.source_id)
-        url_key = keys.url_owner(incoming.url) if incoming.url and dedup.identifies_article(incoming.url) else None
+        url_key = _url_key(incoming.url)
         fuzzy = self.settings.dedup.fuzzy_titles
         watched = [key, keys.alias(incoming.id), *([url_key] if url_key else []), *([keys.RECENT] if fuzzy else [])]
         async with self.redis.pipeline(transaction=True) as pipe:
@@ -99,11 +99,9 @@ class Store:
                     if outcome is UpsertOutcome.UNCHANGED:
                         await pipe.unwatch()
                         return outcome
-                    stale_url_key = None
-                    if old is not None and old.url != stored.url and dedup.identifies_article(old.url):
-                        stale_url_key = keys.url_owner(old.url)  # type: ignore[arg-type]
-                        if (await pipe.get(stale_url_key) or b"").decode() != stored.id:
-                            stale_url_key = None
+                    stale_url_key = _url_key(old.url) if old is not None and old.url != stored.url else None
+                    if stale_url_key is not None and (await pipe.get(stale_url_key) or b"").decode() != stored.id:
+                        stale_url_key = None
                     # -- change log: an update that gives a stored article another's URL merges it
                     if old is not None and url_key and old.url != stored.url:
                         owner = await self._owner_of(pipe, stored, url_key, False)
@@ -154,7 +152,7 @@ class Store:
     async def _upsert_chunk(self, chunk: Sequence[Article], now: datetime, announce: bool) -> list[UpsertOutcome]:
         if self.settings.dedup.fuzzy_titles:  # candidates come from a range read: one at a time
             return [await self.upsert(article, now, announce=announce) for article in chunk]
-        url_keys = [keys.url_owner(a.url) if a.url and dedup.identifies_article(a.url) else None for a in chunk]
+        url_keys = [_url_key(a.url) for a in chunk]
         watched = [
             *(keys.article(a.id) for a in chunk),
             *(keys.alias(a.id) for a in chunk),
@@ -513,7 +511,7 @@ class Store:
     async def _owned_url_keys(self, pipe: Redis, articles: Sequence[Article]) -> list[str]:
         """The URL-owner keys (now WATCHed) that name these articles, to delete with them: a
         retention trim must not leave one behind per article ever received."""
-        wanted = {a.id: keys.url_owner(a.url) for a in articles if a.url and dedup.identifies_article(a.url)}
+        wanted = {a.id: key for a in articles if (key := _url_key(a.url)) is not None}
         if not wanted:
             return []
         await pipe.watch(*wanted.values())
@@ -652,6 +650,11 @@ class Store:
     async def article_count(self, source_id: str) -> int:
         """Articles listed for the source (its own and the copies merged into others')."""
         return int(await self.redis.zcard(keys.source_index(source_id)))
+
+
+def _url_key(url: str | None) -> str | None:
+    """The URL-owner key of an article with this URL, or None when the URL does not identify one."""
+    return keys.url_owner(url) if url and dedup.identifies_article(url) else None
 
 
 def _seen(values: Sequence[bytes | None], url_keys: Sequence[str | None]) -> list[Seen]:

@@ -10,6 +10,7 @@ from typing import Any
 from arq import Retry
 
 from service import jobs
+from service.config import SourceConfig
 from service.hub.protocol import retry_delay
 from service.store.changelog import ChangeLog
 from service.store.dead_letters import DeadLetters
@@ -38,9 +39,7 @@ async def poll(ctx: dict[str, Any], source_id: str, claim: str | None = None) ->
     The admin page's "poll now" and a retried dead letter; the dispatcher sends batches.
     """
     res: Resources = ctx["resources"]
-    source = res.settings.source(source_id)
-    if source is None and "live" in ctx and await ctx["live"].refresh():  # added since the last check
-        source = res.settings.source(source_id)
+    (source,) = await _known_sources(ctx, [source_id])
     if source is None:
         return {"source_id": source_id, "status": "unknown_source"}
     in_flight = res.polls_in_flight()
@@ -59,10 +58,7 @@ async def poll_batch(ctx: dict[str, Any], source_ids: list[str], claim: str | No
     Returns how many polls ended in each status (and ``new``/``updated`` articles).
     """
     res: Resources = ctx["resources"]
-    found = [res.settings.source(source_id) for source_id in source_ids]
-    if None in found and "live" in ctx and await ctx["live"].refresh():  # added since the last check
-        found = [res.settings.source(source_id) for source_id in source_ids]
-    sources = [source for source in found if source is not None]
+    sources = [source for source in await _known_sources(ctx, source_ids) if source is not None]
     reports = await batch.poll_batch(res, sources, claim)
     await _after_polls(ctx, reports)
     summary = Counter(str(report.status) for report in reports)
@@ -71,6 +67,16 @@ async def poll_batch(ctx: dict[str, Any], source_ids: list[str], claim: str | No
     summary["new"] = sum(report.new for report in reports)
     summary["updated"] = sum(report.updated for report in reports)
     return dict(summary)
+
+
+async def _known_sources(ctx: dict[str, Any], source_ids: list[str]) -> list[SourceConfig | None]:
+    """The sources of these ids (None for one unknown), asking for the run-time sources again
+    when one is missing: it may have been added since this worker last looked."""
+    settings = ctx["resources"].settings
+    found = [settings.source(source_id) for source_id in source_ids]
+    if None in found and "live" in ctx and await ctx["live"].refresh():
+        found = [ctx["resources"].settings.source(source_id) for source_id in source_ids]
+    return found
 
 
 async def _after_polls(ctx: dict[str, Any], reports: list[PollReport]) -> None:

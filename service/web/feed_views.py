@@ -23,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from service.config import FeedConfig
+from service.config import FeedConfig, Settings
 from service.feeds.cache import Rendered, Snapshot
 from service.feeds.merge import FORMATS, feed_urls
 from service.feeds.query import FeedQuery, QueryError, parse_query
@@ -159,7 +159,6 @@ def feed_route(app: web.Application, feed: FeedConfig, fmt: str | None) -> Handl
     reason."""
     vary = "Accept-Encoding" if fmt is not None else "Accept, Accept-Encoding"
     settings = app[SETTINGS]
-    max_age = settings.server.cache_max_age
 
     async def serve(request: web.Request) -> web.StreamResponse:
         try:
@@ -167,10 +166,7 @@ def feed_route(app: web.Application, feed: FeedConfig, fmt: str | None) -> Handl
             snapshot = None if request.query_string else app[FEED_CACHE].fresh(feed.name)
             if snapshot is None:
                 return await _serve_feed(request, app, feed, chosen, vary)
-            response = conditional_response(request, snapshot.rendered(chosen), max_age, vary=vary)
-            if chosen == "json" and settings.api.public_feed_cors:
-                allow_public_origin(request, response, settings.api.public_feed_cors)
-            return response
+            return _feed_response(request, snapshot, chosen, settings, vary)
         except Exception as exc:
             return error_response(request, exc)
 
@@ -190,9 +186,15 @@ async def _serve_feed(
     snapshot, stale = await snapshot_or_last_good(request, feed, query)
     if snapshot is None:
         return unavailable(f"the store cannot be reached and feed {feed.name!r} was not rendered yet")
-    response = conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
+    response = _feed_response(request, snapshot, fmt, settings, vary)
     if stale:
         response.headers["Cache-Status"] = STALE
+    return response
+
+
+def _feed_response(request: web.Request, snapshot: Snapshot, fmt: str, settings: Settings, vary: str) -> web.Response:
+    """The snapshot in ``fmt`` (200 or 304), readable by the configured origins for JSON Feed."""
+    response = conditional_response(request, snapshot.rendered(fmt), settings.server.cache_max_age, vary=vary)
     if fmt == "json" and settings.api.public_feed_cors:
         allow_public_origin(request, response, settings.api.public_feed_cors)
     return response

@@ -38,6 +38,7 @@ from service.web.appkeys import (
     STATIC_PAGES,
     STORE,
 )
+from service.web.bound_routes import BoundRoutes
 from service.web.metrics_endpoint import RequestCounts
 
 log = logging.getLogger("tributary.web")
@@ -116,15 +117,15 @@ def create_app(
 
     app.cleanup_ctx.append(resources)
     counts = app[REQUEST_COUNTS] = RequestCounts()
-    app.on_response_prepare.append(counts.on_response_prepare)
-    probes.add_routes(app)
-    feed_views.add_routes(app)
-    metrics_endpoint.add_routes(app)
-    hub_endpoint.add_routes(app)
-    push_endpoint.add_routes(app)
-    app.add_subapp(API_PREFIX, create_api_app(app))
-    admin.mount(app, settings)
-    feed_views.add_fallback_route(app)
+    routes = BoundRoutes(app, [counts.middleware])
+    probes.add_routes(routes)
+    feed_views.add_routes(routes)
+    metrics_endpoint.add_routes(routes)
+    hub_endpoint.add_routes(routes)
+    push_endpoint.add_routes(routes)
+    app.add_subapp(API_PREFIX, create_api_app(routes))
+    admin.mount(routes, settings)
+    feed_views.add_fallback_route(routes)
     return app
 
 

@@ -31,6 +31,7 @@ from service.feeds.render.xmltext import rfc3339
 from service.logs import bind_request, request_id
 from service.store.availability import REDIS_DOWN
 from service.web.appkeys import FEED_CACHE, OUTAGE, REQUEST_COUNTS, SETTINGS, STATIC_PAGES
+from service.web.bound_routes import BoundRoutes, allowed_elsewhere
 from service.web.negotiate import choose_coding, negotiate_format
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -86,10 +87,7 @@ def guarded(handler: Handler) -> Handler:
 
 async def no_route(request: web.Request) -> web.StreamResponse:
     """The last route: 405 with ``Allow`` when another route has this path, else 404."""
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource is not request.match_info.route.resource:
-            allowed |= (await resource.resolve(request))[1]
+    allowed = await allowed_elsewhere(request)
     if allowed:
         return json_error(405, f"{request.method} not allowed here", headers={"Allow": ",".join(sorted(allowed))})
     return json_error(404, "Not Found")
@@ -155,20 +153,25 @@ def feed_route(app: web.Application, feed: FeedConfig, fmt: str | None) -> Handl
     The feed, format and ``Vary`` are bound here rather than looked up per request: this is
     the hot path. A plain feed whose cached rendering is known current (:meth:`FeedCache.fresh`)
     is answered without a further coroutine; queries, a version to check and outages take
-    :func:`_serve_feed`. Errors are caught inline rather than by :func:`guarded`, for the same
-    reason."""
+    :func:`_serve_feed`. Errors are caught and the answer counted for ``/metrics`` inline rather
+    than by :func:`guarded` and the counting middleware, for the same reason."""
     vary = "Accept-Encoding" if fmt is not None else "Accept, Accept-Encoding"
     settings = app[SETTINGS]
+    counts = app[REQUEST_COUNTS]
 
     async def serve(request: web.Request) -> web.StreamResponse:
+        response: web.StreamResponse
         try:
             chosen = fmt if fmt is not None else negotiate_format(request.headers.get("Accept"))
             snapshot = None if request.query_string else app[FEED_CACHE].fresh(feed.name)
             if snapshot is None:
-                return await _serve_feed(request, app, feed, chosen, vary)
-            return _feed_response(request, snapshot, chosen, settings, vary)
+                response = await _serve_feed(request, app, feed, chosen, vary)
+            else:
+                response = _feed_response(request, snapshot, chosen, settings, vary)
         except Exception as exc:
-            return error_response(request, exc)
+            response = error_response(request, exc)
+        counts.count(request, response.status)
+        return response
 
     return serve
 
@@ -261,31 +264,27 @@ def not_modified(request: web.Request, rendered: Rendered, last_modified: dateti
     return since is not None and last_modified is not None and int(last_modified.timestamp()) <= since.timestamp()
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(routes: BoundRoutes) -> None:
     """The configured feeds get exact paths, which the router looks up (one dict lookup) before
     trying patterns (a regex match and a decoded ``match_info`` per request); the patterns answer
-    only for unknown feeds and formats. On ``/metrics`` the exact routes count as their pattern."""
-    app.router.add_get("/feeds", guarded(feed_list))
-    pattern = _add_get(app, r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
-    negotiated = _add_get(app, r"/feeds/{name:[a-z0-9][a-z0-9-]*}", negotiated_feed)
+    only for unknown feeds and formats. The exact routes take no middleware (:func:`feed_route`)
+    and count on ``/metrics`` as their pattern."""
+    app = routes.app
+    routes.add_get("/feeds", guarded(feed_list))
+    pattern = routes.add_get(r"/feeds/{name}.{fmt:[a-z]+}", merged_feed)
+    negotiated = routes.add_get(r"/feeds/{name:[a-z0-9][a-z0-9-]*}", negotiated_feed)
     counts = app[REQUEST_COUNTS]
     for feed in app[SETTINGS].feeds:
         for fmt in FORMATS:
-            counts.label(_add_get(app, f"/feeds/{feed.name}.{fmt}", feed_route(app, feed, fmt)), pattern.canonical)
-        counts.label(_add_get(app, f"/feeds/{feed.name}", feed_route(app, feed, None)), negotiated.canonical)
-    app.router.add_get("/", guarded(index_page))
-    app.router.add_get("/feeds.opml", guarded(feeds_opml))
-    app.router.add_get("/sources.opml", guarded(sources_opml))
+            exact = routes.add_get(f"/feeds/{feed.name}.{fmt}", feed_route(app, feed, fmt), bound=False)
+            counts.label(exact, pattern.canonical)
+        exact = routes.add_get(f"/feeds/{feed.name}", feed_route(app, feed, None), bound=False)
+        counts.label(exact, negotiated.canonical)
+    routes.add_get("/", guarded(index_page))
+    routes.add_get("/feeds.opml", guarded(feeds_opml))
+    routes.add_get("/sources.opml", guarded(sources_opml))
 
 
-def _add_get(app: web.Application, path: str, handler: Handler) -> web.Resource:
-    """``router.add_get`` (GET and HEAD), returning the resource."""
-    resource = app.router.add_resource(path)
-    resource.add_route("HEAD", handler)
-    resource.add_route("GET", handler)
-    return resource
-
-
-def add_fallback_route(app: web.Application) -> None:
+def add_fallback_route(routes: BoundRoutes) -> None:
     """Registered after every other route: unknown paths and methods get JSON errors too."""
-    app.router.add_route("*", "/{path:.*}", no_route)
+    routes.add_catch_all(no_route)

@@ -24,6 +24,7 @@ from service.hub.protocol import HubRequestError, callback_host, hub_url, parse_
 from service.hub.subscriptions import HubStore
 from service.store import ratelimit
 from service.web.appkeys import CLOCK, REDIS, SETTINGS
+from service.web.bound_routes import BoundRoutes
 from service.web.feed_views import guarded, json_response
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,6 @@ async def hub_get(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_post("/hub", guarded(hub_post))
-    app.router.add_get("/hub", guarded(hub_get))
+def add_routes(routes: BoundRoutes) -> None:
+    routes.add_post("/hub", guarded(hub_post))
+    routes.add_get("/hub", guarded(hub_get))

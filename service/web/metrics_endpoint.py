@@ -8,7 +8,9 @@ Three origins, one scrape:
   arq queue, late sources, paused hosts, dead letters, Redis memory, per-source series under a
   cap);
 - this web process's own counts (requests by route and status, render cache hits), kept as plain
-  integers on the request path: one dict increment per response (:class:`RequestCounts`).
+  integers on the request path: one dict increment per response (:class:`RequestCounts`), by a
+  middleware bound to every route (:mod:`service.web.bound_routes`) but the cached feed routes,
+  which count their own.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp.web_urldispatcher import AbstractResource
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -30,6 +33,7 @@ from service.status import Health
 from service.store.overview import Overview, SourceRow, overview, source_rows
 from service.store.worker_counters import Labels, read_totals
 from service.web.appkeys import CLOCK, FEED_CACHE, LIVE, REDIS, REQUEST_COUNTS
+from service.web.bound_routes import BoundRoutes
 
 WORKER_COUNTERS = {
     "polls_total": (
@@ -56,8 +60,22 @@ class RequestCounts:
         """Count ``resource`` under ``route`` (a pattern it is one instance of), not its own path."""
         self._labels[resource] = route
 
-    async def on_response_prepare(self, request: web.Request, response: web.StreamResponse) -> None:
-        self.counts[(request.match_info.route.resource, response.status)] += 1  # type: ignore[index]
+    def count(self, request: web.Request, status: int) -> None:
+        self.counts[(request.match_info.route.resource, status)] += 1  # type: ignore[index]
+
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Counts the answer, an ``HTTPException`` raised as one included; aiohttp answers 500
+        for any other exception."""
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            self.count(request, exc.status)
+            raise
+        except Exception:
+            self.count(request, 500)
+            raise
+        self.count(request, response.status)
+        return response
 
     def by_route(self) -> dict[tuple[str, str], int]:
         totals: defaultdict[tuple[str, str], int] = defaultdict(int)
@@ -198,5 +216,5 @@ async def metrics_view(request: web.Request) -> web.Response:
     return web.Response(body=exposition(families), headers={"Content-Type": CONTENT_TYPE})
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/metrics", metrics_view)
+def add_routes(routes: BoundRoutes) -> None:
+    routes.add_get("/metrics", metrics_view)

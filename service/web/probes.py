@@ -18,6 +18,7 @@ from service.store.availability import REDIS_DOWN, describe
 from service.store.heartbeats import Heartbeats
 from service.store.ingest_backlog import ingest_backlog
 from service.web.appkeys import CLOCK, OUTAGE, REDIS, SETTINGS
+from service.web.bound_routes import BoundRoutes
 from service.web.feed_views import json_response
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -61,6 +62,6 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(verdict.model_dump(mode="json"), status=status, headers=NO_STORE)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
+def add_routes(routes: BoundRoutes) -> None:
+    routes.add_get("/healthz", healthz)
+    routes.add_get("/readyz", readyz)

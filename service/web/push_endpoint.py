@@ -35,6 +35,7 @@ from service.push.subscriber_protocol import (
 )
 from service.store.push_inbox import Delivery, PushInbox
 from service.web.appkeys import CLOCK, REDIS, SETTINGS, STORE
+from service.web.bound_routes import BoundRoutes
 from service.web.feed_views import guarded, json_response
 from service.web.hub_endpoint import plain, read_capped
 
@@ -144,7 +145,7 @@ async def push_list(request: web.Request) -> web.Response:
     )
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/push", guarded(push_list))
-    app.router.add_get("/push/{id}", guarded(push_get))
-    app.router.add_post("/push/{id}", guarded(push_post))
+def add_routes(routes: BoundRoutes) -> None:
+    routes.add_get("/push", guarded(push_list))
+    routes.add_get("/push/{id}", guarded(push_get))
+    routes.add_post("/push/{id}", guarded(push_post))

@@ -21,6 +21,7 @@ from service.store.source_registry import SourceRegistry
 from service.store.worker_counters import activity
 from service.web.admin import access, pages
 from service.web.appkeys import CLOCK, LIVE, REDIS
+from service.web.bound_routes import BoundRoutes, allowed_elsewhere
 
 log = logging.getLogger(__name__)
 
@@ -284,16 +285,25 @@ async def dead_action(request: web.Request) -> web.StreamResponse:
     raise web.HTTPNotFound()
 
 
-def add_routes(admin: web.Application) -> None:
-    admin.router.add_get("/login", login_form)
-    admin.router.add_post("/login", login)
-    admin.router.add_post("/logout", logout)
-    admin.router.add_get("/", index)
-    admin.router.add_get("/sources", sources)
-    admin.router.add_get("/sources/new", new_source)
-    admin.router.add_post("/sources/add", add_source)
-    admin.router.add_get("/jobs/{job_id}", job)
-    admin.router.add_get("/sources/{source_id}", source)
-    admin.router.add_post("/sources/{source_id}/{action:poll|pause|resume|enable|remove}", source_action)
-    admin.router.add_get("/dead", dead)
-    admin.router.add_post("/dead/{letter_id}/{action:retry|purge}", dead_action)
+def add_routes(routes: BoundRoutes) -> None:
+    routes.add_get("/login", login_form)
+    routes.add_post("/login", login)
+    routes.add_post("/logout", logout)
+    routes.add_get("/", index)
+    routes.add_get("/sources", sources)
+    routes.add_get("/sources/new", new_source)
+    routes.add_post("/sources/add", add_source)
+    routes.add_get("/jobs/{job_id}", job)
+    routes.add_get("/sources/{source_id}", source)
+    routes.add_post("/sources/{source_id}/{action:poll|pause|resume|enable|remove}", source_action)
+    routes.add_get("/dead", dead)
+    routes.add_post("/dead/{letter_id}/{action:retry|purge}", dead_action)
+    routes.add_catch_all(no_route)
+
+
+async def no_route(request: web.Request) -> web.StreamResponse:
+    """After every route (behind the guard, as every admin path): 405 with ``Allow``, or 404."""
+    allowed = await allowed_elsewhere(request)
+    if allowed:
+        raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
+    raise web.HTTPNotFound()

@@ -1,6 +1,6 @@
 """The partner API at ``/api/v1/`` (docs/partners.md): a sub-application with its own
-middlewares (CORS, problem details, keys and rate limits), so the public feed routes keep their
-middleware-free hot path."""
+middlewares (CORS, problem details, keys and rate limits), bound to its routes
+(:mod:`service.web.bound_routes`), so the public feed routes keep their middleware-free hot path."""
 
 from __future__ import annotations
 
@@ -23,13 +23,16 @@ from service.web.api.openapi import build_document
 from service.web.api.problem_middleware import problems
 from service.web.api.state import CURSOR_KEY, DOCS_PAGE, KEYS, NOTIFIER, READER, SPEC, CursorKey
 from service.web.appkeys import REDIS, REDIS_LISTENER, STORE
+from service.web.bound_routes import BoundRoutes, allowed_elsewhere
 
 PREFIX = "/api/v1/"
 
 
-def create_api_app(parent: web.Application) -> web.Application:
-    """The sub-application to mount at :data:`PREFIX`; its resources come from ``parent``'s."""
-    api = web.Application(middlewares=[cors.cors_middleware(PREFIX), problems, auth_middleware(PREFIX)])
+def create_api_app(parent_routes: BoundRoutes) -> web.Application:
+    """The sub-application to mount at :data:`PREFIX`; its resources come from the parent's."""
+    parent = parent_routes.app
+    api = web.Application()
+    bound = parent_routes.sub(api, [cors.cors_middleware(PREFIX), problems, auth_middleware(PREFIX)])
     document = build_document(PREFIX.rstrip("/"))
     api[SPEC] = json.dumps(document, ensure_ascii=False, indent=1).encode()
     api[DOCS_PAGE] = render_docs(document)
@@ -47,8 +50,8 @@ def create_api_app(parent: web.Application) -> web.Application:
         await api[NOTIFIER].stop()
 
     api.cleanup_ctx.append(resources)
-    routes.add_routes(api)
-    api.router.add_route("*", "/{path:.*}", _no_route)
+    routes.add_routes(bound)
+    bound.add_catch_all(_no_route)
     return api
 
 
@@ -56,10 +59,7 @@ async def _no_route(request: web.Request) -> web.StreamResponse:
     """After every route: OPTIONS without CORS gets 204; otherwise a 404 or 405 problem."""
     if request.method == "OPTIONS":
         return web.Response(status=204, headers={"Allow": "GET, HEAD, OPTIONS"})
-    allowed: set[str] = set()
-    for resource in request.app.router.resources():
-        if resource is not request.match_info.route.resource:
-            allowed |= (await resource.resolve(request))[1]
+    allowed = await allowed_elsewhere(request)
     if allowed:
         raise web.HTTPMethodNotAllowed(request.method, sorted(allowed))
     raise web.HTTPNotFound()

@@ -32,6 +32,7 @@ from service.web.api import sse
 from service.web.api.http import ok
 from service.web.api.params import parse
 from service.web.api.state import DOCS_PAGE, NOTIFIER, READER, REQUEST_KEY, SPEC
+from service.web.bound_routes import BoundRoutes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _ARTICLE_ID = re.compile(r"[0-9a-f]{32}")
@@ -221,6 +222,6 @@ OPERATIONS = (
 )
 
 
-def add_routes(app: web.Application) -> None:
+def add_routes(routes: BoundRoutes) -> None:
     for operation in OPERATIONS:
-        app.router.add_get(operation.path, operation.handler)
+        routes.add_get(operation.path, operation.handler)

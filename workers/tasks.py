@@ -28,6 +28,11 @@ from workers.webhooks import deliver as webhooks
 log = logging.getLogger(__name__)
 
 DISPATCH_BATCH = 500
+"""Sources claimed per Lua call of the dispatcher."""
+MAX_QUEUED_POLLS = 10_000
+"""The dispatcher claims no more while the queue holds this many sources' polls (in jobs of
+:data:`POLL_BATCH`): enough for every worker to find work before the next tick, few enough that
+a claim begins well within its lease when the workers fall behind."""
 POLL_BATCH = 25
 """Sources per ``poll_batch`` job: their beginnings, and the ends that come in together, share
 Redis calls. Small enough that the due sources of one tick spread over several workers."""
@@ -104,19 +109,31 @@ async def _after_polls(ctx: dict[str, Any], reports: list[PollReport]) -> None:
 
 
 async def dispatch_due(ctx: dict[str, Any]) -> int:
-    """Cron, once a second across all workers: turn due sources into ``poll_batch`` jobs."""
+    """Cron, once a second across all workers: turn due sources into ``poll_batch`` jobs.
+
+    Claims :data:`DISPATCH_BATCH` at a time while a whole batch comes back and the queue holds
+    fewer than :data:`MAX_QUEUED_POLLS`: how many polls a second the deployment runs is the
+    workers' to bound, not one claim per tick's (which held every deployment to 500 polls/s).
+    What is left due is claimed at the next tick.
+    """
     res: Resources = ctx["resources"]
-    claimed = await res.store.sources.claim_due(res.clock(), res.settings.worker.lease_seconds, limit=DISPATCH_BATCH)
-    by_claim: dict[str, list[str]] = {}
-    for source_id, claim in claimed:
-        by_claim.setdefault(claim, []).append(source_id)
-    for claim, source_ids in by_claim.items():
-        for start in range(0, len(source_ids), POLL_BATCH):
-            ids = source_ids[start : start + POLL_BATCH]
-            await ctx["redis"].enqueue_job(
-                "poll_batch", ids, claim, _job_id=f"poll_batch:{claim}:{ids[0]}", _queue_name=ctx["queue_name"]
-            )
-    return len(claimed)
+    redis, queue = ctx["redis"], ctx["queue_name"]
+    dispatched = 0
+    while await redis.zcard(queue) * POLL_BATCH < MAX_QUEUED_POLLS:
+        claimed = await res.store.sources.claim_due(res.clock(), res.settings.worker.lease_seconds, DISPATCH_BATCH)
+        by_claim: dict[str, list[str]] = {}
+        for source_id, claim in claimed:
+            by_claim.setdefault(claim, []).append(source_id)
+        for claim, source_ids in by_claim.items():
+            for start in range(0, len(source_ids), POLL_BATCH):
+                ids = source_ids[start : start + POLL_BATCH]
+                await redis.enqueue_job(
+                    "poll_batch", ids, claim, _job_id=f"poll_batch:{claim}:{ids[0]}", _queue_name=queue
+                )
+        dispatched += len(claimed)
+        if len(claimed) < DISPATCH_BATCH:
+            break
+    return dispatched
 
 
 async def drain_ingest(ctx: dict[str, Any]) -> int:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict
 
 from service.config import FetchConfig, check_web_url
 from service.errors import ErrorKind, FetchError, kind_for_status
@@ -28,8 +28,10 @@ REDIRECTS = frozenset({301, 302, 303, 307, 308})
 PERMANENT = frozenset({301, 308})
 
 
-class FetchResult(BaseModel):
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """A response the fetch returns (2xx, 304): built here from parts already checked, so a plain
+    dataclass (no validation on the poll's path)."""
 
     url: str  # final URL after redirects
     status: int
@@ -73,9 +75,9 @@ def folded_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 
 def client_timeout(config: FetchConfig) -> aiohttp.ClientTimeout:
-    return aiohttp.ClientTimeout(
-        total=config.timeout_seconds, sock_connect=config.connect_timeout_seconds, sock_read=config.timeout_seconds
-    )
+    """``total`` bounds each request from its start to the last byte of its body read, so no
+    separate read timeout (one as long could never fire first, and would cost a timer per read)."""
+    return aiohttp.ClientTimeout(total=config.timeout_seconds, sock_connect=config.connect_timeout_seconds)
 
 
 def new_connector(
@@ -190,12 +192,23 @@ async def fetch(
 
 def _check_hop(url: str, source_id: str) -> None:
     """Every URL asked for (the source's, each redirect target) must be one a request can go to."""
+    if url in _USABLE:
+        return
     try:
         check_web_url(url)
     except ValueError as exc:
         if not url[:8].lower().startswith(("http://", "https://")):
             raise FetchError(source_id, ErrorKind.BLOCKED, f"refusing to fetch a non-HTTP URL: {url[:300]}") from exc
         raise FetchError(source_id, ErrorKind.BAD_URL, f"{exc}: {url[:300]}") from exc
+    if len(_USABLE) >= MAX_USABLE:
+        _USABLE.clear()
+    _USABLE.add(url)
+
+
+MAX_USABLE = 1 << 16
+_USABLE: set[str] = set()
+"""URLs that passed :func:`check_web_url` (a pure check): every poll of a source asks it again
+of the same URL."""
 
 
 def _blocked_message(exc: BaseException) -> str:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,23 +40,25 @@ from redis.exceptions import WatchError
 from service import keys
 from service.errors import WriteConflict
 from service.models import PollRecord, SourceState
-from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict
+from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict, new_token
 from service.store.push_state import TRANSITION_FUNCTION, PushStates, PushTransition, read_push
 from service.store.script_batch import Coalescer, ScriptBatcher
 
 log = logging.getLogger(__name__)
 
 # Many polls' beginnings in one call. KEYS: schedule, then per poll: lease, state, host active,
-# host rate, host pause, push. ARGV per poll (10 each): lease token, lease ms, slot token,
-# HostLimits.args() (3), claim ('' for none), source id, now, the claim renewed until.
+# host rate, host pause, push. ARGV per poll (11 each): lease token, lease ms, slot token,
+# HostLimits.args() (3), claim ('' for none), source id, now, the claim renewed until, '1' to
+# read the push hash ('' when the poll has no use for it).
 # Returns per poll {0} when another poll holds the lease, {2} when the claim was superseded or
 # has lapsed, else {1, state or nil, verdict, wait_ms, the push hash as a flat list}.
 _BEGIN_POLLS = (
     ACQUIRE_FUNCTION
     + """
 local out = {}
+local now = nil
 for i = 0, (#KEYS - 1) / 6 - 1 do
-  local k, a = 1 + 6 * i, 10 * i
+  local k, a = 1 + 6 * i, 11 * i
   local claim, sid = ARGV[a + 7], ARGV[a + 8]
   if claim ~= '' and (redis.call('ZSCORE', KEYS[1], sid) ~= claim or tonumber(claim) <= tonumber(ARGV[a + 9])) then
     out[i + 1] = {2}
@@ -66,9 +67,12 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
   else
     if claim ~= '' then redis.call('ZADD', KEYS[1], ARGV[a + 10], sid) end
     local state = redis.call('GET', KEYS[k + 2])
-    local verdict = acquire(KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 3],
+    now = now or server_ms()
+    local verdict = acquire(now, KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 3],
       tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]))
-    out[i + 1] = {1, state, verdict[1], verdict[2], redis.call('HGETALL', KEYS[k + 6])}
+    local push = {}
+    if ARGV[a + 11] ~= '' then push = redis.call('HGETALL', KEYS[k + 6]) end
+    out[i + 1] = {1, state, verdict[1], verdict[2], push}
   end
 end
 return out
@@ -100,8 +104,7 @@ while a <= #ARGV do
     redis.call('SREM', KEYS[2], sid)
     redis.call('ZADD', KEYS[1], ARGV[a + 6], sid)
   end
-  if ARGV[a + 9] ~= '' then
-    redis.call('LPUSH', KEYS[k + 3], ARGV[a + 9])
+  if ARGV[a + 9] ~= '' and redis.call('LPUSH', KEYS[k + 3], ARGV[a + 9]) > tonumber(ARGV[1]) then
     redis.call('LTRIM', KEYS[k + 3], 0, tonumber(ARGV[1]) - 1)
   end
   local used = 4 + slots
@@ -187,6 +190,9 @@ class PollBegin:
     limits: HostLimits
     now: datetime
     claim: str | None = None
+    push: bool = True
+    """Read the source's hub subscription (:attr:`PollStart.state`'s ``push``); a poll that may
+    not subscribe (push off, a page source) has no use for it, and it then reads as None."""
 
     @property
     def renewed(self) -> str | None:
@@ -516,7 +522,7 @@ class SourceStates:
         args: list[object] = []
         slot_tokens = []
         for begin in begins:
-            slot_token = uuid.uuid4().hex
+            slot_token = new_token()
             slot_tokens.append(slot_token)
             script_keys += [
                 keys.poll_lease(begin.source_id),
@@ -533,6 +539,7 @@ class SourceStates:
                 begin.source_id,
                 repr(begin.now.timestamp()),
                 begin.renewed or "",
+                "1" if begin.push else "",
             ]
         replies = await self.batcher.run(_BEGIN_POLLS, script_keys, args)
         return [_start(b, r, t) for b, r, t in zip(begins, replies, slot_tokens, strict=True)]

@@ -8,9 +8,9 @@ worker killed mid-poll refetches in full next time instead of skipping what it n
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -22,7 +22,7 @@ from service.models import Article, PollRecord
 from service.push.discovery import HubLink, discover
 from service.store.availability import REDIS_DOWN
 from service.store.dead_letters import DeadLetters
-from service.store.host_slots import Slot, Verdict
+from service.store.host_slots import Slot, Verdict, new_token
 from service.store.source_state import Disable, Enable, HostPause, PollBegin, PollEnd, PollStart, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
@@ -84,10 +84,23 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
 def poll_begin(res: Resources, source: SourceConfig, claim: str | None) -> PollBegin:
     """What the first call of a poll of ``source`` asks for (a fresh lease token, now)."""
     hosts = res.host_budget()
-    host = urlsplit(source.url).hostname or ""
     return PollBegin(
-        source.id, uuid.uuid4().hex, res.settings.worker.lease_seconds * 1000, host, hosts.limits, res.clock(), claim
+        source.id,
+        new_token(),
+        res.settings.worker.lease_seconds * 1000,
+        host_of(source.url),
+        hosts.limits,
+        res.clock(),
+        claim,
+        push=push_policy(res.settings, source) is not None,
     )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def host_of(url: str) -> str:
+    """The host whose budget a request to ``url`` takes (``""`` for none); remembered, as every
+    poll of a source asks it of the same URL."""
+    return urlsplit(url).hostname or ""
 
 
 async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start: PollStart | Refusal) -> PollReport:
@@ -109,8 +122,8 @@ async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start
             finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
-        if (urlsplit(url).hostname or "") != host:  # moved to another host: its budget applies
-            host, first = urlsplit(url).hostname or "", None
+        if host_of(url) != host:  # moved to another host: its budget applies
+            host, first = host_of(url), None
         slot = await hosts.acquire(host, first=first, token=start.slot_token)
         if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
             finish.slots.append(slot)

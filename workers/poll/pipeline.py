@@ -12,7 +12,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -273,8 +273,8 @@ def _record(
     kind = failure.kind.value if failure is not None else "modified" if findings is not None else "not_modified"
     res.counters.inc("polls_total", outcome=kind)
     res.counters.tick("polls", 1, now)
-    record = PollRecord(
-        at=now,
+    record = PollRecord.model_construct(  # the fields are of their types already: no validation
+        at=now.astimezone(UTC),
         outcome=kind,
         status=decision.state.last_status,
         duration_ms=round(seconds * 1000),

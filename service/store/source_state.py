@@ -159,7 +159,7 @@ class Refusal(StrEnum):
     CLAIM_LAPSED = "claim_lapsed"  # the claim was superseded, or its lease ran out before the job started
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollStart:
     """What the first call of a poll found: the stored state and the host's first verdict."""
 
@@ -172,7 +172,7 @@ class PollStart:
     """The dispatcher's claim, renewed for the poll's lease: the token its end reschedules with."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollBegin:
     """One poll to begin: take the source's lease, read its state, take a slot on ``host``.
 
@@ -200,7 +200,7 @@ class PollBegin:
         return str(int(self.now.timestamp() + self.lease_ms / 1000)) if self.claim is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reschedule:
     at: datetime
     claim: str | None = None
@@ -220,14 +220,14 @@ class Enable:
 ScheduleChange = Reschedule | Disable | Enable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostPause:
     host: str
     seconds: float
     since: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class PollEnd:
     """Everything a poll leaves behind, written by :meth:`SourceStates.end_poll` in one call.
 

@@ -124,9 +124,12 @@ async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start
         url = state.current_url or source.url
         if host_of(url) != host:  # moved to another host: its budget applies
             host, first = host_of(url), None
-        slot = await hosts.acquire(host, first=first, token=start.slot_token)
-        if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
-            finish.slots.append(slot)
+        if first is not None and start.verdict is Verdict.GRANTED:  # the slot taken at the start
+            slot: Slot | Deferred = finish.slots[0]
+        else:
+            slot = await hosts.acquire(host, first=first, token=start.slot_token)
+            if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
+                finish.slots.append(slot)
         if isinstance(slot, Deferred):
             decision = decide_deferred(state, now, slot.verdict, slot.wait_seconds)
             _apply(decision, finish, host, start.claim, now)

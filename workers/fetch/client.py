@@ -76,7 +76,8 @@ def folded_headers(items: Iterable[tuple[str, str]]) -> dict[str, str]:
 
 def client_timeout(config: FetchConfig) -> aiohttp.ClientTimeout:
     """``total`` bounds each request from its start to the last byte of its body read, so no
-    separate read timeout (one as long could never fire first, and would cost a timer per read)."""
+    read timeout as long beside it: it could only fire first within the total's rounding to the
+    second, and it costs a timer per read."""
     return aiohttp.ClientTimeout(total=config.timeout_seconds, sock_connect=config.connect_timeout_seconds)
 
 

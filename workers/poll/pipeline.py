@@ -137,7 +137,7 @@ async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start
         request = plan_request(source, state, now, res.settings.fetch)
         began = time.perf_counter()
         outcome, found = await _fetch_and_read(res, source, request, now)
-        push = push_policy(res.settings, source)
+        push = res.settings.push if begin.push else None  # push_policy(), as the poll began
         decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch, push)
         _apply(decision, finish, host, start.claim, now)
         finish.record = _record(res, now, outcome, found, decision, time.perf_counter() - began)

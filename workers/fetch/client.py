@@ -7,12 +7,14 @@ session's SSRF guard (:mod:`workers.fetch.netguard`).
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import aiohttp
+from yarl import URL
 
 from service.config import FetchConfig, check_web_url
 from service.errors import ErrorKind, FetchError, kind_for_status
@@ -140,7 +142,7 @@ async def fetch(
     try:
         while True:
             _check_hop(url, source_id)
-            async with session.get(url, headers=headers, allow_redirects=False) as response:
+            async with session.get(_parsed(url), headers=headers, allow_redirects=False) as response:
                 response_headers = folded_headers(response.headers.items())
                 location = response.headers.get("Location")
                 if response.status in REDIRECTS and location:
@@ -204,6 +206,16 @@ def _check_hop(url: str, source_id: str) -> None:
     if len(_USABLE) >= MAX_USABLE:
         _USABLE.clear()
     _USABLE.add(url)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _parsed(url: str) -> URL | str:
+    """``url`` as the client's URL object: parsing it anew (yarl's own cache holds 128) costs
+    about as much as the rest of a 304's request building; 16,384 of them hold about 12 MB."""
+    try:
+        return URL(url)
+    except ValueError:
+        return url  # for aiohttp to refuse as it always has
 
 
 MAX_USABLE = 1 << 16

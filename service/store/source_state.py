@@ -14,8 +14,8 @@ the schedule and the disabled set.
 - ``source:{id}:push``, ``push:due``: the subscription to the feed's WebSub hub, read with the
   state (:attr:`SourceState.push`) but stored apart (:mod:`service.store.push_state`, why there).
 
-A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and
-its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
+A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and,
+if the poll may subscribe, its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
 decided, at once, a change of the subscription included). A batch of polls begins in one call
 (:meth:`SourceStates.begin_polls`), and the ends handed in during one event-loop turn are
 written by one call; every call goes through a :class:`ScriptBatcher`, so concurrent callers

@@ -12,14 +12,19 @@ call as the lease).
 
 from __future__ import annotations
 
+import itertools
+import os
 from dataclasses import dataclass
 from enum import IntEnum
 
-# acquire() returns {verdict, wait_ms}; verdict as in Verdict.
+# acquire() returns {verdict, wait_ms}; verdict as in Verdict. ``now``: server_ms(), read once
+# per script (a script runs atomically: its polls may as well share one instant).
 ACQUIRE_FUNCTION = """
-local function acquire(active, rate, pause, token, concurrency, per_minute, slot_ms)
+local function server_ms()
   local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function acquire(now, active, rate, pause, token, concurrency, per_minute, slot_ms)
   local paused = redis.call('PTTL', pause)
   if paused > 0 then return {1, paused} end
   redis.call('ZREMRANGEBYSCORE', active, '-inf', now)
@@ -46,7 +51,8 @@ end
 ACQUIRE = (
     ACQUIRE_FUNCTION
     + """
-return acquire(KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4]))
+return acquire(server_ms(), KEYS[1], KEYS[2], KEYS[3], ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]),
+  tonumber(ARGV[4]))
 """
 )
 
@@ -57,6 +63,26 @@ if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then
 end
 return 1
 """
+
+
+_token_prefix = os.urandom(12).hex()
+_token_count = itertools.count()
+
+
+def _new_token_prefix() -> None:
+    global _token_prefix, _token_count
+    _token_prefix, _token_count = os.urandom(12).hex(), itertools.count()
+
+
+os.register_at_fork(after_in_child=_new_token_prefix)  # a forked worker draws its own
+
+
+def new_token() -> str:
+    """A token no other holder of a slot or lease uses: this process's random prefix and a count.
+
+    As unique as ``uuid4().hex`` at a fraction of its cost (two per poll).
+    """
+    return f"{_token_prefix}{next(_token_count):x}"
 
 
 class Verdict(IntEnum):

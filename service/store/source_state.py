@@ -14,8 +14,8 @@ the schedule and the disabled set.
 - ``source:{id}:push``, ``push:due``: the subscription to the feed's WebSub hub, read with the
   state (:attr:`SourceState.push`) but stored apart (:mod:`service.store.push_state`, why there).
 
-A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and
-its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
+A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and,
+if the poll may subscribe, its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
 decided, at once, a change of the subscription included). A batch of polls begins in one call
 (:meth:`SourceStates.begin_polls`), and the ends handed in during one event-loop turn are
 written by one call; every call goes through a :class:`ScriptBatcher`, so concurrent callers
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import logging
 import math
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,23 +40,25 @@ from redis.exceptions import WatchError
 from service import keys
 from service.errors import WriteConflict
 from service.models import PollRecord, SourceState
-from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict
+from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict, new_token
 from service.store.push_state import TRANSITION_FUNCTION, PushStates, PushTransition, read_push
 from service.store.script_batch import Coalescer, ScriptBatcher
 
 log = logging.getLogger(__name__)
 
 # Many polls' beginnings in one call. KEYS: schedule, then per poll: lease, state, host active,
-# host rate, host pause, push. ARGV per poll (10 each): lease token, lease ms, slot token,
-# HostLimits.args() (3), claim ('' for none), source id, now, the claim renewed until.
+# host rate, host pause, push. ARGV per poll (11 each): lease token, lease ms, slot token,
+# HostLimits.args() (3), claim ('' for none), source id, now, the claim renewed until, '1' to
+# read the push hash ('' when the poll has no use for it).
 # Returns per poll {0} when another poll holds the lease, {2} when the claim was superseded or
 # has lapsed, else {1, state or nil, verdict, wait_ms, the push hash as a flat list}.
 _BEGIN_POLLS = (
     ACQUIRE_FUNCTION
     + """
 local out = {}
+local now = nil
 for i = 0, (#KEYS - 1) / 6 - 1 do
-  local k, a = 1 + 6 * i, 10 * i
+  local k, a = 1 + 6 * i, 11 * i
   local claim, sid = ARGV[a + 7], ARGV[a + 8]
   if claim ~= '' and (redis.call('ZSCORE', KEYS[1], sid) ~= claim or tonumber(claim) <= tonumber(ARGV[a + 9])) then
     out[i + 1] = {2}
@@ -66,9 +67,12 @@ for i = 0, (#KEYS - 1) / 6 - 1 do
   else
     if claim ~= '' then redis.call('ZADD', KEYS[1], ARGV[a + 10], sid) end
     local state = redis.call('GET', KEYS[k + 2])
-    local verdict = acquire(KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 3],
+    now = now or server_ms()
+    local verdict = acquire(now, KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 3],
       tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]))
-    out[i + 1] = {1, state, verdict[1], verdict[2], redis.call('HGETALL', KEYS[k + 6])}
+    local push = {}
+    if ARGV[a + 11] ~= '' then push = redis.call('HGETALL', KEYS[k + 6]) end
+    out[i + 1] = {1, state, verdict[1], verdict[2], push}
   end
 end
 return out
@@ -100,8 +104,7 @@ while a <= #ARGV do
     redis.call('SREM', KEYS[2], sid)
     redis.call('ZADD', KEYS[1], ARGV[a + 6], sid)
   end
-  if ARGV[a + 9] ~= '' then
-    redis.call('LPUSH', KEYS[k + 3], ARGV[a + 9])
+  if ARGV[a + 9] ~= '' and redis.call('LPUSH', KEYS[k + 3], ARGV[a + 9]) > tonumber(ARGV[1]) then
     redis.call('LTRIM', KEYS[k + 3], 0, tonumber(ARGV[1]) - 1)
   end
   local used = 4 + slots
@@ -156,7 +159,7 @@ class Refusal(StrEnum):
     CLAIM_LAPSED = "claim_lapsed"  # the claim was superseded, or its lease ran out before the job started
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollStart:
     """What the first call of a poll found: the stored state and the host's first verdict."""
 
@@ -169,7 +172,7 @@ class PollStart:
     """The dispatcher's claim, renewed for the poll's lease: the token its end reschedules with."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PollBegin:
     """One poll to begin: take the source's lease, read its state, take a slot on ``host``.
 
@@ -187,6 +190,9 @@ class PollBegin:
     limits: HostLimits
     now: datetime
     claim: str | None = None
+    push: bool = True
+    """Read the source's hub subscription (:attr:`PollStart.state`'s ``push``); a poll that may
+    not subscribe (push off, a page source) has no use for it, and it then reads as None."""
 
     @property
     def renewed(self) -> str | None:
@@ -194,7 +200,7 @@ class PollBegin:
         return str(int(self.now.timestamp() + self.lease_ms / 1000)) if self.claim is not None else None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reschedule:
     at: datetime
     claim: str | None = None
@@ -214,14 +220,14 @@ class Enable:
 ScheduleChange = Reschedule | Disable | Enable
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class HostPause:
     host: str
     seconds: float
     since: datetime
 
 
-@dataclass
+@dataclass(slots=True)
 class PollEnd:
     """Everything a poll leaves behind, written by :meth:`SourceStates.end_poll` in one call.
 
@@ -516,7 +522,7 @@ class SourceStates:
         args: list[object] = []
         slot_tokens = []
         for begin in begins:
-            slot_token = uuid.uuid4().hex
+            slot_token = new_token()
             slot_tokens.append(slot_token)
             script_keys += [
                 keys.poll_lease(begin.source_id),
@@ -533,6 +539,7 @@ class SourceStates:
                 begin.source_id,
                 repr(begin.now.timestamp()),
                 begin.renewed or "",
+                "1" if begin.push else "",
             ]
         replies = await self.batcher.run(_BEGIN_POLLS, script_keys, args)
         return [_start(b, r, t) for b, r, t in zip(begins, replies, slot_tokens, strict=True)]

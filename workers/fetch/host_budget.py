@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import math
-import uuid
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from service import keys
 from service.config import FetchConfig
-from service.store.host_slots import ACQUIRE, PAUSE, HostLimits, Slot, Verdict
+from service.store.host_slots import ACQUIRE, PAUSE, HostLimits, Slot, Verdict, new_token
 from service.store.script_batch import ScriptBatcher
 
 
@@ -48,7 +47,7 @@ class HostBudget:
         return HostLimits(self.config.host_concurrency, self.config.host_requests_per_minute, self.slot_ms)
 
     async def try_acquire(self, host: str) -> tuple[Verdict, float, Slot | None]:
-        token = uuid.uuid4().hex
+        token = new_token()
         verdict, wait_ms = await self._batcher.run(ACQUIRE, list(keys.host_budget(host)), [token, *self.limits.args()])
         verdict = Verdict(int(verdict))
         return verdict, max(int(wait_ms), 0) / 1000, Slot(host, token) if verdict is Verdict.GRANTED else None

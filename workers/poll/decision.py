@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from service.config import FetchConfig, PushConfig, SourceConfig
 from service.errors import ErrorKind, FetchError, SourceError
@@ -156,50 +157,61 @@ def decide_poll(
     a 2xx body gave, or why it failed, and None when nothing was read (304, failed fetch).
     ``push`` is ``[push]`` when the source may subscribe to its hub, else None.
     """
-    new = state.model_copy()  # shallow: below, fields (lists too) are replaced, never changed in place
-    new.last_poll = now
+    # The changes, gathered in a dict and applied by one model_copy: the fields are typed by
+    # construction here, and a copy per poll beats a validated setattr per field (the 304 path).
+    new: dict[str, Any] = {"last_poll": now}
     response = outcome if isinstance(outcome, FetchResult) else None
     failure = outcome if isinstance(outcome, PollFailure) else found if isinstance(found, PollFailure) else None
     moved = None
     if response is not None:
-        new.last_status = response.status
+        new["last_status"] = response.status
         moved = _moved(source, state, response, now)
         if moved is not None:
-            new.redirects = [*new.redirects, moved][-MAX_REDIRECT_HISTORY:]
-            new.current_url = None if moved.to_url == source.url else moved.to_url
+            new["redirects"] = [*state.redirects, moved][-MAX_REDIRECT_HISTORY:]
+            new["current_url"] = None if moved.to_url == source.url else moved.to_url
     if failure is not None:
-        _record_failure(new, failure, now)
+        _record_failure(new, state, failure, now)
     elif response is not None:
-        _record_success(new, request, response, found if isinstance(found, BodyFindings) else None, now)
+        _record_success(new, request, response, found if isinstance(found, BodyFindings) else None, state, now)
 
     pushed = PushDecision()
+    push_state = state.push
     if push is not None and isinstance(found, BodyFindings):
         pushed = _push(state, found, now, push)
-        new.push = lifecycle.applied(state.push, pushed.change)
+        push_state = new["push"] = lifecycle.applied(state.push, pushed.change)
     retry_after = _retry_after(failure, now, fetch)
+    failures = new.get("consecutive_failures", state.consecutive_failures)
     next_poll = decide_next_poll(
         source,
         fetch,
         now,
-        consecutive_failures=new.consecutive_failures,
+        consecutive_failures=failures,
         cache_seconds=publisher_hints.cache_lifetime(response.headers, now) if response and not failure else None,
-        feed_seconds=new.publisher_interval_seconds,
+        feed_seconds=new.get("publisher_interval_seconds", state.publisher_interval_seconds),
         retry_after_seconds=retry_after,
-        recent_published=new.recent_published,
-        push_backup_seconds=lifecycle.backup_seconds(new.push, now, push) if push is not None else None,
+        recent_published=new.get("recent_published", state.recent_published),
+        push_backup_seconds=lifecycle.backup_seconds(push_state, now, push) if push is not None else None,
     )
 
-    disable = _disable_reason(new, failure, now, fetch) if failure is not None else None
+    disable = None
+    if failure is not None:
+        disable = _disable_reason(failure, failures, new.get("failing_since", state.failing_since), now, fetch)
     if disable is not None:
-        new.disabled, new.disabled_reason, new.disabled_at = True, disable, now
-    if new.disabled or new.paused:  # a manual poll of a paused source leaves it paused
-        new.next_poll, new.next_poll_reason = None, "disabled" if new.disabled else "paused"
+        new.update(disabled=True, disabled_reason=disable, disabled_at=now)
+    if new.get("disabled", state.disabled) or state.paused:  # a manual poll of a paused source leaves it paused
+        new.update(next_poll=None, next_poll_reason="disabled" if new.get("disabled", state.disabled) else "paused")
         return PollDecision(
-            new, None, disable=disable, pause_host_seconds=retry_after, moved=moved, failure=failure, push=pushed
+            state.model_copy(update=new),
+            None,
+            disable=disable,
+            pause_host_seconds=retry_after,
+            moved=moved,
+            failure=failure,
+            push=pushed,
         )
-    new.next_poll, new.next_poll_reason = next_poll.at, next_poll.reason
+    new.update(next_poll=next_poll.at, next_poll_reason=next_poll.reason)
     return PollDecision(
-        new,
+        state.model_copy(update=new),
         next_poll,
         enable="a successful poll" if state.disabled else None,  # (never a paused one: returned above)
         pause_host_seconds=retry_after,
@@ -229,32 +241,46 @@ def _moved(source: SourceConfig, state: SourceState, response: FetchResult, now:
 
 
 def _record_success(
-    state: SourceState, request: PollRequest, response: FetchResult, found: BodyFindings | None, now: datetime
+    new: dict[str, Any],
+    request: PollRequest,
+    response: FetchResult,
+    found: BodyFindings | None,
+    state: SourceState,
+    now: datetime,
 ) -> None:
+    """A success's changes to ``state``, added to ``new``."""
     if found is not None:  # a body was read (not a 304)
         if found.complete:  # validators only once everything they cover was taken
-            state.etag, state.last_modified = response.etag, response.last_modified
+            new["etag"], new["last_modified"] = response.etag, response.last_modified
             if request.unconditional:
-                state.last_unconditional = now
+                new["last_unconditional"] = now
         if found.feed is not None:
-            state.publisher_interval_seconds = found.feed.interval_seconds
-            state.recent_published = list(found.feed.recent_published)
-        state.articles_total += found.new
-    state.last_success = now
-    state.consecutive_failures = 0
-    state.last_error = state.last_error_kind = None
-    state.failing_since = None
-    state.disabled, state.disabled_reason, state.disabled_at = False, None, None
+            new["publisher_interval_seconds"] = found.feed.interval_seconds
+            new["recent_published"] = list(found.feed.recent_published)
+        new["articles_total"] = state.articles_total + found.new
+    new.update(
+        last_success=now,
+        consecutive_failures=0,
+        last_error=None,
+        last_error_kind=None,
+        failing_since=None,
+        disabled=False,
+        disabled_reason=None,
+        disabled_at=None,
+    )
 
 
-def _record_failure(state: SourceState, failure: PollFailure, now: datetime) -> None:
-    state.last_error = failure.message
-    state.last_error_kind = failure.kind
-    state.last_error_at = now
-    state.consecutive_failures += 1
-    state.failing_since = state.failing_since or now
+def _record_failure(new: dict[str, Any], state: SourceState, failure: PollFailure, now: datetime) -> None:
+    """A failure's changes to ``state``, added to ``new``."""
+    new.update(
+        last_error=failure.message,
+        last_error_kind=failure.kind,
+        last_error_at=now,
+        consecutive_failures=state.consecutive_failures + 1,
+        failing_since=state.failing_since or now,
+    )
     if failure.status is not None:
-        state.last_status = failure.status
+        new["last_status"] = failure.status
 
 
 def _retry_after(failure: PollFailure | None, now: datetime, fetch: FetchConfig) -> int | None:
@@ -264,13 +290,13 @@ def _retry_after(failure: PollFailure | None, now: datetime, fetch: FetchConfig)
     return None if seconds is None else min(seconds, fetch.retry_after_max_seconds)
 
 
-def _disable_reason(state: SourceState, failure: PollFailure, now: datetime, fetch: FetchConfig) -> str | None:
+def _disable_reason(
+    failure: PollFailure, failures: int, failing_since: datetime | None, now: datetime, fetch: FetchConfig
+) -> str | None:
     if failure.kind is ErrorKind.GONE:
         return "HTTP 410 Gone: the publisher removed the feed"
-    if state.consecutive_failures >= fetch.max_consecutive_failures:
-        return f"{state.consecutive_failures} consecutive failures"
-    if state.failing_since is not None and now - state.failing_since >= timedelta(
-        days=fetch.disable_after_failing_days
-    ):
-        return f"failing since {state.failing_since.isoformat()}"
+    if failures >= fetch.max_consecutive_failures:
+        return f"{failures} consecutive failures"
+    if failing_since is not None and now - failing_since >= timedelta(days=fetch.disable_after_failing_days):
+        return f"failing since {failing_since.isoformat()}"
     return None

@@ -94,7 +94,8 @@ def decide_next_poll(
         backed_off = min(interval * 2 ** min(consecutive_failures, 20), max(fetch.max_backoff_seconds, interval))
         if backed_off > interval:
             interval, reason = backed_off, "backoff"
-    interval *= 1 + fetch.jitter_fraction * jitter_unit(source.id, now)
+    if fetch.jitter_fraction:  # (no hash to compute for a factor of 1)
+        interval *= 1 + fetch.jitter_fraction * jitter_unit(source.id, now)
     if retry_after_seconds is not None and min(retry_after_seconds, fetch.retry_after_max_seconds) >= interval:
         interval, reason = min(retry_after_seconds, fetch.retry_after_max_seconds), "retry-after"
     return NextPoll(now + timedelta(seconds=interval), reason)

@@ -8,11 +8,11 @@ worker killed mid-poll refetches in full next time instead of skipping what it n
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -22,7 +22,7 @@ from service.models import Article, PollRecord
 from service.push.discovery import HubLink, discover
 from service.store.availability import REDIS_DOWN
 from service.store.dead_letters import DeadLetters
-from service.store.host_slots import Slot, Verdict
+from service.store.host_slots import Slot, Verdict, new_token
 from service.store.source_state import Disable, Enable, HostPause, PollBegin, PollEnd, PollStart, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
@@ -84,10 +84,23 @@ async def poll_source(res: Resources, source: SourceConfig, *, claim: str | None
 def poll_begin(res: Resources, source: SourceConfig, claim: str | None) -> PollBegin:
     """What the first call of a poll of ``source`` asks for (a fresh lease token, now)."""
     hosts = res.host_budget()
-    host = urlsplit(source.url).hostname or ""
     return PollBegin(
-        source.id, uuid.uuid4().hex, res.settings.worker.lease_seconds * 1000, host, hosts.limits, res.clock(), claim
+        source.id,
+        new_token(),
+        res.settings.worker.lease_seconds * 1000,
+        host_of(source.url),
+        hosts.limits,
+        res.clock(),
+        claim,
+        push=push_policy(res.settings, source) is not None,
     )
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def host_of(url: str) -> str:
+    """The host whose budget a request to ``url`` takes (``""`` for none); remembered, as every
+    poll of a source asks it of the same URL."""
+    return urlsplit(url).hostname or ""
 
 
 async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start: PollStart | Refusal) -> PollReport:
@@ -109,11 +122,14 @@ async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start
             finish.schedule = Disable()
             return PollReport(source.id, PollStatus.DISABLED)
         url = state.current_url or source.url
-        if (urlsplit(url).hostname or "") != host:  # moved to another host: its budget applies
-            host, first = urlsplit(url).hostname or "", None
-        slot = await hosts.acquire(host, first=first, token=start.slot_token)
-        if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
-            finish.slots.append(slot)
+        if host_of(url) != host:  # moved to another host: its budget applies
+            host, first = host_of(url), None
+        if first is not None and start.verdict is Verdict.GRANTED:  # the slot taken at the start
+            slot: Slot | Deferred = finish.slots[0]
+        else:
+            slot = await hosts.acquire(host, first=first, token=start.slot_token)
+            if isinstance(slot, Slot) and slot.token != start.slot_token:  # taken after waiting, or on the new host
+                finish.slots.append(slot)
         if isinstance(slot, Deferred):
             decision = decide_deferred(state, now, slot.verdict, slot.wait_seconds)
             _apply(decision, finish, host, start.claim, now)
@@ -121,7 +137,7 @@ async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start
         request = plan_request(source, state, now, res.settings.fetch)
         began = time.perf_counter()
         outcome, found = await _fetch_and_read(res, source, request, now)
-        push = push_policy(res.settings, source)
+        push = res.settings.push if begin.push else None  # push_policy(), as the poll began
         decision = decide_poll(source, state, request, outcome, found, now, res.settings.fetch, push)
         _apply(decision, finish, host, start.claim, now)
         finish.record = _record(res, now, outcome, found, decision, time.perf_counter() - began)
@@ -260,8 +276,8 @@ def _record(
     kind = failure.kind.value if failure is not None else "modified" if findings is not None else "not_modified"
     res.counters.inc("polls_total", outcome=kind)
     res.counters.tick("polls", 1, now)
-    record = PollRecord(
-        at=now,
+    record = PollRecord.model_construct(  # the fields are of their types already: no validation
+        at=now.astimezone(UTC),
         outcome=kind,
         status=decision.state.last_status,
         duration_ms=round(seconds * 1000),

@@ -45,7 +45,7 @@ from redis.asyncio import Redis
 
 from bench.record import add_json_option, figure, record
 from bench.redis_target import bench_redis
-from service import keys
+from service import heap, keys
 from service.clock import utcnow
 from service.config import settings_from_dict
 from service.store.articles import Store
@@ -202,6 +202,7 @@ async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
     changed = [s.id for s in settings.sources[: args.changed]]
     unchanged = [s.id for s in settings.sources[args.changed :]]
     unchanged_sources = list(settings.sources[args.changed :])
+    heap.settle()  # as `tributary worker` does once started (the bare client below runs under it too)
 
     try:
         print(

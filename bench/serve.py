@@ -129,11 +129,14 @@ async def unseed(redis_url: str) -> None:
 def serve_real(port: int, redis_url: str) -> None:
     from aiohttp import web
 
+    from service import heap
     from service.config import settings_from_dict
     from service.web.app import create_app
 
+    app = create_app(settings_from_dict(settings_dict(port)), redis_url=redis_url)
+    heap.settle()  # as `tributary serve` does
     web.run_app(
-        create_app(settings_from_dict(settings_dict(port)), redis_url=redis_url),
+        app,
         host="127.0.0.1",
         port=port,
         access_log=None,
@@ -144,6 +147,8 @@ def serve_real(port: int, redis_url: str) -> None:
 def serve_ceiling(port: int, capture: Path) -> None:
     """The same bytes and headers, precomputed: what an ideal handler costs in aiohttp."""
     from aiohttp import web
+
+    from service import heap
 
     captured = json.loads(capture.read_text())
     body = bytes.fromhex(captured["body"])
@@ -158,6 +163,7 @@ def serve_ceiling(port: int, capture: Path) -> None:
 
     app = web.Application()
     app.router.add_get(f"/feeds/{FEED}.atom", handler)
+    heap.settle()  # the same collector settings as the real app's process
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
 
 

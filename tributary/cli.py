@@ -113,10 +113,13 @@ def config_option(f: Command) -> Command:
 
 
 def serve_app(settings: Settings, redis_url: str, sock: socket.socket, *, announce: bool = True) -> None:
+    from service import heap
     from service.web.app import create_app
 
+    app = create_app(settings, redis_url=redis_url)
+    heap.settle()
     web.run_app(
-        create_app(settings, redis_url=redis_url),
+        app,
         sock=sock,
         access_log=None,
         print=lambda _msg: (
@@ -146,6 +149,7 @@ def serve(obj: Context) -> None:
 @click.pass_obj
 def worker(obj: Context, burst: bool) -> None:
     """Run one arq worker process (start several to scale out)."""
+    from service import heap
     from tributary.supervisor import exit_with_parent
     from workers.settings import build_worker
 
@@ -153,7 +157,9 @@ def worker(obj: Context, burst: bool) -> None:
     exit_with_parent()
     with redis_for(settings) as url:
         try:
-            build_worker(settings, url, burst=burst).run()
+            worker = build_worker(settings, url, burst=burst)
+            heap.settle()
+            worker.run()
         except REDIS_DOWN as exc:  # lost between the start-up check and the worker's first call
             raise RedisUnavailableError(f"lost Redis at {redact(url)} while starting: {describe(exc)}") from None
 

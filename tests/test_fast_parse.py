@@ -20,6 +20,7 @@ from feedparser.urls import resolve_relative_uris
 
 from service.config import CanonicalConfig, SourceConfig
 from service.errors import ParseError
+from service.models import Article, Author, Enclosure, Image
 from service.urls import join_url
 from tests.conftest import CORPORA, CORPUS_FEED_URL, CorpusInput
 from workers.normalise.canonical import _rebuild, _rewrite
@@ -188,6 +189,34 @@ def test_content_hash_is_the_hash_of_the_visible_fields_dump(corpus_inputs: list
             assert article.content_hash == hashlib.sha256(dumped).hexdigest()
             checked += 1
     assert checked > 1000
+
+
+def test_content_hash_agrees_with_the_dump_on_every_field_shape() -> None:
+    """The fields the corpora leave empty: enclosures (with and without a length), an image with a
+    caption and credit, several authors, tags; strings json must escape."""
+    odd = 'q"\\ \t\n\x01 é \u2028 \ud800 </script>'
+    fields = {"title", "url", "summary", "content", "authors", "tags", "image", "enclosures"}
+    articles = [
+        Article(
+            id="0" * 32,
+            source_id="s",
+            title=odd,
+            url=None,
+            summary=None,
+            content=odd,
+            authors=(Author(name=odd), Author(email="a@b.example", url="https://a.example/")),
+            tags=(odd, "b"),
+            image=Image(url="https://i.example/x.png", caption=odd, credit="c"),
+            enclosures=(Enclosure(url="https://e.example/a.mp3", type="audio/mpeg", length=0), Enclosure(url=odd)),
+            published=NOW,
+            updated=NOW,
+            first_seen=NOW,
+        ),
+        Article(id="1" * 32, source_id="s", title="t", published=NOW, updated=NOW, first_seen=NOW),
+    ]
+    for article in articles:
+        dumped = json.dumps(article.model_dump(mode="json", include=fields), sort_keys=True).encode()
+        assert article.content_hash == hashlib.sha256(dumped).hexdigest()
 
 
 def test_the_plain_url_shortcut_rewrites_as_the_general_path() -> None:

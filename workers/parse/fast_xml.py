@@ -30,7 +30,6 @@ articles the feedparser path gives, and counts how many are read here.
 from __future__ import annotations
 
 import contextlib
-import io
 import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
@@ -183,9 +182,9 @@ class _Reader:
     def read(self, data: bytes) -> None:
         # Per open element: the element and its last closed child, whose tail is the next text.
         open_elements: list[list[Any]] = []
-        events = etree.iterparse(
-            io.BytesIO(data),
-            events=("start-ns", "start", "end"),
+        # The whole tree first, then a walk over it that gives the events an event parser would,
+        # namespace declarations included: two thirds of the time of iterparse's events.
+        parser = etree.XMLParser(
             remove_comments=True,
             remove_pis=True,
             resolve_entities=False,
@@ -193,7 +192,8 @@ class _Reader:
             load_dtd=False,
             huge_tree=False,
         )
-        for event, item in events:
+        tree = etree.fromstring(data, parser)
+        for event, item in etree.iterwalk(tree, events=("start-ns", "start", "end")):
             if event == "start-ns":
                 self.start_prefix_mapping(*item)
             elif event == "start":
@@ -259,7 +259,6 @@ class _Reader:
 
     def end_element(self, element: Any) -> None:
         self.unknown_endtag(self._names(element.tag)[1])
-        element.clear(keep_tail=True)
 
     # -- _FeedParserMixin ---------------------------------------------------------------------
 

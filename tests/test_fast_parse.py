@@ -11,12 +11,14 @@ import json
 import random
 import re
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import urljoin
 
 import feedparser
 import pytest
 from feedparser.urls import resolve_relative_uris
+from lxml import etree
 
 from service.config import CanonicalConfig, SourceConfig
 from service.errors import ParseError
@@ -24,7 +26,7 @@ from service.models import Article, Author, Enclosure, Image
 from service.urls import join_url
 from tests.conftest import CORPORA, CORPUS_FEED_URL, CorpusInput
 from workers.normalise.canonical import _rebuild, _rewrite
-from workers.normalise.entry import SUMMARY_TEXT_CHARS, _leading_text, html_to_text, normalise_feed
+from workers.normalise.entry import _BLOCKS, SUMMARY_TEXT_CHARS, _leading_text, html_to_text, normalise_feed
 from workers.parse import parse_feed
 from workers.parse.fast_xml import fallback_reason
 from workers.parse.html_links import resolve_html_links
@@ -231,6 +233,51 @@ def test_the_plain_url_shortcut_rewrites_as_the_general_path() -> None:
             for keep_fragment, idna in ((True, False), (False, True)):
                 expected = _rebuild(url, config, keep_fragment=keep_fragment, idna=idna)
                 assert _rewrite(url, config, keep_fragment=keep_fragment, idna=idna) == expected, url
+
+
+def _lxml_html_text(html: str) -> str:
+    """html_to_text as it was written with lxml.html, the reference for the leaner reading."""
+    import lxml.html
+
+    if not html:
+        return ""
+    if "<" not in html and "&" not in html:
+        return " ".join(html.split())
+    try:
+        wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
+    except (etree.ParserError, ValueError):
+        return " ".join(html.split())
+    for hidden in list(wrapper.iter("script", "style", "template")):
+        hidden.drop_tree()
+    for block in wrapper.iter(*_BLOCKS):
+        block.text = " " + (block.text or "")
+        block.tail = " " + (block.tail or "")
+    return " ".join(wrapper.text_content().split())
+
+
+def test_html_to_text_reads_what_lxml_html_read(corpus_inputs: list[CorpusInput]) -> None:
+    values = [
+        html
+        for item in corpus_inputs
+        if item.feed is not None
+        for entry in item.feed.entries
+        for html in (entry.title, entry.summary, entry.content)
+        if html
+    ]
+    pieces = ["<p>", "</p>", "a", " ", "<b>", "</b>", "<br>", "<script>x</script>", "<style>y", "<template>z"]
+    pieces += ["</template>", "&amp;", "&#x41;", "<!-- c -->", "<html>", "<body>", "<!doctype html>", "\n", "é"]
+    pieces += ["<td>", "<table>", "<li>", "<title>t</title>", "<meta>", "<head>", "</body>", "<", ">", "\x00"]
+    rnd = random.Random(11)
+    values += ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 12))) for _ in range(5_000)]
+    for html in values:
+        assert _text_or_error(html_to_text, html) == _text_or_error(_lxml_html_text, html), html[:300]
+
+
+def _text_or_error(read: Callable[[str], str], html: str) -> str:
+    try:
+        return read(html)
+    except AssertionError:  # lxml.html asserts one body: a fragment can open a second
+        return "AssertionError"
 
 
 def test_summary_text_reads_only_the_head_of_long_html_and_says_the_same(corpus_inputs: list[CorpusInput]) -> None:

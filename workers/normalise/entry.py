@@ -20,9 +20,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from urllib.parse import urlsplit
 
-import lxml.html
 from lxml import etree
 
 from service.config import CanonicalConfig, LimitsConfig, SanitiseConfig, SourceConfig
@@ -377,21 +377,59 @@ def article_id(source_id: str, guid: str | None, link: str | None, title: str | 
 
 
 def html_to_text(html: str | None) -> str:
-    """The visible text of an HTML fragment, entities decoded, whitespace folded."""
+    """The visible text of an HTML fragment, entities decoded, whitespace folded.
+
+    What ``lxml.html.fragment_fromstring(html, create_parent="div").text_content()`` gives once
+    hidden elements are dropped and blocks spaced, read straight from the parsed body with a plain
+    HTML parser (no per-element class lookup calling back into Python, no wrapper element). The
+    whitespace-only leading text the wrapper would not take is folded away either way.
+    """
     if not html:
         return ""
     if "<" not in html and "&" not in html:
         return _fold(html)
     try:
-        wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
+        body = _html_body(html)
     except (etree.ParserError, ValueError):
         return _fold(html)
-    for hidden in list(wrapper.iter("script", "style", "template")):  # document order, as the XPath was
-        hidden.drop_tree()
-    for block in wrapper.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
+    for hidden in list(body.iter("script", "style", "template")):  # document order, as the XPath was
+        _drop_tree(hidden)
+    for block in body.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
         block.text = " " + (block.text or "")
         block.tail = " " + (block.tail or "")
-    return _fold(wrapper.text_content())
+    return _fold(cast(str, _STRING(body)))  # string() gives a str
+
+
+_HTML_PARSER = etree.HTMLParser()  # lxml.html's parser options, without its element classes
+_STRING = etree.XPath("string()", smart_strings=False)
+_FULL_HTML = re.compile(r"^\s*<(?:html|!doctype)", re.IGNORECASE)
+
+
+def _html_body(html: str) -> etree._Element:
+    """The ``<body>`` ``lxml.html.fragments_fromstring`` takes the fragment's nodes from."""
+    if not _FULL_HTML.match(html):
+        html = f"<html><body>{html}</body></html>"
+    document = etree.fromstring(html, _HTML_PARSER)
+    if document is None:
+        raise etree.ParserError("Document is empty")
+    bodies = [element for element in document if element.tag == "body"]
+    if document.tag != "html" or len(bodies) != 1:
+        raise AssertionError(f"too many bodies: {bodies!r} in {html!r}")  # as lxml.html asserts
+    return bodies[0]
+
+
+def _drop_tree(element: etree._Element) -> None:
+    """``lxml.html``'s ``drop_tree``: the element goes, its tail stays."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is None:
+            parent.text = (parent.text or "") + element.tail
+        else:
+            previous.tail = (previous.tail or "") + element.tail
+    parent.remove(element)
 
 
 _BLOCKS = (

@@ -193,21 +193,28 @@ class _Reader:
             huge_tree=False,
         )
         tree = etree.fromstring(data, parser)
+        stack = self.elementstack  # handle_data and end_element inlined: they run for every element
+        names = self.names
         for event, item in etree.iterwalk(tree, events=("start-ns", "start", "end")):
-            if event == "start-ns":
-                self.start_prefix_mapping(*item)
-            elif event == "start":
+            if event == "start":
                 if open_elements:
                     parent, previous = open_elements[-1]
-                    self.handle_data(previous.tail if previous is not None else parent.text)
+                    text = previous.tail if previous is not None else parent.text
+                    if text and stack:
+                        stack[-1].pieces.append(text)
                 open_elements.append([item, None])
                 self.start_element(item)
-            else:
+            elif event == "end":
                 _, last = open_elements.pop()
-                self.handle_data(last.tail if last is not None else item.text)
-                self.end_element(item)
+                text = last.tail if last is not None else item.text
+                if text and stack:
+                    stack[-1].pieces.append(text)
+                known = names.get(item.tag)
+                self.unknown_endtag((known or self._names(item.tag))[1])
                 if open_elements:
                     open_elements[-1][1] = item
+            else:
+                self.start_prefix_mapping(*item)
 
     def start_prefix_mapping(self, prefix: str, uri: str) -> None:
         if not uri:
@@ -255,10 +262,8 @@ class _Reader:
                     attrs[key.lower()] = value
             for key, value in items:  # expat's qnames: the local name again
                 attrs[key.rsplit("}", 1)[-1].lower()] = value
-        self.unknown_starttag(*self._names(element.tag), attrs)
-
-    def end_element(self, element: Any) -> None:
-        self.unknown_endtag(self._names(element.tag)[1])
+        tag, key = self.names.get(element.tag) or self._names(element.tag)
+        self.unknown_starttag(tag, key, attrs)
 
     # -- _FeedParserMixin ---------------------------------------------------------------------
 
@@ -342,10 +347,6 @@ class _Reader:
             if self.langstack:
                 self.lang = self.langstack[-1]
         self.depth -= 1
-
-    def handle_data(self, text: str | None) -> None:
-        if text and self.elementstack:
-            self.elementstack[-1].pieces.append(text)
 
     def track_namespace(self, prefix: str | None, uri: str) -> None:
         self.names.clear()  # names depend on the namespaces declared so far

@@ -150,6 +150,20 @@ def test_resolved_html_of_the_corpora_is_feedparsers(corpus_inputs: list[CorpusI
             ), value[:200]
 
 
+def test_windows_1252_code_points_map_as_feedparser_maps_them() -> None:
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>t</title><item>'
+        "<title>a&#x93;q&#x94; \u00e9</title><guid>g</guid><description>x&#x80;y \u00e9 \u2014</description>"
+        "</item></channel></rss>"
+    ).encode()
+    read = [
+        parse_feed(body, source_id="s", url=CORPUS_FEED_URL, content_type="application/rss+xml", fast=fast).entries[0]
+        for fast in (True, False)
+    ]
+    assert read[0] == read[1]
+    assert (read[0].title, read[0].summary) == ("a\u201cq\u201d \u00e9", "x\u20acy \u00e9 \u2014")
+
+
 def test_join_url_is_urljoin() -> None:
     bases = [
         "https://a.example/x/y",

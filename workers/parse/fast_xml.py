@@ -44,6 +44,7 @@ from feedparser.util import FeedParserDict
 from lxml import etree
 
 from service.urls import plain_join
+from workers.parse.controls import has_c1
 
 __all__ = ["read_feed"]
 
@@ -253,15 +254,18 @@ class _Reader:
         attrs, self.decls = self.decls, {}
         items = element.items()
         if items:
+            qualified = False
             for key, value in items:
                 if key[0] == "{":
+                    qualified = True
                     namespace, localname = key[1:].split("}", 1)
                     prefix = _MATCH_NAMESPACES.get(namespace.lower(), "")
                     attrs[(prefix + ":" + localname if prefix else localname).lower()] = value
                 else:
                     attrs[key.lower()] = value
-            for key, value in items:  # expat's qnames: the local name again
-                attrs[key.rsplit("}", 1)[-1].lower()] = value
+            if qualified:  # expat's qnames: the local name again (for plain names, what is there)
+                for key, value in items:
+                    attrs[key.rsplit("}", 1)[-1].lower()] = value
         tag, key = self.names.get(element.tag) or self._names(element.tag)
         self.unknown_starttag(tag, key, attrs)
 
@@ -388,7 +392,8 @@ class _Reader:
         if not output.isascii():
             with contextlib.suppress(UnicodeEncodeError, UnicodeDecodeError):  # UTF-8 read as Latin-1, repaired
                 output = output.encode("iso-8859-1").decode("utf-8")
-            output = output.translate(_cp1252)
+            if has_c1(output):  # the table maps U+0080-U+009F only: a pass over the rest changes nothing
+                output = output.translate(_cp1252)
         if element in ("category", "tags", "itunes_keywords"):
             return output
         if element == "title" and -1 < self.title_depth <= self.depth:

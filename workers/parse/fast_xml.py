@@ -51,6 +51,7 @@ __all__ = ["read_feed"]
 _MATCH_NAMESPACES: dict[str, str] = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
 _CAN_BE_RELATIVE = frozenset(_FeedParserMixin.can_be_relative_uri)
 _HTML_TYPES = frozenset(_FeedParserMixin.html_types)
+_COPIED_TO_SUMMARY = _HTML_TYPES | {"text/plain"}
 _UNSUPPORTED_NAMESPACES = frozenset({"http://www.w3.org/2000/svg", "http://www.w3.org/1998/Math/MathML"})
 _XLINK = "http://www.w3.org/1999/xlink"
 _USERLAND = "http://backend.userland.com/rss"
@@ -863,7 +864,7 @@ class _Reader:
         self.push_content("content", attrs_d, "text/html", 1)
 
     def _end_content(self) -> None:
-        copy_to_summary = _map_content_type(self.contentparams.get("type") or "") in ({"text/plain"} | _HTML_TYPES)
+        copy_to_summary = _map_content_type(self.contentparams.get("type") or "") in _COPIED_TO_SUMMARY
         value = self.pop_content("content")
         if copy_to_summary:
             self._save("summary", value)

@@ -33,9 +33,9 @@ Full reference: docs/article-schema.md.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from enum import StrEnum
+from json.encoder import encode_basestring_ascii
 from typing import Annotated, Any
 
 from pydantic import (
@@ -133,22 +133,35 @@ class Article(Frozen):
 def compute_content_hash(article: Article) -> str:
     """Hash of what a reader sees; dates and bookkeeping are deliberately excluded.
 
-    The JSON hashed is ``article.model_dump(mode="json", include=...)`` of those fields, written
-    out by hand because the dump costs more than the rest of the hash (tests check they agree).
+    The JSON hashed is ``json.dumps(article.model_dump(mode="json", include=...), sort_keys=True)``
+    of those fields, written out by hand (keys in sorted order, json's own string escaping) because
+    the dump, and json's encoder, cost more than the rest of the hash (tests check they agree).
     """
     image = article.image
-    visible = {
-        "title": article.title,
-        "url": article.url,
-        "summary": article.summary,
-        "content": article.content,
-        "authors": [{"name": a.name, "email": a.email, "url": a.url} for a in article.authors],
-        "tags": list(article.tags),
-        "image": None if image is None else {"url": image.url, "caption": image.caption, "credit": image.credit},
-        "enclosures": [{"url": e.url, "type": e.type, "length": e.length} for e in article.enclosures],
-    }
-    blob = json.dumps(visible, sort_keys=True).encode()  # ASCII escapes: lone surrogates cannot break it
-    return hashlib.sha256(blob).hexdigest()
+    authors = ", ".join(
+        f'{{"email": {_json(a.email)}, "name": {_json(a.name)}, "url": {_json(a.url)}}}' for a in article.authors
+    )
+    enclosures = ", ".join(
+        f'{{"length": {"null" if e.length is None else int.__repr__(e.length)}, '
+        f'"type": {_json(e.type)}, "url": {_json(e.url)}}}'
+        for e in article.enclosures
+    )
+    shown = (
+        "null"
+        if image is None
+        else f'{{"caption": {_json(image.caption)}, "credit": {_json(image.credit)}, "url": {_json(image.url)}}}'
+    )
+    tags = ", ".join(_json(tag) for tag in article.tags)
+    blob = (
+        f'{{"authors": [{authors}], "content": {_json(article.content)}, "enclosures": [{enclosures}], '
+        f'"image": {shown}, "summary": {_json(article.summary)}, "tags": [{tags}], '
+        f'"title": {_json(article.title)}, "url": {_json(article.url)}}}'
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()  # ASCII escapes: lone surrogates cannot break it
+
+
+def _json(value: str | None) -> str:
+    return "null" if value is None else encode_basestring_ascii(value)
 
 
 class UpsertOutcome(StrEnum):

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from service import keys
 from service.config import settings_from_dict
 from service.models import Article, UpsertOutcome
-from service.store.articles import Store
+from service.store.articles import Store, _document
 from service.store.upsert import Seen, plan_batch
 from tests.conftest import reset_db
 from workers.normalise.entry import normalise_entry
@@ -41,6 +41,15 @@ def article(source: str, guid: str, **fields: Any) -> Article:
     assert config is not None
     entry = ParsedEntry(**{"guid": guid, "title": f"Story {guid}", "published": T0, **fields})
     return normalise_entry(entry, source=config, feed=ParsedFeed(), now=NOW)
+
+
+def test_the_stored_document_is_the_model_dump() -> None:
+    articles = [
+        article("a", "1", summary="<p>caf\u00e9 \u2014 \U0001f600</p>", tags=("x", "y")),
+        article("b", "2", link="https://b.example/p?q=1", content="<b>c</b>"),
+    ]
+    for one in articles:
+        assert _document(one) == one.model_dump_json().encode()
 
 
 # -- pure -----------------------------------------------------------------------------------

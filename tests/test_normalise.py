@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ from workers.normalise.authors import merge_authors
 from workers.normalise.entry import (
     REJECTED_FIELD_CHARS,
     article_id,
+    drop_c1,
     html_to_text,
     normalise_entries,
     normalise_entry,
@@ -285,6 +288,14 @@ def test_c1_controls_are_dropped_from_every_text_an_article_shows() -> None:
     assert norm(title="\u201cquoted\u201d \xa0\u20ac \u9999\u6e2f").title == "\u201cquoted\u201d \u20ac \u9999\u6e2f"
 
 
+def test_drop_c1_drops_exactly_the_c1_controls() -> None:
+    pieces = ["a", "\x80", "\x9f", "\xa0", "\xc2", "\x7f", "\n", "\u00e9", "\u2014", "\ud800", "\U0001f600"]
+    rnd = random.Random(5)
+    for _ in range(20_000):
+        text = "".join(rnd.choice(pieces) for _ in range(rnd.randint(0, 8)))
+        assert drop_c1(text) == re.sub("[\x80-\x9f]", "", text), repr(text)
+
+
 CAROL = Author(name="Carol Nguyen", email="carol@example.net")
 
 
@@ -308,6 +319,8 @@ CAROL = Author(name="Carol Nguyen", email="carol@example.net")
             (Author(name="b", email="b@x"), Author(name="A")),  # the richer spelling
         ),
         ((Author(name="A  B"),), (Author(name="A B"),)),
+        ((Author(name="A", email="", url=""),), (Author(name="A"),)),  # empty fields are no fields
+        ((Author(name="", email="e@x"),), (Author(email="e@x"),)),
         ((), ()),
     ],
 )

@@ -43,6 +43,8 @@ def _same_contact(nameless: Author, named: Author) -> bool:
 
 
 def _merge(records: list[Author]) -> Author:
+    if len(records) == 1 and _as_merged(records[0]):
+        return records[0]
     richest = max(records, key=lambda a: sum(v is not None for v in (a.name, a.email, a.url)))
     name = richest.name or next((a.name for a in records if a.name), None)
     return Author(
@@ -50,3 +52,9 @@ def _merge(records: list[Author]) -> Author:
         email=richest.email or next((a.email for a in records if a.email), None),
         url=richest.url or next((a.url for a in records if a.url), None),
     )
+
+
+def _as_merged(author: Author) -> bool:
+    """Whether merging ``author`` alone gives it back: no empty field, its name already folded."""
+    name = author.name
+    return "" not in (name, author.email, author.url) and (name is None or " ".join(name.split()) == name)

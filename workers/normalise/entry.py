@@ -20,9 +20,9 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import cast
 from urllib.parse import urlsplit
 
-import lxml.html
 from lxml import etree
 
 from service.config import CanonicalConfig, LimitsConfig, SanitiseConfig, SourceConfig
@@ -32,6 +32,7 @@ from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
 from workers.normalise.limits import RAW_FACTOR, Caps, cut_text
 from workers.normalise.sanitise import first_image, sanitise_html
+from workers.parse.controls import has_c1
 from workers.parse.types import ParsedEntry, ParsedFeed
 
 __all__ = [
@@ -234,15 +235,17 @@ def _authors(authors: tuple[Author, ...], caps: Caps) -> tuple[Author, ...]:
     merged = merge_authors(_visible_author(a) for a in authors[: limits.authors * RAW_FACTOR])
     if len(authors) > limits.authors * RAW_FACTOR:
         caps.cut.add("authors")
-    bounded = [
-        Author(
-            name=caps.text("authors", author.name, limits.author_chars),
-            email=caps.text("authors", author.email, limits.author_chars),
-            url=caps.url("authors", author.url),
-        )
-        for author in merged
-    ]
+    bounded = [_bounded_author(author, caps) for author in merged]
     return caps.first("authors", [a for a in bounded if a.name or a.email or a.url], limits.authors)
+
+
+def _bounded_author(author: Author, caps: Caps) -> Author:
+    limit = caps.limits.author_chars
+    name, email = caps.text("authors", author.name, limit), caps.text("authors", author.email, limit)
+    url = caps.url("authors", author.url)
+    if name is author.name and email is author.email and url is author.url:
+        return author
+    return Author(name=name, email=email, url=url)
 
 
 def _tags(tags: tuple[str, ...], caps: Caps) -> tuple[str, ...]:
@@ -292,7 +295,7 @@ def drop_c1(text: str) -> str:
     They are what bytes 0x80–0x9F become when Windows-1252 (or UTF-8) is decoded as Latin-1, or
     what ``&#x81;`` unescapes to: invisible at best, invalid in the feeds we publish at worst.
     """
-    return text if text.isascii() else _C1_CONTROLS.sub("", text)
+    return _C1_CONTROLS.sub("", text) if has_c1(text) else text
 
 
 def _visible(text: str | None) -> str | None:
@@ -300,7 +303,10 @@ def _visible(text: str | None) -> str | None:
 
 
 def _visible_author(author: Author) -> Author:
-    return Author(name=_visible(author.name), email=_visible(author.email), url=author.url)
+    name, email = _visible(author.name), _visible(author.email)
+    if name == author.name and email == author.email:
+        return author
+    return Author(name=name, email=email, url=author.url)
 
 
 def summary_text(html: str | None, limit: int = SUMMARY_TEXT_CHARS) -> str | None:
@@ -360,21 +366,59 @@ def article_id(source_id: str, guid: str | None, link: str | None, title: str | 
 
 
 def html_to_text(html: str | None) -> str:
-    """The visible text of an HTML fragment, entities decoded, whitespace folded."""
+    """The visible text of an HTML fragment, entities decoded, whitespace folded.
+
+    What ``lxml.html.fragment_fromstring(html, create_parent="div").text_content()`` gives once
+    hidden elements are dropped and blocks spaced, read straight from the parsed body with a plain
+    HTML parser (no per-element class lookup calling back into Python, no wrapper element). The
+    whitespace-only leading text the wrapper would not take is folded away either way.
+    """
     if not html:
         return ""
     if "<" not in html and "&" not in html:
         return _fold(html)
     try:
-        wrapper = lxml.html.fragment_fromstring(html, create_parent="div")
+        body = _html_body(html)
     except (etree.ParserError, ValueError):
         return _fold(html)
-    for hidden in list(wrapper.iter("script", "style", "template")):  # document order, as the XPath was
-        hidden.drop_tree()
-    for block in wrapper.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
+    for hidden in list(body.iter("script", "style", "template")):  # document order, as the XPath was
+        _drop_tree(hidden)
+    for block in body.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
         block.text = " " + (block.text or "")
         block.tail = " " + (block.tail or "")
-    return _fold(wrapper.text_content())
+    return _fold(cast(str, _STRING(body)))  # string() gives a str
+
+
+_HTML_PARSER = etree.HTMLParser()  # lxml.html's parser options, without its element classes
+_STRING = etree.XPath("string()", smart_strings=False)
+_FULL_HTML = re.compile(r"^\s*<(?:html|!doctype)", re.IGNORECASE)
+
+
+def _html_body(html: str) -> etree._Element:
+    """The ``<body>`` ``lxml.html.fragments_fromstring`` takes the fragment's nodes from."""
+    if not _FULL_HTML.match(html):
+        html = f"<html><body>{html}</body></html>"
+    document = etree.fromstring(html, _HTML_PARSER)
+    if document is None:
+        raise etree.ParserError("Document is empty")
+    bodies = [element for element in document if element.tag == "body"]
+    if document.tag != "html" or len(bodies) != 1:
+        raise AssertionError(f"too many bodies: {bodies!r} in {html!r}")  # as lxml.html asserts
+    return bodies[0]
+
+
+def _drop_tree(element: etree._Element) -> None:
+    """``lxml.html``'s ``drop_tree``: the element goes, its tail stays."""
+    parent = element.getparent()
+    if parent is None:
+        return
+    if element.tail:
+        previous = element.getprevious()
+        if previous is None:
+            parent.text = (parent.text or "") + element.tail
+        else:
+            previous.tail = (previous.tail or "") + element.tail
+    parent.remove(element)
 
 
 _BLOCKS = (

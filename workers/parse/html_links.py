@@ -40,7 +40,8 @@ _SHORTTAG = re.compile(r"<([^<>\s]+?)\s*/>")
 # ";"). Text between tokens, and a "&" that starts no reference, is written back as it is.
 _NAME = r"[a-zA-Z][a-zA-Z0-9]*"
 _ATTRIBUTES = r'(?:\s+[a-zA-Z_][-:.a-zA-Z_0-9]*="[^"<>]*")'
-_TAG = re.compile(rf"<{_NAME}{_ATTRIBUTES}*\s*/?>|</{_NAME}\s*>")
+# A "<" that opens no tag of the grammar: a start or end tag, holding no other "<".
+_OUTSIDE_GRAMMAR = re.compile(rf"<(?!{_NAME}{_ATTRIBUTES}*\s*/?>|/{_NAME}\s*>)")
 _REFERENCE = re.compile(r"&#|&([a-zA-Z][-.a-zA-Z0-9]*)(;|(?=[^a-zA-Z0-9]))")
 # Only the tokens the resolver writes differently: tags with attributes (sorted, re-escaped, URLs
 # resolved), tags not already lower-case and tight, void elements, references.
@@ -78,9 +79,9 @@ def _rewrite(value: str, base: str, *, xhtml: bool) -> str | None:
     """The resolver's output for a fragment within the strict grammar; None for any other."""
     if "<!" in value or "<?" in value:
         return None
-    data = _SHORTTAG.sub(_shorttag, value).replace("&#39;", "'").replace("&#34;", '"')
-    # Every "<" must open a tag of the grammar (a tag holds exactly one "<"); else the slow path.
-    if len(_TAG.findall(data)) != data.count("<"):
+    data = _SHORTTAG.sub(_shorttag, value) if "/>" in value else value
+    data = data.replace("&#39;", "'").replace("&#34;", '"')
+    if _OUTSIDE_GRAMMAR.search(data):  # every "<" must open a tag of the grammar; else the slow path
         return None
 
     def token(match: re.Match[str]) -> str:
@@ -100,7 +101,7 @@ def _rewrite(value: str, base: str, *, xhtml: bool) -> str | None:
 
     # Known entities written out in full come back as they are: skip them when all are such.
     plain_references = "&" not in data or all(
-        name and end == ";" and name in _KNOWN_ENTITIES for name, end in _REFERENCE.findall(data)
+        name and end == ";" and name in _KNOWN_ENTITIES for name, end in set(_REFERENCE.findall(data))
     )
     return (_TOKENS if plain_references else _TOKENS_AND_REFERENCES).sub(token, data)
 

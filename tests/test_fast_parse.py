@@ -290,8 +290,22 @@ def test_html_to_text_reads_what_lxml_html_read(corpus_inputs: list[CorpusInput]
 def _text_or_error(read: Callable[[str], str], html: str) -> str:
     try:
         return read(html)
-    except AssertionError:  # lxml.html asserts one body: a fragment can open a second
-        return "AssertionError"
+    except AssertionError:  # lxml.html asserts one body ("<html>" has none): we read no text there
+        return ""
+
+
+def test_a_document_without_one_body_has_no_text_and_fails_nothing() -> None:
+    for html in ("<html>", "<html><head></head></html>", "<!doctype html><html></html>"):
+        assert html_to_text(html) == ""
+    feed = parse_feed(
+        b'<rss version="2.0"><channel><title>t</title><item><guid>1</guid><title>A</title>'
+        b"<description>&lt;html&gt;</description></item><item><guid>2</guid><title>B</title></item></channel></rss>",
+        source_id="s",
+        url="https://example.org/feed.xml",
+        content_type="application/rss+xml",
+    )
+    articles, _ = normalise_feed(feed, source=SOURCE, now=NOW)
+    assert [a.title for a in articles] == ["A", "B"]
 
 
 def test_summary_text_reads_only_the_head_of_long_html_and_says_the_same(corpus_inputs: list[CorpusInput]) -> None:

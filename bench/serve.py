@@ -22,8 +22,9 @@ real/ceiling ratio of requests/s and of CPU per request, against the goal (>= 0.
 
     python bench/serve.py [--rounds 3] [--duration 10] [--connections 50] [--threads 2] [--gzip]
 
-With ``REDIS_URL`` the benchmark writes only ``trib:`` keys of its one feed and source and
-deletes them afterwards; point it at a DB of its own.
+With ``REDIS_URL`` the benchmark writes only ``trib:`` keys of its one feed and source (and their
+change-log entries and dedup keys) and deletes them afterwards; the real app also creates the
+partner API's cursor secret where the DB has none, which stays. Point it at a DB of its own.
 """
 
 from __future__ import annotations
@@ -116,9 +117,18 @@ async def unseed(redis_url: str) -> None:
     try:
         doomed = [k async for k in redis.scan_iter(match=keys.EVERY_KEY) if SOURCE.encode() in k or FEED.encode() in k]
         doomed += [keys.article(i) for i in ids]
+        doomed += [keys.url_owner(f"https://bench.example/story/{n}") for n in range(ITEMS)]
         await redis.delete(*doomed)
-        await redis.hdel(keys.CONTENT_HASHES, *ids)
-        await redis.zrem(keys.CHANGES, *ids)
+        for hash_key in (keys.CONTENT_HASHES, keys.TITLES, keys.CHANGELOG_FEEDS):
+            await redis.hdel(hash_key, *ids)
+        for zset_key in (keys.CHANGES, keys.RECENT):
+            await redis.zrem(zset_key, *ids)
+        ours = set(ids)
+        entries = [e for e, fields in await redis.xrange(keys.CHANGELOG) if fields.get(b"id", b"").decode() in ours]
+        if entries:
+            await redis.xdel(keys.CHANGELOG, *entries)
+        if not await redis.xlen(keys.CHANGELOG):
+            await redis.delete(keys.CHANGELOG)
     finally:
         await redis.aclose()
 

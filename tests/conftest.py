@@ -138,6 +138,22 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         embedded.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def commands_use_the_suites_db(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Commands the tests run in this process (``CliRunner``) or start read ``REDIS_URL``: while
+    it is set, it names the suite's claimed DB for the session, never the DB the user gave, whose
+    data is not the suite's (``import-opml`` would schedule its sources there)."""
+    given = os.environ.get("REDIS_URL")
+    if not given:
+        yield  # commands start their own embedded Redis under each test's data dir
+        return
+    os.environ["REDIS_URL"] = request.getfixturevalue("redis_url")
+    try:
+        yield
+    finally:
+        os.environ["REDIS_URL"] = given
+
+
 async def reset_db(client: Redis) -> None:
     """Empty the suite's DB (its marker stays); stops the session if the DB is no longer the suite's."""
     try:

@@ -16,7 +16,7 @@ import redis
 from redis.asyncio import Redis
 
 from service.store.embedded_redis import EmbeddedRedis
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, TEST_DB
 from tests.dbclaim import MARKER_KEY, ForeignData, claim, release, with_db
 
 DB = 3
@@ -115,3 +115,11 @@ def test_a_session_claims_an_empty_db_and_leaves_it_empty(own_server: str, db: r
     session = run_session(own_server, DB)
     assert session.returncode == 0, session.stdout + session.stderr
     assert db.dbsize() == 0
+
+
+def test_commands_run_by_the_suite_see_its_db_not_the_one_given() -> None:
+    """``REDIS_URL`` as commands run in this process read it (the session fixture in conftest)."""
+    url = os.environ.get("REDIS_URL")
+    if url is None:
+        pytest.skip("REDIS_URL not set: commands start their own embedded Redis")
+    assert url == with_db(url, TEST_DB)

@@ -81,7 +81,7 @@ class RequestCounts:
         totals: defaultdict[tuple[str, str], int] = defaultdict(int)
         for (resource, status), count in list(self.counts.items()):
             route = "other" if resource is None else self._labels.get(resource, resource.canonical)
-            if route == "/{path}":  # the catch-all: unknown paths are one route, not one per path
+            if route.endswith("/{path}"):  # a catch-all (the root's, a sub-app's): unknown paths are one route
                 route = "other"
             totals[(route, str(status))] += count
         return totals

@@ -195,17 +195,19 @@ async def fetch(
 
 def _check_hop(url: str, source_id: str) -> None:
     """Every URL asked for (the source's, each redirect target) must be one a request can go to."""
-    if url in _USABLE:
-        return
     try:
-        check_web_url(url)
+        _usable(url)
     except ValueError as exc:
         if not url[:8].lower().startswith(("http://", "https://")):
             raise FetchError(source_id, ErrorKind.BLOCKED, f"refusing to fetch a non-HTTP URL: {url[:300]}") from exc
         raise FetchError(source_id, ErrorKind.BAD_URL, f"{exc}: {url[:300]}") from exc
-    if len(_USABLE) >= MAX_USABLE:
-        _USABLE.clear()
-    _USABLE.add(url)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _usable(url: str) -> None:
+    """:func:`check_web_url` (a pure check), remembered for the URLs that pass it: every poll of a
+    source asks it again of the same URL. A URL that fails raises each time (nothing is kept)."""
+    check_web_url(url)
 
 
 @functools.lru_cache(maxsize=1 << 14)
@@ -216,12 +218,6 @@ def _parsed(url: str) -> URL | str:
         return URL(url)
     except ValueError:
         return url  # for aiohttp to refuse as it always has
-
-
-MAX_USABLE = 1 << 16
-_USABLE: set[str] = set()
-"""URLs that passed :func:`check_web_url` (a pure check): every poll of a source asks it again
-of the same URL."""
 
 
 def _blocked_message(exc: BaseException) -> str:

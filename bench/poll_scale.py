@@ -55,7 +55,7 @@ from workers.fetch.client import ACCEPT, fetch, new_session
 from workers.poll.batch import poll_batch
 from workers.poll.pipeline import PollStatus, poll_source
 from workers.resources import Resources
-from workers.tasks import DISPATCH_BATCH, POLL_BATCH
+from workers.tasks import DISPATCH_BATCH, POLL_BATCH, poll_batches
 
 ITEMS = 50
 
@@ -151,9 +151,8 @@ async def batch_pass(res: Resources, source_ids: list[str], args: argparse.Names
             claimed = await res.store.sources.claim_due(res.clock(), lease, DISPATCH_BATCH)
             if not claimed:
                 break
-            for start in range(0, len(claimed), args.batch):
-                chunk = claimed[start : start + args.batch]
-                jobs.put_nowait(([c.source_id for c in chunk], chunk[0].token))
+            for job in poll_batches(claimed, args.batch):
+                jobs.put_nowait(job)
         for _ in range(args.concurrency):
             jobs.put_nowait(None)
 

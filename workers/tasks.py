@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -15,6 +16,7 @@ from service.hub.protocol import retry_delay
 from service.store.changelog import ChangeLog
 from service.store.dead_letters import DeadLetters
 from service.store.source_registry import SourceRegistry
+from service.store.source_state import Claim
 from workers.hub import deliveries as websub
 from workers.ingest import drain as ingest
 from workers.pages import discover
@@ -121,19 +123,25 @@ async def dispatch_due(ctx: dict[str, Any]) -> int:
     dispatched = 0
     while await redis.zcard(queue) * POLL_BATCH < MAX_QUEUED_POLLS:
         claimed = await res.store.sources.claim_due(res.clock(), res.settings.worker.lease_seconds, DISPATCH_BATCH)
-        by_claim: dict[str, list[str]] = {}
-        for source_id, claim in claimed:
-            by_claim.setdefault(claim, []).append(source_id)
-        for claim, source_ids in by_claim.items():
-            for start in range(0, len(source_ids), POLL_BATCH):
-                ids = source_ids[start : start + POLL_BATCH]
-                await redis.enqueue_job(
-                    "poll_batch", ids, claim, _job_id=f"poll_batch:{claim}:{ids[0]}", _queue_name=queue
-                )
+        for ids, claim in poll_batches(claimed):
+            await redis.enqueue_job("poll_batch", ids, claim, _job_id=f"poll_batch:{claim}:{ids[0]}", _queue_name=queue)
         dispatched += len(claimed)
         if len(claimed) < DISPATCH_BATCH:
             break
     return dispatched
+
+
+def poll_batches(claimed: Sequence[Claim], size: int = POLL_BATCH) -> list[tuple[list[str], str]]:
+    """The claimed sources as ``poll_batch`` jobs' arguments: up to ``size`` source ids sharing
+    one claim token, in the order claimed."""
+    by_claim: dict[str, list[str]] = {}
+    for source_id, claim in claimed:
+        by_claim.setdefault(claim, []).append(source_id)
+    return [
+        (source_ids[start : start + size], claim)
+        for claim, source_ids in by_claim.items()
+        for start in range(0, len(source_ids), size)
+    ]
 
 
 async def drain_ingest(ctx: dict[str, Any]) -> int:

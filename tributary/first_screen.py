@@ -29,14 +29,15 @@ FAILING_HINT = "see /admin or `.venv/bin/tributary sources --failing`"
 MAX_NAMED = 5  # failing sources named in the summary line
 
 
+LOOPBACK_FOR_WILDCARD = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (mapped, not bound)
+"""A wildcard bind is reached on this machine through the loopback of its family: ``::1``
+answers a ``::`` bind whether or not it is dual-stack (tributary/listener.py)."""
+
+
 def local_url(settings: Settings) -> str:
-    """Where a person on this machine opens the web server."""
-    host = settings.server.host
-    if host in ("0.0.0.0", "::", ""):  # noqa: S104 (naming the wildcard, not binding it)
-        host = "127.0.0.1"
-    elif ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.server.port}/"
+    """Where a person (or a healthcheck) on this machine reaches the web server."""
+    host = LOOPBACK_FOR_WILDCARD.get(settings.server.host, settings.server.host)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.port}/"
 
 
 def banner(settings: Settings, config_file: Path, redis_url: str, redis_note: str) -> list[str]:

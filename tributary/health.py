@@ -22,13 +22,11 @@ from service.store.availability import REDIS_DOWN, describe
 from service.store.embedded_redis import EmbeddedRedis
 from service.store.heartbeats import Heartbeats
 from service.workers_status import WorkerHeartbeat
-
-WILDCARDS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104 (mapped to loopback, not bound)
+from tributary.first_screen import local_url
 
 
 def healthz_url(settings: Settings) -> str:
-    host = WILDCARDS.get(settings.server.host, settings.server.host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.server.port}/healthz"
+    return local_url(settings) + "healthz"
 
 
 def check_web(settings: Settings, timeout: float) -> tuple[bool, str]:

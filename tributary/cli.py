@@ -9,76 +9,35 @@ non-zero exit, never a traceback.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import cast
 from urllib.parse import urlsplit
 
 import click
 from aiohttp import web
 from redis.asyncio import Redis
 
-from service.config import Settings, config_path, load_settings
+from service.config import Settings, config_path
 from service.errors import TributaryError
 from service.logs import LogFormat, configure_logging, redact
 from service.store.availability import REDIS_DOWN, describe
-from service.store.connect import RedisUnavailableError, ensure_reachable
-from service.store.embedded_redis import EmbeddedRedis
+from service.store.connect import RedisUnavailableError
+from tributary.command_context import (
+    Context,
+    _run_with_redis,
+    _split,
+    config_option,
+    redis_for,
+    redis_target,
+)
 from tributary.listener import LISTEN_FD_ENV, bind_listener, inherited_listener
 
 log = logging.getLogger("tributary")
-
-Command = TypeVar("Command", bound=Callable[..., Any])
-T = TypeVar("T")
-
-
-@dataclass
-class RedisTarget:
-    url: str
-    embedded: EmbeddedRedis | None  # the embedded Redis this process started (and stops)
-    note: str  # for the banner: "embedded, started here", "embedded, already running", ""
-
-
-@contextlib.contextmanager
-def redis_target(settings: Settings) -> Iterator[RedisTarget]:
-    """``REDIS_URL`` (its scheme checked and a PING answered), or the data dir's embedded Redis,
-    reused if up, else started here and stopped on the way out."""
-    if settings.redis_url:
-        ensure_reachable(settings.redis_url, settings.server.redis_timeout_seconds)
-        yield RedisTarget(settings.redis_url, None, "")
-        return
-    embedded = EmbeddedRedis(settings.storage.data_dir)
-    url = embedded.start()
-    owned = embedded if embedded.owned else None
-    try:
-        yield RedisTarget(url, owned, "embedded, started here" if owned else "embedded, already running")
-    finally:
-        if owned is not None:
-            owned.stop()
-
-
-@contextlib.contextmanager
-def redis_for(settings: Settings) -> Iterator[str]:
-    with redis_target(settings) as target:
-        log.debug("redis: %s%s", redact(target.url), f" ({target.note})" if target.note else "")
-        yield target.url
-
-
-class Context:
-    def __init__(self, config: str | None, log_level: str, log_format: str):
-        self.config = config
-        self.log_level = log_level
-        self.log_format = log_format
-
-    def settings(self) -> Settings:
-        return load_settings(self.config)  # a ConfigError is one line (see entrypoint)
 
 
 @click.group()
@@ -99,17 +58,6 @@ def main(ctx: click.Context, config: str | None, log_level: str, log_format: str
     """Tributary: poll feeds and news pages, publish merged feeds."""
     chosen = configure_logging(log_level, cast(LogFormat, log_format))
     ctx.obj = Context(config, log_level, chosen)
-
-
-def config_option(f: Command) -> Command:
-    """Accept ``--config`` after the verb too (``tributary run --config PATH``)."""
-
-    def remember(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
-        context = ctx.find_object(Context)
-        if value and context is not None:
-            context.config = value
-
-    return click.option("--config", callback=remember, expose_value=False, help="config file")(f)
 
 
 def serve_app(settings: Settings, redis_url: str, sock: socket.socket, *, announce: bool = True) -> None:
@@ -321,24 +269,6 @@ async def _enable(redis_url: str, source_id: str) -> str | None:
 
 
 # -- partner API: keys and webhooks (docs/partners.md) ------------------------------------------
-
-
-def _run_with_redis(settings: Settings, work: Callable[[Redis], Awaitable[T]]) -> T:
-    """Run ``work(redis)`` against the configured Redis, then close it."""
-
-    async def go() -> T:
-        redis = Redis.from_url(url)
-        try:
-            return await work(redis)
-        finally:
-            await redis.aclose()
-
-    with redis_for(settings) as url:
-        return asyncio.run(go())
-
-
-def _split(values: str | None) -> list[str]:
-    return [v.strip() for v in (values or "").split(",") if v.strip()]
 
 
 @main.group()

@@ -7,7 +7,7 @@ import json
 import click
 
 from service.store.dead_letters import DeadLetter, DeadLetters, NotRetryable
-from tributary.cli import Context, _run_with_redis, config_option
+from tributary.command_context import Context, _run_with_redis, config_option
 
 
 def register(main: click.Group) -> None:

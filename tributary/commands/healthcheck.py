@@ -8,7 +8,7 @@ import sys
 
 import click
 
-from tributary.cli import Context, config_option
+from tributary.command_context import Context, config_option
 from tributary.health import check_web, check_worker
 
 

@@ -15,7 +15,7 @@ from service.status import Health, ago, push_facts, push_marker
 from service.store.overview import Overview, SourceRow, overview, source_rows
 from service.store.source_registry import LiveSettings
 from service.store.source_state import SourceStates
-from tributary.cli import Context, _run_with_redis, config_option
+from tributary.command_context import Context, _run_with_redis, config_option
 
 
 async def effective_settings(redis: Redis, seed: Settings) -> Settings:

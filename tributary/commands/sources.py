@@ -18,7 +18,7 @@ from service.store.articles import Store
 from service.store.overview import SourceRow, source_rows
 from service.store.source_registry import SourceRegistry, unselected
 from service.store.source_state import SourceStates
-from tributary.cli import Context, _run_with_redis, _split, config_option
+from tributary.command_context import Context, _run_with_redis, _split, config_option
 from tributary.commands.show import effective_settings, row_line
 
 

@@ -1,10 +1,11 @@
-"""Coalesce the Lua calls of concurrent polls into one pipeline per event-loop turn.
+"""Coalesce the Lua calls of concurrent polls into one round trip per event-loop turn.
 
-Fifty polls starting in the same turn would each pay a round trip (a connection from the
-pool, a write, a read, two syscalls, a wake-up of Redis). Queued here, they go out as one
-pipeline: same commands, same atomicity per call (each is still its own script), a fraction
-of the per-call cost. :class:`Coalescer` goes one step further for calls whose script takes
-many items (the ends of polls): the items handed in during one turn become one call.
+Fifty polls starting in the same turn would each pay a round trip (a write, a read, two
+syscalls, a wake-up of Redis). Queued here, they go out together on the process's
+:class:`~service.store.script_channel.ScriptChannel`: same commands, same atomicity per call
+(each is still its own script), a fraction of the per-call cost. :class:`Coalescer` goes one
+step further for calls whose script takes many items (the ends of polls): the items handed in
+during one turn become one call.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, Generic, TypeVar
 
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError
+
+from service.store.script_channel import ScriptChannel
 
 MAX_BATCH = 256
 
@@ -28,6 +31,7 @@ class ScriptBatcher:
         self._queue: list[tuple[str, list[Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._sending: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
+        self._channel: ScriptChannel | None = None
 
     async def run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
         if script not in self._shas:
@@ -51,11 +55,10 @@ class ScriptBatcher:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[str, list[Any], asyncio.Future[Any]]]) -> None:
+        if self._channel is None:
+            self._channel = ScriptChannel(self.redis)
         try:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for script, call_args, _ in batch:
-                    pipe.evalsha(self._shas[script], *call_args)
-                results = await pipe.execute(raise_on_error=False)
+            results = await self._channel.call([("EVALSHA", self._shas[script], *args) for script, args, _ in batch])
         except Exception as exc:  # the connection failed: every caller learns it
             for _, _, future in batch:
                 if not future.done():
@@ -91,12 +94,16 @@ class Coalescer(Generic[T]):
         self._writing: set[asyncio.Task[None]] = set()  # strong references, as above
 
     async def add(self, item: T) -> None:
+        await self.submit(item)
+
+    def submit(self, item: T) -> asyncio.Future[None]:
+        """Hand ``item`` in without waiting: the future is done once its write is (or failed)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-        await future
+        return future
 
     def _flush(self) -> None:
         self._scheduled = False

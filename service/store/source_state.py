@@ -25,6 +25,7 @@ The web side and the CLI read and steer sources through the same class.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -549,6 +550,11 @@ class SourceStates:
         go of the lease: atomic, so no other worker sees a half-finished poll. The ends handed
         in during one event-loop turn (a batch's polls answered together) go out as one call."""
         await self._ends.add(end)
+
+    def end_poll_soon(self, end: PollEnd) -> asyncio.Future[None]:
+        """:meth:`end_poll` without waiting for it: the future is done once the end is written.
+        A batch of polls waits for all its ends at once, each poll's task done meanwhile."""
+        return self._ends.submit(end)
 
     async def end_polls(self, ends: Sequence[PollEnd]) -> None:
         """:meth:`end_poll` for many polls, in one Lua call."""

@@ -32,6 +32,7 @@ async def poll_batch(res: Resources, sources: Sequence[SourceConfig], claim: str
     """
     in_flight = res.polls_in_flight()
     runs: list[asyncio.Task[PollReport]] = []
+    ends: list[asyncio.Future[None]] = []  # the polls' last calls, written as they come in
     pending = list(sources)
     try:
         while pending:
@@ -44,22 +45,26 @@ async def poll_batch(res: Resources, sources: Sequence[SourceConfig], claim: str
                 in_flight.give(count)
                 raise
             for source, begin, start in zip(group, begins, starts, strict=True):
-                runs.append(asyncio.create_task(_run(res, in_flight, source, begin, start)))
+                runs.append(asyncio.create_task(_run(res, in_flight, source, begin, start, ends)))
     finally:
         outcomes = await asyncio.gather(*runs, return_exceptions=True)
-    reports = []
-    for outcome in outcomes:
+        written = await asyncio.gather(*ends, return_exceptions=True)
+    for outcome in [*outcomes, *written]:
         if isinstance(outcome, BaseException):
             raise outcome
-        reports.append(outcome)
-    return reports
+    return [outcome for outcome in outcomes if not isinstance(outcome, BaseException)]
 
 
 async def _run(
-    res: Resources, in_flight: InFlight, source: SourceConfig, begin: PollBegin, start: PollStart | Refusal
+    res: Resources,
+    in_flight: InFlight,
+    source: SourceConfig,
+    begin: PollBegin,
+    start: PollStart | Refusal,
+    ends: list[asyncio.Future[None]],
 ) -> PollReport:
     bind_source(source.id)  # this task's log lines name its source
     try:
-        return await run_poll(res, source, begin, start)
+        return await run_poll(res, source, begin, start, ends=ends)
     finally:
         in_flight.give()

@@ -8,6 +8,7 @@ worker killed mid-poll refetches in full next time instead of skipping what it n
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -103,9 +104,20 @@ def host_of(url: str) -> str:
     return urlsplit(url).hostname or ""
 
 
-async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start: PollStart | Refusal) -> PollReport:
+async def run_poll(
+    res: Resources,
+    source: SourceConfig,
+    begin: PollBegin,
+    start: PollStart | Refusal,
+    *,
+    ends: list[asyncio.Future[None]] | None = None,
+) -> PollReport:
     """The rest of a poll once its first call answered: wait for the host if need be, fetch,
-    read, decide, and end it (:meth:`SourceStates.end_poll`, shared with concurrent polls)."""
+    read, decide, and end it (:meth:`SourceStates.end_poll`, shared with concurrent polls).
+
+    With ``ends``, the poll's last call is handed in without waiting and its future appended
+    there: a batch waits for all its polls' ends at once (:func:`workers.poll.batch.poll_batch`).
+    """
     if start is Refusal.LEASED:
         return PollReport(source.id, PollStatus.BUSY)
     if start is Refusal.CLAIM_LAPSED:
@@ -144,7 +156,10 @@ async def run_poll(res: Resources, source: SourceConfig, begin: PollBegin, start
         _log(source, decision)
         return _report(source, decision, found)
     finally:
-        await res.store.sources.end_poll(finish)
+        if ends is None:
+            await res.store.sources.end_poll(finish)
+        else:
+            ends.append(res.store.sources.end_poll_soon(finish))
 
 
 async def _fetch_and_read(

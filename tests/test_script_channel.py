@@ -4,6 +4,7 @@ a dropped connection, a stalled or restarted Redis survived (real Redis)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -20,44 +21,41 @@ from tests.reliability.faults import RedisServer
 ECHO = "return {KEYS[1], ARGV[1], tonumber(ARGV[2]) * 2}"
 
 
-async def test_concurrent_calls_get_their_own_replies_in_order(redis: Redis, redis_url: str) -> None:
-    client = request_client(redis_url, 5.0)
+@pytest.fixture
+async def client(redis: Redis, redis_url: str) -> AsyncIterator[Redis]:
+    """The workers' kind of client (hiredis packing, bounded waits) on the suite's emptied DB."""
+    workers_client = request_client(redis_url, 5.0)
     try:
-        sha = await client.script_load(ECHO)
-        channel = ScriptChannel(client)
-
-        async def call(n: int) -> list[object]:
-            return await channel.call([("EVALSHA", sha, 1, f"k{n}", f"v{n}", n), ("EVALSHA", sha, 1, "x", "y", -n)])
-
-        replies = await asyncio.gather(*(call(n) for n in range(200)))
-        assert replies == [[[f"k{n}".encode(), f"v{n}".encode(), 2 * n], [b"x", b"y", -2 * n]] for n in range(200)]
+        yield workers_client
     finally:
-        await client.aclose()
+        await workers_client.aclose()
 
 
-async def test_error_replies_come_back_as_redis_py_raises_them(redis: Redis, redis_url: str) -> None:
-    client = request_client(redis_url, 5.0)
-    try:
-        channel = ScriptChannel(client)
-        missing, bad, ok = await channel.call(
-            [("EVALSHA", "0" * 40, 0), ("EVAL", "return redis.call('NOPE')", 0), ("PING",)]
-        )
-        assert isinstance(missing, NoScriptError)
-        assert isinstance(bad, ResponseError) and not isinstance(bad, NoScriptError)
-        assert ok == b"PONG"
-    finally:
-        await client.aclose()
+async def test_concurrent_calls_get_their_own_replies_in_order(client: Redis) -> None:
+    sha = await client.script_load(ECHO)
+    channel = ScriptChannel(client)
+
+    async def call(n: int) -> list[object]:
+        return await channel.call([("EVALSHA", sha, 1, f"k{n}", f"v{n}", n), ("EVALSHA", sha, 1, "x", "y", -n)])
+
+    replies = await asyncio.gather(*(call(n) for n in range(200)))
+    assert replies == [[[f"k{n}".encode(), f"v{n}".encode(), 2 * n], [b"x", b"y", -2 * n]] for n in range(200)]
 
 
-async def test_a_connection_redis_dropped_is_replaced_by_the_next_call(redis: Redis, redis_url: str) -> None:
-    client = request_client(redis_url, 5.0)
-    try:
-        channel = ScriptChannel(client)
-        assert await channel.call([("CLIENT", "SETNAME", "tributary-channel-test")]) == [b"OK"]
-        await redis.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal", "ID", await _id(channel))
-        assert await channel.call([("PING",)]) == [b"PONG"]  # the killed connection, then a new one
-    finally:
-        await client.aclose()
+async def test_error_replies_come_back_as_redis_py_raises_them(client: Redis) -> None:
+    channel = ScriptChannel(client)
+    missing, bad, ok = await channel.call(
+        [("EVALSHA", "0" * 40, 0), ("EVAL", "return redis.call('NOPE')", 0), ("PING",)]
+    )
+    assert isinstance(missing, NoScriptError)
+    assert isinstance(bad, ResponseError) and not isinstance(bad, NoScriptError)
+    assert ok == b"PONG"
+
+
+async def test_a_connection_redis_dropped_is_replaced_by_the_next_call(redis: Redis, client: Redis) -> None:
+    channel = ScriptChannel(client)
+    await redis.execute_command("CLIENT", "KILL", "SKIPME", "yes", "TYPE", "normal", "ID", await _id(channel))
+    assert await channel.call([("PING",)]) == [b"PONG"]  # the killed connection, then a new one
 
 
 async def test_a_stalled_redis_times_the_call_out_and_a_restarted_one_is_used_again(tmp_path: Path) -> None:
@@ -82,15 +80,11 @@ async def test_a_stalled_redis_times_the_call_out_and_a_restarted_one_is_used_ag
         server.stop()
 
 
-async def test_the_batcher_reloads_a_script_redis_forgot(redis: Redis, redis_url: str) -> None:
-    client = request_client(redis_url, 5.0)
-    try:
-        batcher = ScriptBatcher(client)
-        assert await batcher.run(ECHO, ["k"], ["v", 2]) == [b"k", b"v", 4]
-        await redis.script_flush()
-        assert await batcher.run(ECHO, ["k"], ["w", 3]) == [b"k", b"w", 6]
-    finally:
-        await client.aclose()
+async def test_the_batcher_reloads_a_script_redis_forgot(redis: Redis, client: Redis) -> None:
+    batcher = ScriptBatcher(client)
+    assert await batcher.run(ECHO, ["k"], ["v", 2]) == [b"k", b"v", 4]
+    await redis.script_flush()
+    assert await batcher.run(ECHO, ["k"], ["w", 3]) == [b"k", b"w", 6]
 
 
 async def _id(channel: ScriptChannel) -> int:

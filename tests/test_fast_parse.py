@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 import feedparser
 import pytest
-from feedparser.urls import resolve_relative_uris
+from feedparser.urls import _urljoin, resolve_relative_uris
 from lxml import etree
 
 from service.config import CanonicalConfig, SourceConfig
@@ -27,7 +27,7 @@ from service.urls import join_url
 from tests.conftest import CORPORA, CORPUS_FEED_URL, CorpusInput
 from workers.normalise.canonical import _rebuild, _rewrite
 from workers.normalise.entry import _BLOCKS, SUMMARY_TEXT_CHARS, _leading_text, html_to_text, normalise_feed
-from workers.parse import parse_feed
+from workers.parse import fast_xml, parse_feed
 from workers.parse.fast_xml import fallback_reason
 from workers.parse.html_links import resolve_html_links
 from workers.parse.xml_adapter import _sentinel
@@ -191,6 +191,26 @@ def test_join_url_is_urljoin() -> None:
                 join_url(base, url)
         else:
             assert join_url(base, url) == expected, (base, url)
+
+
+def test_resolving_an_opaque_id_is_feedparsers_join() -> None:
+    """The fast reader hands ``urn:``/``tag:`` references back without joining them: what
+    feedparser's ``_urljoin`` gives, whatever the base."""
+    bases = ["", "https://relative.tributary.invalid/~tb0/~tbf", "http://[::1]/x", "http://[bad/x", "http://h\u00e9/x"]
+    bases += ["urn:x", "mailto:a@b", "HTTP://Up.example/a"]
+    parts = ["urn", "URN", "tag", "http", "ftp", "svn+ssh", "mailto", "a.b-c", ":", "//", "/", "x", "[", "]", ","]
+    parts += ["?", "#", "@", "%20", " ", "\t", "\n", "\u00e9", "uuid", "2020", "example.com"]
+    rnd = random.Random(15)
+    shortcut = 0
+    for _ in range(50_000):
+        reference = "".join(rnd.choice(parts) for _ in range(rnd.randint(1, 7)))
+        base = rnd.choice(bases)
+        joined = fast_xml._opaque(base, reference)
+        if joined is not None:
+            shortcut += 1
+            assert joined == _urljoin(base, reference), (base, reference)
+        assert fast_xml._resolve(base, reference) == _urljoin(base, reference), (base, reference)
+    assert shortcut > 300
 
 
 def test_content_hash_is_the_hash_of_the_visible_fields_dump(corpus_inputs: list[CorpusInput]) -> None:

@@ -34,6 +34,7 @@ import re
 from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
+from urllib.parse import uses_relative
 
 import feedparser
 from feedparser.encodings import convert_to_utf8
@@ -61,6 +62,7 @@ _ENTITY_LIKE = re.compile("&([A-Za-z0-9_]+);")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?version\s*=\s*[\"']([^\"']*)[\"']")
 _HEAD_BYTES = 4096
+_OPAQUE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!//)[!-~]*")
 # feedparser stores into FeedParserDicts, which rename some keys on the way in ("date" is kept as
 # "updated"...); the reader stores into plain dicts, renaming where a name can be any element's.
 _KEYMAP = {key: value[0] if isinstance(value, list) else value for key, value in FeedParserDict.keymap.items()}
@@ -124,10 +126,24 @@ def _safe_base(base: str, reference: str) -> str:
 
 def _resolve(base: str, reference: str) -> str:
     """feedparser's ``_urljoin``."""
-    joined = plain_join(base, reference)
+    joined = plain_join(base, reference) or _opaque(base, reference)
     if joined is None:
         joined = _urljoin(base, reference)
     return joined
+
+
+def _opaque(base: str, reference: str) -> str | None:
+    """``reference`` when it is a URI of a scheme ``urljoin`` never joins (``urn:``, ``tag:``: the
+    Atom ids of most feeds), which ``_urljoin`` hands back unchanged; None for any other.
+
+    Unchanged because: no "://" for feedparser's slash fix, nothing ``urlsplit`` strips or
+    removes (ASCII without spaces or controls), no netloc to check, and a ``base`` that
+    ``urlsplit`` cannot refuse (ASCII, no brackets).
+    """
+    scheme = _OPAQUE.fullmatch(reference)
+    if scheme is None or scheme[1].lower() in uses_relative or not base.isascii() or "[" in base or "]" in base:
+        return None
+    return reference
 
 
 def _looks_like_html(text: str) -> bool:

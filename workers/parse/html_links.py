@@ -124,7 +124,8 @@ def _start_tag(name: str, raw_attributes: str | None, base: str) -> str:
         return f"<{name} />" if name in _VOID else f"<{name}>"
     attributes: dict[str, str] = {}
     for key, raw in _ATTRIBUTE.findall(raw_attributes):
-        attributes[key.lower()] = _VALUE_REF.sub(_value_ref, raw) if "&" in raw else raw
+        # Only a numeric reference without its ";" is written differently.
+        attributes[key.lower()] = _VALUE_REF.sub(_value_ref, raw) if "&#" in raw else raw
     pieces = []
     for key in sorted(attributes):
         value = attributes[key]

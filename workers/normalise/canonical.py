@@ -89,7 +89,8 @@ def _clean_query(query: str, config: CanonicalConfig) -> str:
     if not query:
         return ""
     pairs = parse_qsl(query, keep_blank_values=True)
-    kept = [(name, value) for name, value in pairs if not _is_tracking(name, config)]
+    patterns = _tracking_patterns(tuple(config.strip_params))
+    kept = [(name, value) for name, value in pairs if not _is_tracking(name, patterns)]
     if len(kept) == len(pairs) and not config.sort_params:
         return query  # untouched: keeps the source's own escaping
     if config.sort_params:
@@ -99,18 +100,20 @@ def _clean_query(query: str, config: CanonicalConfig) -> str:
 
 def _has_tracking(query: str, config: CanonicalConfig) -> bool:
     """Whether ``parse_qsl(query)`` would name a tracking parameter."""
+    patterns = _tracking_patterns(tuple(config.strip_params))
     for pair in query.split("&"):
         if pair:
             name = pair.split("=", 1)[0]
             if "+" in name or "%" in name:
                 name = unquote(name.replace("+", " "))
-            if _is_tracking(name, config):
+            if _is_tracking(name, patterns):
                 return True
     return False
 
 
-def _is_tracking(name: str, config: CanonicalConfig) -> bool:
-    exact, prefixes = _tracking_patterns(tuple(config.strip_params))
+def _is_tracking(name: str, patterns: tuple[frozenset[str], tuple[str, ...]]) -> bool:
+    """Whether ``name`` is a tracking parameter by :func:`_tracking_patterns` (looked up once per URL)."""
+    exact, prefixes = patterns
     name = name.lower()
     return name in exact or name.startswith(prefixes)
 

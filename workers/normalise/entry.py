@@ -27,7 +27,7 @@ from lxml import etree
 
 from service.config import CanonicalConfig, LimitsConfig, SanitiseConfig, SourceConfig
 from service.models import Article, ArticleFlag, Author, Enclosure, Image, RejectedEntry, SourceRef
-from service.urls import WEB_SCHEMES, is_web_url, join_url
+from service.urls import WEB_SCHEMES, is_web_url, join_url, plain_join
 from workers.normalise.authors import merge_authors
 from workers.normalise.canonical import canonical_url, strip_tracking
 from workers.normalise.limits import RAW_FACTOR, Caps, cut_text
@@ -484,6 +484,8 @@ def _web_url(link: str | None, base: str) -> str | None:
     """``link`` made absolute; only http(s) URLs are kept (no ``javascript:`` article links)."""
     if not link:
         return None
+    if (plain := plain_join(base, link.strip())) is not None:
+        return plain  # an http(s) URL as plain_join vouches for it: nothing for urlsplit to say
     try:
         url = join_url(base, link.strip())
         scheme = urlsplit(url).scheme.lower()

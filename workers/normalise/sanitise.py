@@ -14,8 +14,9 @@ from __future__ import annotations
 import html as htmllib
 import re
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import nh3
@@ -61,12 +62,13 @@ def _attributes() -> dict[str, set[str]]:
     return attributes
 
 
-@dataclass(frozen=True)
-class _Call:
-    """What the attribute filter needs of the one ``sanitise_html`` call running on this thread."""
+class _Call(NamedTuple):
+    """What the attribute filter needs of the one ``sanitise_html`` call running on this thread
+    (a tuple: made for every call, and an iframe is too rare to prepare its hosts for)."""
 
     base: str | None
-    iframe_hosts: frozenset[str]
+    iframe_hosts: Sequence[str]
+    """As configured: compared case-insensitively."""
     allow_data_images: bool
     canonical: CanonicalConfig
 
@@ -105,8 +107,7 @@ def sanitise_html(
     """``html`` made safe to republish, its links absolute against ``base``; ``None`` when empty."""
     if not html or not html.strip():
         return None
-    iframe_hosts = frozenset(h.lower() for h in config.iframe_hosts)
-    _calls.current = _Call(base, iframe_hosts, config.allow_data_images, canonical)
+    _calls.current = _Call(base, config.iframe_hosts, config.allow_data_images, canonical)
     try:
         cleaned = _cleaner(config.allow_data_images).clean(html)
     finally:
@@ -146,7 +147,7 @@ def _attribute(
     name: str,
     value: str,
     base: str | None,
-    iframe_hosts: frozenset[str],
+    iframe_hosts: Sequence[str],
     allow_data_images: bool,
     canonical: CanonicalConfig,
 ) -> str | None:
@@ -164,7 +165,7 @@ def _attribute(
             parts = urlsplit(url)
         except ValueError:
             return None
-        ok = parts.scheme in ("http", "https") and (parts.hostname or "") in iframe_hosts
+        ok = parts.scheme in ("http", "https") and (parts.hostname or "") in {h.lower() for h in iframe_hosts}
         return url if ok else None
     if tag == "a" and name == "href":
         return strip_tracking(url, canonical)

@@ -164,6 +164,40 @@ def test_windows_1252_code_points_map_as_feedparser_maps_them() -> None:
     assert (read[0].title, read[0].summary) == ("a\u201cq\u201d \u00e9", "x\u20acy \u00e9 \u2014")
 
 
+@pytest.mark.parametrize(
+    "author",
+    [
+        "carol@example.net (Carol Nguyen)",
+        "Carol Nguyen <carol@example.net>",
+        "Carol Nguyen &lt;carol@example.net&gt;",
+        "carol@example.net",
+        "Carol Nguyen",
+        "(carol@example.net)",
+        "x@[10.0.0.1] (X)",
+        "mailto:carol@example.net?subject=Hi (C)",
+    ],
+)
+def test_rss_authors_split_as_feedparser_splits_them(author: str) -> None:
+    """The reader's port of feedparser's author/e-mail split, for each element that uses it."""
+    escaped = author.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?><rss version="2.0"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:itunes="http://www.itunes.com/dtds/podcast-1.0.dtd">'
+        f"<channel><title>t</title><managingEditor>{escaped}</managingEditor><webMaster>{escaped}</webMaster>"
+        f"<item><title>i</title><guid>g</guid><author>{escaped}</author><dc:creator>{escaped}</dc:creator>"
+        f"</item><item><title>j</title><guid>h</guid><itunes:author>{escaped}</itunes:author></item>"
+        "</channel></rss>"
+    ).encode()
+    assert fallback_reason(body, {}) is None
+    fast = fast_xml.read_feed(body, {})
+    slow = feedparser.parse(io.BytesIO(body), resolve_relative_uris=False, sanitize_html=False)
+    assert fast is not None
+    for key in ("author", "author_detail", "authors", "publisher", "publisher_detail"):
+        assert fast["feed"].get(key) == slow["feed"].get(key), key
+        for mine, theirs in zip(fast["entries"], slow["entries"], strict=True):
+            assert mine.get(key) == theirs.get(key), key
+
+
 def test_join_url_is_urljoin() -> None:
     bases = [
         "https://a.example/x/y",

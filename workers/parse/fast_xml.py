@@ -62,6 +62,11 @@ _ENTITY_LIKE = re.compile("&([A-Za-z0-9_]+);")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 _XML_DECLARATION = re.compile(rb"^\s*<\?xml[^>]*?version\s*=\s*[\"']([^\"']*)[\"']")
 _HEAD_BYTES = 4096
+_MISSING: Any = object()
+_AUTHOR_EMAIL = re.compile(  # feedparser's _sync_author_detail
+    r"(([a-zA-Z0-9\_\-\.\+]+)@((\[[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.)|(([a-zA-Z0-9\-]+\.)+))"
+    r"([a-zA-Z]{2,4}|[0-9]{1,3})(\]?))(\?subject=\S+)?"
+)
 _OPAQUE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(?!//)[!-~]*")
 # feedparser stores into FeedParserDicts, which rename some keys on the way in ("date" is kept as
 # "updated"...); the reader stores into plain dicts, renaming where a name can be any element's.
@@ -147,6 +152,8 @@ def _opaque(base: str, reference: str) -> str | None:
 
 
 def _looks_like_html(text: str) -> bool:
+    if "<" not in text and "&" not in text:  # no close tag nor reference: feedparser says no at once
+        return False
     looks: bool = _FeedParserMixin.looks_like_html(text)
     return looks
 
@@ -424,7 +431,8 @@ class _Reader:
                 entry[element].append(params)
             elif element == "link":
                 if not self.inimage:
-                    output = _ENTITY_LIKE.sub(r"&\g<1>", output.replace("&amp;", "&"))
+                    if "&" in output:
+                        output = _ENTITY_LIKE.sub(r"&\g<1>", output.replace("&amp;", "&"))
                     entry[element] = output
                     if output:
                         entry["links"][-1]["href"] = output
@@ -446,7 +454,8 @@ class _Reader:
                 element = "subtitle"
             context[_KEYMAP.get(element, element)] = output
             if element == "link":
-                output = _ENTITY_LIKE.sub(r"&\g<1>", output)
+                if "&" in output:
+                    output = _ENTITY_LIKE.sub(r"&\g<1>", output)
                 context[element] = output
                 context["links"][-1]["href"] = output
             elif self.incontent:
@@ -511,7 +520,38 @@ class _Reader:
         context["contributors"][-1][key] = value
 
     def _sync_author_detail(self, key: str = "author") -> None:
-        _FeedParserMixin._sync_author_detail(self, key)  # it reads _get_context only
+        """feedparser's, its e-mail pattern compiled once and its empty default made only when used."""
+        context = self._get_context()
+        details = context.get(key + "s", _MISSING)
+        detail = FeedParserDict() if details is _MISSING else details[-1]
+        if detail:
+            name = detail.get("name")
+            email = detail.get("email")
+            if name and email:
+                context[key] = f"{name} ({email})"
+            elif name:
+                context[key] = name
+            elif email:
+                context[key] = email
+            return
+        author, email = context.get(key), None
+        if not author:
+            return
+        emailmatch = _AUTHOR_EMAIL.search(author)
+        if emailmatch:
+            email = emailmatch.group(0)
+            author = author.replace(email, "").replace("()", "").replace("<>", "").replace("&lt;&gt;", "").strip()
+            if author and (author[0] == "("):
+                author = author[1:]
+            if author and (author[-1] == ")"):
+                author = author[:-1]
+            author = author.strip()
+        if author or email:
+            context.setdefault(key + "_detail", detail)
+        if author:
+            detail["name"] = author
+        if email:
+            detail["email"] = email
 
     def _add_tag(self, term: Any, scheme: Any, label: Any) -> None:
         context = self._get_context()

@@ -335,6 +335,7 @@ def test_html_to_text_reads_what_lxml_html_read(corpus_inputs: list[CorpusInput]
     pieces = ["<p>", "</p>", "a", " ", "<b>", "</b>", "<br>", "<script>x</script>", "<style>y", "<template>z"]
     pieces += ["</template>", "&amp;", "&#x41;", "<!-- c -->", "<html>", "<body>", "<!doctype html>", "\n", "é"]
     pieces += ["<td>", "<table>", "<li>", "<title>t</title>", "<meta>", "<head>", "</body>", "<", ">", "\x00"]
+    pieces += ["<?php p ?>", "<div>", "</div>", "<script>", "</script>", "<noscript>n</noscript>"]
     rnd = random.Random(11)
     values += ["".join(rnd.choice(pieces) for _ in range(rnd.randint(1, 12))) for _ in range(5_000)]
     for html in values:

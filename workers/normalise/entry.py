@@ -18,9 +18,9 @@ import hashlib
 import html as htmllib
 import re
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import cast
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -383,17 +383,38 @@ def html_to_text(html: str | None) -> str:
         return _fold(html)
     if body is None:  # "<html>", or a second <body> the parser could not merge: no visible text
         return ""
-    for hidden in list(body.iter("script", "style", "template")):  # document order, as the XPath was
-        _drop_tree(hidden)
-    for block in body.iter(*_BLOCKS):  # "a</p><p>b" reads as two words, not "ab"
-        block.text = " " + (block.text or "")
-        block.tail = " " + (block.tail or "")
-    return _fold(cast(str, _STRING(body)))  # string() gives a str
+    return _fold(_visible_text(body))
 
 
 _HTML_PARSER = etree.HTMLParser()  # lxml.html's parser options, without its element classes
-_STRING = etree.XPath("string()", smart_strings=False)
 _FULL_HTML = re.compile(r"^\s*<(?:html|!doctype)", re.IGNORECASE)
+
+
+def _visible_text(body: etree._Element) -> str:
+    """``string(body)`` once every hidden element is dropped (its tail kept) and every block
+    element has a space before its text and before its tail ("a</p><p>b" reads as two words).
+
+    Read in one walk instead of changing the tree and asking XPath: the text nodes of comments
+    and processing instructions are not text, their tails are. A loop, not recursion: nesting
+    depth is the document's.
+    """
+    pieces = [body.text or ""]
+    stack: list[tuple[Iterator[etree._Element], etree._Element | None]] = [(iter(body), None)]
+    while stack:
+        children, parent = stack[-1]
+        child = next(children, None)
+        if child is None:  # parent done: the space after a block, then its tail
+            stack.pop()
+            if parent is not None:
+                pieces.append(" " + (parent.tail or "") if parent.tag in _BLOCKS else parent.tail or "")
+            continue
+        tag = child.tag
+        if isinstance(tag, str) and tag not in _HIDDEN:
+            pieces.append(" " + (child.text or "") if tag in _BLOCKS else child.text or "")
+            stack.append((iter(child), child))
+        else:  # hidden, a comment or a processing instruction: only its tail shows
+            pieces.append(child.tail or "")
+    return "".join(pieces)
 
 
 def _html_body(html: str) -> etree._Element | None:
@@ -410,53 +431,42 @@ def _html_body(html: str) -> etree._Element | None:
     return bodies[0]
 
 
-def _drop_tree(element: etree._Element) -> None:
-    """``lxml.html``'s ``drop_tree``: the element goes, its tail stays."""
-    parent = element.getparent()
-    if parent is None:
-        return
-    if element.tail:
-        previous = element.getprevious()
-        if previous is None:
-            parent.text = (parent.text or "") + element.tail
-        else:
-            previous.tail = (previous.tail or "") + element.tail
-    parent.remove(element)
-
-
-_BLOCKS = (
-    "address",
-    "article",
-    "aside",
-    "blockquote",
-    "br",
-    "dd",
-    "div",
-    "dl",
-    "dt",
-    "figcaption",
-    "figure",
-    "footer",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "header",
-    "hr",
-    "li",
-    "main",
-    "nav",
-    "ol",
-    "p",
-    "pre",
-    "section",
-    "table",
-    "td",
-    "th",
-    "tr",
-    "ul",
+_HIDDEN = frozenset({"script", "style", "template"})
+_BLOCKS = frozenset(
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "br",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "figcaption",
+        "figure",
+        "footer",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "td",
+        "th",
+        "tr",
+        "ul",
+    }
 )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import random
+import re
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from workers.parse import dates
 from workers.parse.dates import ZONE_OFFSETS, InvalidDate, parse_date, read_date
 
 
@@ -221,3 +224,33 @@ def test_edges_that_are_real_dates_are_read(text: str, expected: datetime) -> No
 def test_shapes_it_cannot_read_are_none_not_refused() -> None:
     assert read_date("2004-05-25 오후 11:23:17") is None
     assert read_date("garbage") is None
+
+
+def test_the_plain_rfc822_shortcut_reads_as_the_general_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dates of the plain RFC 822 shape skip parsedate_tz: the same datetime, or the same refusal."""
+    rnd = random.Random(5)
+    days = ["Mon, ", "Sun, ", "Xyz, ", "mon, ", ""]
+    months = ["Jan", "Feb", "Sep", "Dec", "oct", "Sept"]
+    zones = ["+0000", "-0000", "+0530", "-1400", "+1401", "+0060", "GMT", "UT", "Z", "HKT", "XYZ", "PM", "+00:00", ""]
+    cases = []
+    for _ in range(20_000):
+        day = str(rnd.choice([0, 1, 9, 28, 29, 30, 31, 32])).zfill(rnd.choice([1, 2]))
+        year = rnd.choice(["2024", "2025", "1000", "9999", "0999", "10000", "25"])
+        hh, mm, ss = (rnd.choice(["00", "09", "23", "24", "59", "60", "7"]) for _ in range(3))
+        time = f"{hh}:{mm}:{ss}" if rnd.random() < 0.8 else f"{hh}:{mm}"
+        cases.append(f"{rnd.choice(days)}{day} {rnd.choice(months)} {year} {time} {rnd.choice(zones)}".rstrip())
+    zone = timedelta(hours=3)
+
+    def outcomes() -> list[object]:
+        found: list[object] = []
+        for text in cases:
+            try:
+                found.append(read_date(text, timezone(zone)))
+            except InvalidDate as exc:
+                found.append(str(exc))
+        return found
+
+    shortcut = outcomes()
+    assert sum(isinstance(found, datetime) for found in shortcut) > 2_000
+    monkeypatch.setattr(dates, "_RFC_PLAIN", re.compile("(?!)"))
+    assert shortcut == outcomes()

@@ -147,6 +147,14 @@ _RFC_ZONE = re.compile(
     r")$"
 )
 _AM_PM = re.compile(r"\b[ap]\.?m\.?$", re.IGNORECASE)
+# The shape nearly every RSS date has ("Fri, 31 Oct 2025 21:36:00 +0000"): read field by field.
+_RFC_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_RFC_MONTHS = {name: number for number, name in enumerate(_RFC_MONTH_NAMES, start=1)}
+_RFC_PLAIN = re.compile(
+    r"(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), )?(?P<day>\d{1,2}) (?P<month>" + "|".join(_RFC_MONTH_NAMES) + r") "
+    r"(?P<year>[1-9]\d{3}) (?P<hour>\d{2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))? "
+    r"(?:(?P<sign>[+-])(?P<hh>\d{2})(?P<mm>\d{2})|(?P<name>[A-Z]{1,5}))"
+)
 
 _YEAR_MONTH = re.compile(r"^(\d{4})(?:-(\d{2}))?$")
 _DATE_YMD = re.compile(r"(?<!\d)(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)")
@@ -242,6 +250,9 @@ def _parse_iso(text: str, default_tz: tzinfo) -> datetime | None:
 
 
 def _parse_rfc822(text: str, default_tz: tzinfo) -> datetime | None:
+    plain = _RFC_PLAIN.fullmatch(text)
+    if plain is not None and (plain["sign"] or plain["name"] in ZONE_OFFSETS):
+        return _plain_rfc822(text, plain)
     head = _RFC_TRAILING_COMMENT.sub("", text)
     zone: tzinfo | None = None
     match = _RFC_ZONE.search(head)
@@ -264,6 +275,18 @@ def _parse_rfc822(text: str, default_tz: tzinfo) -> datetime | None:
     year, month, day, hour, minute, second = parts[:6]
     # parsedate_tz accepts a bare leap second; datetime does not.
     return _fields(text, year, month, day, hour, minute, min(second, 59), tz=zone or default_tz)
+
+
+def _plain_rfc822(text: str, plain: re.Match[str]) -> datetime:
+    """What the general reading in :func:`_parse_rfc822` makes of a date of the plain shape (its
+    zone a numeric offset or a name of :data:`ZONE_OFFSETS`), without parsedate_tz's work."""
+    if plain["sign"]:
+        zone = _offset_zone(plain["sign"], plain["hh"], plain["mm"])
+    else:
+        zone = timezone(ZONE_OFFSETS[plain["name"]])
+    day, month, year = int(plain["day"]), _RFC_MONTHS[plain["month"]], int(plain["year"])
+    hour, minute, second = int(plain["hour"]), int(plain["minute"]), min(int(plain["second"] or 0), 59)
+    return _fields(text, year, month, day, hour, minute, second, tz=zone)
 
 
 def _parse_loose(text: str, default_tz: tzinfo) -> datetime | None:

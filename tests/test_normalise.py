@@ -321,6 +321,8 @@ CAROL = Author(name="Carol Nguyen", email="carol@example.net")
         ((Author(name="A  B"),), (Author(name="A B"),)),
         ((Author(name="A", email="", url=""),), (Author(name="A"),)),  # empty fields are no fields
         ((Author(name="", email="e@x"),), (Author(email="e@x"),)),
+        ((Author(name=" ", email=""),), ()),  # one record with nothing in it is nobody
+        ((CAROL,), (CAROL,)),
         ((), ()),
     ],
 )

@@ -20,6 +20,9 @@ __all__ = ["merge_authors"]
 def merge_authors(authors: Iterable[Author]) -> tuple[Author, ...]:
     """``authors`` with every person once (see the module docstring); names whitespace-folded."""
     records = list(authors)
+    if len(records) == 1:  # one record is one person (what the grouping below comes to)
+        only = _merge(records)
+        return (only,) if only.name or only.email or only.url else ()
     people: dict[str, list[int]] = {}  # a person's key -> indexes of their records
     for index, author in enumerate(records):
         if author.name:

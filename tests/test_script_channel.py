@@ -58,6 +58,13 @@ async def test_a_connection_redis_dropped_is_replaced_by_the_next_call(redis: Re
     assert await channel.call([("PING",)]) == [b"PONG"]  # the killed connection, then a new one
 
 
+async def test_a_connection_closed_by_its_client_is_replaced_by_the_next_call(client: Redis) -> None:
+    channel = ScriptChannel(client)
+    assert await channel.call([("PING",)]) == [b"PONG"]
+    await client.connection_pool.disconnect()  # as closing the client does
+    assert await channel.call([("ECHO", "again"), ("PING",)]) == [b"again", b"PONG"]
+
+
 async def test_a_stalled_redis_times_the_call_out_and_a_restarted_one_is_used_again(tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "redis")  # its own server: freezing the suite's would stall other clients
     server.start()

@@ -56,17 +56,26 @@ class ScriptChannel:
 
     async def _call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         conn = self._conn or await self._connect()
+        writer = conn._writer  # redis-py's own StreamWriter for this connection (redis>=5,<6)
+        if writer is None or writer.is_closing():  # closed under us (the client's pool disconnected)
+            error = RedisConnectionError("Connection closed.")
+            await self._drop(conn, error)
+            raise error  # call() sends it again on a new connection
         loop = asyncio.get_running_loop()
         futures = [loop.create_future() for _ in commands]
         self._waiting.extend(futures)
-        conn._writer.write(b"".join(b"".join(conn.pack_command(*command)) for command in commands))
+        writer.write(b"".join(b"".join(conn.pack_command(*command)) for command in commands))
         try:
             async with asyncio.timeout(self._timeout):
                 await futures[-1]  # replies come in order: once the last is in, all are
         except TimeoutError:
             error = RedisTimeoutError("Timeout reading from Redis")
             await self._drop(conn, error)  # replies still due would land on later calls' futures
+            _retrieved(futures)
             raise error from None
+        except BaseException:
+            _retrieved(futures)
+            raise
         return [future.result() for future in futures]
 
     async def _connect(self) -> AbstractConnection:
@@ -113,3 +122,11 @@ class ScriptChannel:
                 future.set_exception(error)
         await closing.disconnect(nowait=True)
         await self._pool.release(closing)
+
+
+def _retrieved(futures: list[asyncio.Future[Any]]) -> None:
+    """Mark the errors of a failed call's futures as seen: the caller gets the error once, and
+    asyncio does not log one "exception was never retrieved" per command."""
+    for future in futures:
+        if future.done() and not future.cancelled():
+            future.exception()

@@ -44,6 +44,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     model_validator,
 )
 
@@ -99,6 +100,15 @@ class ArticleFlag(StrEnum):
     TRUNCATED = "truncated"  # a field was cut to [limits]; ``Article.truncated`` names which
 
 
+def _in_order(flags: frozenset[ArticleFlag]) -> list[ArticleFlag]:
+    return sorted(flags)
+
+
+Flags = Annotated[frozenset[ArticleFlag], PlainSerializer(_in_order, return_type=list[ArticleFlag], when_used="json")]
+"""A set, written sorted: a set's order follows string hashing, which differs from one process to
+the next, and a stored or served article must be the same bytes whichever process wrote it."""
+
+
 class Article(Frozen):
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
     source_id: str
@@ -118,7 +128,7 @@ class Article(Frozen):
     first_seen: UtcDatetime
     content_hash: str = ""
     sources: tuple[SourceRef, ...] = ()
-    flags: frozenset[ArticleFlag] = frozenset()
+    flags: Flags = frozenset()
     truncated: tuple[str, ...] = ()
 
     @model_validator(mode="after")

@@ -3,6 +3,7 @@ to first-seen and flagged, ``updated`` never before ``published``. Table-driven.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -98,3 +99,11 @@ def test_zone_less_dates_use_the_source_timezone_named_zones_do_not(zone: str, e
     assert published.pop("zone-less RFC 822") == published.pop("zone-less ISO") == expected
     assert published == dict.fromkeys(published, T), published  # stated zones ignore the source's
     assert all(a.published.tzinfo is UTC for a in articles)
+
+
+def test_flags_are_written_in_one_order_whichever_process_writes_them() -> None:
+    """A set's order follows string hashing, salted per process: the stored JSON sorts it."""
+    article = norm(published=NOW + timedelta(days=3)).model_copy(update={"flags": frozenset(ArticleFlag)})
+    written = article.model_dump_json()
+    assert json.loads(written)["flags"] == sorted(flag.value for flag in ArticleFlag)
+    assert Article.model_validate_json(written) == article

@@ -31,7 +31,7 @@ class ScriptBatcher:
         self._queue: list[tuple[str, list[Any], asyncio.Future[Any]]] = []
         self._scheduled = False
         self._sending: set[asyncio.Task[None]] = set()  # strong references: the loop keeps only weak ones
-        self._channel: ScriptChannel | None = None
+        self._channel = ScriptChannel(redis)
 
     async def run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
         if script not in self._shas:
@@ -55,8 +55,6 @@ class ScriptBatcher:
         task.add_done_callback(self._sending.discard)
 
     async def _send(self, batch: list[tuple[str, list[Any], asyncio.Future[Any]]]) -> None:
-        if self._channel is None:
-            self._channel = ScriptChannel(self.redis)
         try:
             results = await self._channel.call([("EVALSHA", self._shas[script], *args) for script, args, _ in batch])
         except Exception as exc:  # the connection failed: every caller learns it
@@ -80,9 +78,9 @@ class ScriptBatcher:
 
 
 class Coalescer(Generic[T]):
-    """The items handed to :meth:`add` during one event-loop turn, written by one ``write`` call.
+    """The items handed to :meth:`submit` during one event-loop turn, written by one ``write`` call.
 
-    Each caller waits for the write that carries its item and sees its failure; nothing waits
+    Each caller's future is done with the write that carries its item, or fails with it; nothing waits
     longer than the turn it was handed in, so a slow caller never holds back the others' items.
     """
 
@@ -92,9 +90,6 @@ class Coalescer(Generic[T]):
         self._queue: list[tuple[T, asyncio.Future[None]]] = []
         self._scheduled = False
         self._writing: set[asyncio.Task[None]] = set()  # strong references, as above
-
-    async def add(self, item: T) -> None:
-        await self.submit(item)
 
     def submit(self, item: T) -> asyncio.Future[None]:
         """Hand ``item`` in without waiting: the future is done once its write is (or failed)."""

@@ -39,7 +39,7 @@ class ScriptChannel:
         self._conn: AbstractConnection | None = None
         self._connecting = asyncio.Lock()
         self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self._reading: asyncio.Task[None] | None = None
+        self._reading: asyncio.Task[None] | None = None  # the reader task, held: the loop keeps only weak references
 
     async def call(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send ``commands`` and return their replies in order; an error reply comes back as its
@@ -82,7 +82,6 @@ class ScriptChannel:
         async with self._connecting:
             if self._conn is None:
                 conn = await self._pool.get_connection()
-                self._waiting.clear()
                 self._conn = conn
                 self._reading = asyncio.ensure_future(self._read(conn))
             return self._conn
@@ -100,8 +99,6 @@ class ScriptChannel:
                     future = self._waiting.popleft()
                     if not future.done():
                         future.set_result(reply)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:  # the socket failed, or a reply no caller waits for
             error = (
                 exc
@@ -112,7 +109,7 @@ class ScriptChannel:
 
     async def _drop(self, conn: AbstractConnection, error: Exception) -> None:
         """Fail every call waiting on ``conn`` and give the connection back, closed."""
-        closing = conn
+        closing = conn  # a second name: mypy narrows ``conn`` to ``self._conn``'s type by the check below
         if self._conn is not conn:  # dropped already (a timeout, then the reader's end)
             return
         self._conn = None

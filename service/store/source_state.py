@@ -549,7 +549,7 @@ class SourceStates:
         """Free the slots, save the state, move the source in the schedule, pause the host, let
         go of the lease: atomic, so no other worker sees a half-finished poll. The ends handed
         in during one event-loop turn (a batch's polls answered together) go out as one call."""
-        await self._ends.add(end)
+        await self._ends.submit(end)
 
     def end_poll_soon(self, end: PollEnd) -> asyncio.Future[None]:
         """:meth:`end_poll` without waiting for it: the future is done once the end is written.

@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from service import keys
 from service.config import settings_from_dict
 from service.models import Article, UpsertOutcome
-from service.store.articles import Store, _document
+from service.store.articles import Store, document
 from service.store.upsert import Seen, plan_batch
 from tests.conftest import reset_db
 from workers.normalise.entry import normalise_entry
@@ -49,7 +49,7 @@ def test_the_stored_document_is_the_model_dump() -> None:
         article("b", "2", link="https://b.example/p?q=1", content="<b>c</b>"),
     ]
     for one in articles:
-        assert _document(one) == one.model_dump_json().encode()
+        assert document(one) == one.model_dump_json().encode()
 
 
 # -- pure -----------------------------------------------------------------------------------

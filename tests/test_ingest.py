@@ -77,6 +77,21 @@ async def test_an_upsert_losing_every_race_gives_up_and_its_entry_is_retried(red
     assert await store.article(contested.id) == contested
 
 
+async def test_an_entry_queued_by_another_process_stores_the_same_documents(redis, clock, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    store = Store(redis, SETTINGS)
+    await ingest.ensure_group(redis)
+    mine, theirs = [article(1, "é \u2014 <b>x</b>"), article(2)], [article(3, "\U0001f600"), article(4)]
+    await ingest.publish(redis, "s", mine)
+    drained_here = await ingest.drain(redis, store, clock, "c")
+    await ingest.publish(redis, "s", theirs)
+    monkeypatch.setattr(ingest, "_handoff", type(ingest._handoff)())  # queued by another worker
+    drained_from_json = await ingest.drain(redis, store, clock, "c")
+    assert drained_here.outcomes == drained_from_json.outcomes == {UpsertOutcome.NEW: 2}
+    for one in mine + theirs:
+        assert await redis.get(keys.article(one.id)) == one.model_dump_json().encode()
+    assert await redis.xlen(keys.INGEST_DEAD) == 0
+
+
 async def test_undecodable_entry_goes_to_dead_letters(redis, clock) -> None:  # type: ignore[no-untyped-def]
     store = Store(redis, SETTINGS)
     await ingest.ensure_group(redis)

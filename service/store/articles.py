@@ -134,7 +134,12 @@ class Store:
         )
 
     async def upsert_many(
-        self, incoming: Sequence[Article], now: datetime, *, announce: bool = True
+        self,
+        incoming: Sequence[Article],
+        now: datetime,
+        *,
+        announce: bool = True,
+        documents: Sequence[bytes] | None = None,
     ) -> list[UpsertOutcome]:
         """Store a batch (an ingest entry's articles); the outcomes, in order.
 
@@ -143,13 +148,20 @@ class Store:
         write all in one MULTI, change-log entries included. A concurrent writer touching any of
         those keys restarts the chunk; after ``BATCH_TRIES`` lost races, and for what the plan
         leaves to the one-article path (dedup, URL moves, repeats), :meth:`upsert` takes over.
+
+        ``documents``, when given, are the incoming articles' :func:`document` bytes, already
+        made: a new article is stored as them instead of being serialised again.
         """
         outcomes: list[UpsertOutcome] = []
         for start in range(0, len(incoming), BATCH_CHUNK):
-            outcomes += await self._upsert_chunk(incoming[start : start + BATCH_CHUNK], now, announce)
+            end = start + BATCH_CHUNK
+            chunk_documents = documents[start:end] if documents is not None else None
+            outcomes += await self._upsert_chunk(incoming[start:end], now, announce, chunk_documents)
         return outcomes
 
-    async def _upsert_chunk(self, chunk: Sequence[Article], now: datetime, announce: bool) -> list[UpsertOutcome]:
+    async def _upsert_chunk(
+        self, chunk: Sequence[Article], now: datetime, announce: bool, documents: Sequence[bytes] | None
+    ) -> list[UpsertOutcome]:
         if self.settings.dedup.fuzzy_titles:  # candidates come from a range read: one at a time
             return [await self.upsert(article, now, announce=announce) for article in chunk]
         url_keys = [_url_key(a.url) for a in chunk]
@@ -169,7 +181,7 @@ class Store:
                         await pipe.unwatch()
                         break
                     pipe.multi()
-                    self._write_batch(pipe, plan.writes, now, announce)
+                    self._write_batch(pipe, plan.writes, _documents_of(plan.writes, chunk, documents), now, announce)
                     await pipe.execute()
                     break
                 except WatchError:
@@ -183,9 +195,12 @@ class Store:
             outcomes[index] = await self.upsert(chunk[index], now, announce=announce)
         return [outcomes[index] for index in range(len(chunk))]
 
-    def _write_batch(self, pipe: Redis, writes: Sequence[BatchWrite], now: datetime, announce: bool) -> None:
+    def _write_batch(
+        self, pipe: Redis, writes: Sequence[BatchWrite], documents: Sequence[bytes], now: datetime, announce: bool
+    ) -> None:
         """Queue what :meth:`_write`, the change-log entry, the revision and the URL claim of each
         write would, grouped into one command per key (a batch is hundreds of commands otherwise).
+        ``documents`` are the writes' stored documents, in order.
 
         The same writes in another order, and equivalent: no two writes share an id or a URL key
         (:func:`plan_batch`), and the change-log script, queued after them all, reads only each
@@ -199,10 +214,10 @@ class Store:
         sources: dict[str, dict[str, float]] = {}
         feeds: dict[str, dict[str, float]] = {}
         moves: Counter[str] = Counter()
-        for write in writes:
+        for write, stored_document in zip(writes, documents, strict=True):
             article = write.stored
             score = article.published.timestamp()
-            strings[keys.article(article.id)] = _document(article)
+            strings[keys.article(article.id)] = stored_document
             if write.claim_url is not None:
                 strings[write.claim_url] = article.id
             hashes[article.id] = article.content_hash
@@ -379,7 +394,7 @@ class Store:
 
     def _write(self, pipe: Redis, article: Article, feeds: Iterable[str], now: datetime, announce: bool = True) -> None:
         score = article.published.timestamp()
-        pipe.set(keys.article(article.id), _document(article))
+        pipe.set(keys.article(article.id), document(article))
         pipe.hset(keys.CONTENT_HASHES, article.id, article.content_hash)
         pipe.zadd(keys.source_index(article.source_id), {article.id: score})
         pipe.zadd(keys.CHANGES, {article.id: now.timestamp()})
@@ -652,10 +667,23 @@ class Store:
         return int(await self.redis.zcard(keys.source_index(source_id)))
 
 
-def _document(article: Article) -> bytes:
+def document(article: Article) -> bytes:
     """The article's stored JSON: ``model_dump_json()``'s bytes, not decoded to a str for the
     client to encode again (a few KB each, every article stored)."""
     return Article.__pydantic_serializer__.to_json(article)
+
+
+def _documents_of(
+    writes: Sequence[BatchWrite], chunk: Sequence[Article], documents: Sequence[bytes] | None
+) -> list[bytes]:
+    """The document of each write: the one given for its incoming article when it stores that
+    article as it came (a new one), else its serialisation."""
+    return [
+        documents[write.index]
+        if documents is not None and write.stored is chunk[write.index]
+        else document(write.stored)
+        for write in writes
+    ]
 
 
 def _url_key(url: str | None) -> str | None:

@@ -101,6 +101,8 @@ async def test_undecodable_entry_goes_to_dead_letters(redis, clock) -> None:  # 
     assert report.dead == 1 and report.outcomes == {UpsertOutcome.NEW: 1}
     dead = await redis.xrange(keys.INGEST_DEAD)
     assert b"undecodable" in dead[0][1][b"error"]
+    assert await redis.xlen(keys.INGEST_STREAM) == 0  # the stored entry acknowledged with its batch
+    assert (await redis.xpending(keys.INGEST_STREAM, keys.INGEST_GROUP))["pending"] == 0
 
 
 async def test_retention_keeps_newest(redis, clock) -> None:  # type: ignore[no-untyped-def]

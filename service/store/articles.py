@@ -214,6 +214,9 @@ class Store:
         sources: dict[str, dict[str, float]] = {}
         feeds: dict[str, dict[str, float]] = {}
         moves: Counter[str] = Counter()
+        feeds_of = {
+            source_id: self.settings.feeds_of_source(source_id) for source_id in {w.stored.source_id for w in writes}
+        }
         for write, stored_document in zip(writes, documents, strict=True):
             article = write.stored
             score = article.published.timestamp()
@@ -225,7 +228,7 @@ class Store:
             changed_at[article.id] = now.timestamp()
             scores[article.id] = score
             sources.setdefault(keys.source_index(article.source_id), {})[article.id] = score
-            for feed in self.settings.feeds_of_source(article.source_id):
+            for feed in feeds_of[article.source_id]:
                 feeds.setdefault(feed, {})[article.id] = score
                 moves[feed] += 1
         pipe.mset(strings)

@@ -116,7 +116,9 @@ async def drain(
 
     Each feed the batch moved gets one version bump and one change announcement at the end of
     the batch (:meth:`Store.announce_moved`), not one per article: readers re-render a feed once
-    per batch, however many articles it brought.
+    per batch, however many articles it brought. The entries stored are acknowledged together
+    at the end of their read batch too: a worker dying before that has them delivered again,
+    and the upsert finds them unchanged.
     """
     await ensure_group(redis)
     report = IngestReport()
@@ -127,8 +129,12 @@ async def drain(
             entries = entries or await _reclaim(redis, consumer, reclaim_idle_ms) or await _read_new(redis, consumer)
             if not entries:
                 break
-            for entry_id, fields in entries:
-                await _ingest_entry(redis, store, clock(), entry_id, fields, report)
+            stored = [
+                entry_id
+                for entry_id, fields in entries
+                if await _ingest_entry(redis, store, clock(), entry_id, fields, report)
+            ]
+            await _acknowledge(redis, stored)
             await store.announce_moved()
         for source_id in report.sources:
             await store.trim_source(source_id, clock(), announce=False)
@@ -157,19 +163,22 @@ async def _reclaim(redis: Redis, consumer: str, idle_ms: int) -> list[tuple[byte
 
 async def _ingest_entry(
     redis: Redis, store: Store, now: datetime, entry_id: bytes, fields: dict[bytes, bytes], report: IngestReport
-) -> None:
+) -> bool:
+    """Store one entry; True when it is stored and awaits its acknowledgement (a dead-lettered
+    one is acknowledged already, a failed one is left pending)."""
     try:
         articles, documents = _decoded(fields)
         outcomes = await store.upsert_many(articles, now, announce=False, documents=documents)
+        feeds = {source_id: store.settings.feeds_of_source(source_id) for source_id in {a.source_id for a in articles}}
         for article, outcome in zip(articles, outcomes, strict=True):
             report.outcomes[outcome] += 1
             if outcome is not UpsertOutcome.UNCHANGED:
                 # a merged copy shows up in its source's feeds as the article that owns it
                 shown = await redis.get(keys.alias(article.id)) if outcome is UpsertOutcome.MERGED else None
                 shown_id = shown.decode() if shown else article.id
-                for feed in store.settings.feeds_of_source(article.source_id):
+                for feed in feeds[article.source_id]:
                     report.changed.setdefault(feed, set()).add(shown_id)
-            report.sources.add(article.source_id)
+        report.sources.update(feeds)
     except (ValidationError, KeyError) as exc:
         await _dead_letter(redis, entry_id, fields, f"undecodable entry: {exc}")
         report.dead += 1
@@ -177,15 +186,24 @@ async def _ingest_entry(
         deliveries = await _deliveries(redis, entry_id)
         if deliveries < MAX_DELIVERIES:
             log.warning("ingest of %s failed (try %d), will retry: %r", entry_id, deliveries, exc)
-            return  # left pending; reclaimed after RECLAIM_IDLE_MS
+            return False  # left pending; reclaimed after RECLAIM_IDLE_MS
         await _dead_letter(redis, entry_id, fields, repr(exc))
         report.dead += 1
     else:
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, entry_id)
-            pipe.xdel(keys.INGEST_STREAM, entry_id)
-            await pipe.execute()
-    report.entries += 1
+        report.entries += 1
+        return True
+    report.entries += 1  # dead-lettered: acknowledged with its move
+    return False
+
+
+async def _acknowledge(redis: Redis, entry_ids: Sequence[bytes]) -> None:
+    """Acknowledge and delete stored entries, in one transaction."""
+    if not entry_ids:
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.xack(keys.INGEST_STREAM, keys.INGEST_GROUP, *entry_ids)
+        pipe.xdel(keys.INGEST_STREAM, *entry_ids)
+        await pipe.execute()
 
 
 async def _deliveries(redis: Redis, entry_id: bytes) -> int:

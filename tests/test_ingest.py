@@ -84,7 +84,7 @@ async def test_an_entry_queued_by_another_process_stores_the_same_documents(redi
     await ingest.publish(redis, "s", mine)
     drained_here = await ingest.drain(redis, store, clock, "c")
     await ingest.publish(redis, "s", theirs)
-    monkeypatch.setattr(ingest, "_handoff", type(ingest._handoff)())  # queued by another worker
+    monkeypatch.setattr(ingest, "_handoff", ingest._Handoff())  # queued by another worker
     drained_from_json = await ingest.drain(redis, store, clock, "c")
     assert drained_here.outcomes == drained_from_json.outcomes == {UpsertOutcome.NEW: 2}
     for one in mine + theirs:
@@ -148,3 +148,14 @@ async def test_marks_left_by_a_dead_drain_are_announced_by_the_next(redis, clock
     assert await store.feed_version("f") == 0 and await store.feed_count("f") == 1
     await ingest.drain(redis, store, clock, "next")  # nothing queued: the mark is still honoured
     assert await store.feed_version("f") == 1 and await redis.scard(keys.FEEDS_MOVED) == 0
+
+
+def test_the_handoff_keeps_the_newest_entries_within_its_article_bound() -> None:
+    handoff = ingest._Handoff(max_articles=3)
+    first, second = ingest._Queued([article(1), article(2)], [b"1", b"2"]), ingest._Queued([article(3)], [b"3"])
+    handoff.put(b"a", first)
+    handoff.put(b"b", second)
+    handoff.put(b"c", ingest._Queued([article(4)], [b"4"]))  # 4 articles held: the oldest entry goes
+    assert handoff.take(b"a") is None and handoff.take(b"b") is second
+    handoff.put(b"d", ingest._Queued([article(n) for n in range(5, 9)], [b"x"] * 4))  # alone past the bound
+    assert handoff.take(b"d") is None and handoff.take(b"c") is None

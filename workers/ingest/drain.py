@@ -8,7 +8,7 @@ stream is also an operator-visible queue (length, pending, deliveries) for free.
 ``MAX_DELIVERIES`` times move to a dead-letter stream with their error instead of blocking the queue.
 
 A worker usually drains what its own polls just queued: :func:`publish` keeps the typed articles
-and their documents of its last ``HANDOFF_ENTRIES`` entries, under a token written into the
+and their documents (up to ``HANDOFF_ARTICLES`` articles, the newest), under a token written into the
 entry, and the drain that reads an entry carrying one of its tokens takes them instead of
 validating the JSON and serialising each article again (most of the drain's CPU otherwise).
 The entry is still read, acknowledged and reclaimed like any other: only the decoding is skipped.
@@ -38,9 +38,9 @@ ARTICLES = TypeAdapter(list[Article])
 MAX_DELIVERIES = 5
 RECLAIM_IDLE_MS = 60_000
 BATCH = 20
-HANDOFF_ENTRIES = 256
-"""Entries whose articles :func:`publish` keeps for this process's drain (others' drains take
-some of them: the oldest are forgotten)."""
+HANDOFF_ARTICLES = 2_000
+"""Articles :func:`publish` keeps for this process's drain, at most (about 20 MB; other workers'
+drains take some entries, and a drain falling behind leaves more: the oldest are forgotten)."""
 
 
 @dataclass
@@ -67,7 +67,29 @@ class _Queued:
     """Each article's stored JSON (:func:`service.store.articles.document`)."""
 
 
-_handoff: OrderedDict[bytes, _Queued] = OrderedDict()
+class _Handoff:
+    """The entries this process queued and has not drained yet, oldest first, within a bound."""
+
+    def __init__(self, max_articles: int = HANDOFF_ARTICLES):
+        self._entries: OrderedDict[bytes, _Queued] = OrderedDict()
+        self._articles = 0
+        self._max_articles = max_articles
+
+    def put(self, token: bytes, queued: _Queued) -> None:
+        self._entries[token] = queued
+        self._articles += len(queued.articles)
+        while self._articles > self._max_articles:
+            _, forgotten = self._entries.popitem(last=False)
+            self._articles -= len(forgotten.articles)
+
+    def take(self, token: bytes) -> _Queued | None:
+        queued = self._entries.pop(token, None)
+        if queued is not None:
+            self._articles -= len(queued.articles)
+        return queued
+
+
+_handoff = _Handoff()
 
 
 async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> str | None:
@@ -84,16 +106,14 @@ async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> 
     token = random.getrandbits(128).to_bytes(16)
     payload = b"[" + b",".join(queued.documents) + b"]"
     entry_id = await redis.xadd(keys.INGEST_STREAM, {"source_id": source_id, "articles": payload, "token": token})
-    _handoff[token] = queued
-    if len(_handoff) > HANDOFF_ENTRIES:
-        _handoff.popitem(last=False)
+    _handoff.put(token, queued)
     return str(entry_id.decode())
 
 
 def _decoded(fields: dict[bytes, bytes]) -> tuple[list[Article], list[bytes] | None]:
     """The entry's articles, and their documents when :func:`publish` in this process handed
     them off; else validated from the entry."""
-    queued = _handoff.pop(fields.get(b"token", b""), None)
+    queued = _handoff.take(fields.get(b"token", b""))
     if queued is None:
         return ARTICLES.validate_json(fields[b"articles"]), None
     return queued.articles, queued.documents

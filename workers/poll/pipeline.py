@@ -13,7 +13,7 @@ import functools
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
 
@@ -291,22 +291,22 @@ def _record(
     kind = failure.kind.value if failure is not None else "modified" if findings is not None else "not_modified"
     res.counters.inc("polls_total", outcome=kind)
     res.counters.tick("polls", 1, now)
-    record = PollRecord.model_construct(  # the fields are of their types already: no validation
-        at=now.astimezone(UTC),
-        outcome=kind,
-        status=decision.state.last_status,
-        duration_ms=round(seconds * 1000),
-        bytes=len(outcome.body) if isinstance(outcome, FetchResult) else 0,
-        error=failure.message[:300] if failure is not None else None,
-    )
     if findings is not None:  # a body was read: count what it held
-        record.new, record.updated = findings.new, findings.updated
         for name, count in (("new", findings.new), ("updated", findings.updated), ("unchanged", findings.unchanged)):
             if count:
                 res.counters.inc("articles_total", count, outcome=name)
         if findings.new:
             res.counters.tick("new", findings.new, now)
-    return record
+    return PollRecord(  # validated: pydantic builds it sooner than model_construct would
+        at=now,
+        outcome=kind,
+        status=decision.state.last_status,
+        duration_ms=round(seconds * 1000),
+        bytes=len(outcome.body) if isinstance(outcome, FetchResult) else 0,
+        new=findings.new if findings is not None else 0,
+        updated=findings.updated if findings is not None else 0,
+        error=failure.message[:300] if failure is not None else None,
+    )
 
 
 def _log(source: SourceConfig, decision: PollDecision) -> None:

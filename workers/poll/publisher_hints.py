@@ -1,7 +1,9 @@
 """What a publisher says about when to come back, read from headers and the feed itself.
 
 Pure: headers, feed fields and ``now`` in, seconds out. ``None`` means "no (usable) hint";
-garbage, negative or past values are treated as no hint, never as "poll immediately".
+garbage, negative or past values are treated as no hint, never as "poll immediately". Header
+names are looked up in lower case, as the fetch folds them
+(:func:`workers.fetch.client.folded_headers`).
 """
 
 from __future__ import annotations
@@ -26,13 +28,6 @@ SY_PERIOD_SECONDS = {
 }
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    value = headers.get(name)
-    if value is None:
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
-    return value
-
-
 def _http_date(value: str | None) -> datetime | None:
     if not value:
         return None
@@ -45,24 +40,24 @@ def _http_date(value: str | None) -> datetime | None:
 
 def cache_lifetime(headers: Mapping[str, str], now: datetime) -> int | None:
     """Seconds the response stays fresh: ``Cache-Control: max-age`` beats ``Expires``."""
-    control = _header(headers, "cache-control") or ""
+    control = headers.get("cache-control") or ""
     if _NO_CACHE.search(control):
         return None
     ages = {name.lower(): int(seconds) for name, seconds in _MAX_AGE.findall(control)}
     if "max-age" in ages or "s-maxage" in ages:
         return ages.get("max-age", ages.get("s-maxage"))
-    expires = _http_date(_header(headers, "expires"))
+    expires = _http_date(headers.get("expires"))
     if expires is None:
         return None
     # Relative to the server's own Date when it sent one: clocks differ, intervals do not.
-    base = _http_date(_header(headers, "date")) or now
+    base = _http_date(headers.get("date")) or now
     seconds = int((expires - base).total_seconds())
     return seconds if seconds > 0 else None
 
 
 def retry_after(headers: Mapping[str, str], now: datetime) -> int | None:
     """``Retry-After`` as seconds from now: delta-seconds or an HTTP date."""
-    value = (_header(headers, "retry-after") or "").strip()
+    value = (headers.get("retry-after") or "").strip()
     if not value:
         return None
     if value.isascii() and value.isdigit():  # "²".isdigit() is true too, and int("²") raises

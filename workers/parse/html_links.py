@@ -38,19 +38,22 @@ _SHORTTAG = re.compile(r"<([^<>\s]+?)\s*/>")
 # The grammar's tokens: a start tag, an end tag, a character reference, an entity reference
 # (sgmllib's: the name ends at any non-alphanumeric character, which is consumed only when it is
 # ";"). Text between tokens, and a "&" that starts no reference, is written back as it is.
-_NAME = r"[a-zA-Z][a-zA-Z0-9]*"
-_ATTRIBUTES = r'(?:\s+[a-zA-Z_][-:.a-zA-Z_0-9]*="[^"<>]*")'
+# Possessive (*+, ++): what a name or attribute consumed is never given back, which cannot change
+# a match here (what follows each starts with a character it could not take) but saves sre
+# trying every shorter split at each "<".
+_NAME = r"[a-zA-Z][a-zA-Z0-9]*+"
+_ATTRIBUTES = r'(?:\s++[a-zA-Z_][-:.a-zA-Z_0-9]*+="[^"<>]*+")'
 # A "<" that opens no tag of the grammar: a start or end tag, holding no other "<".
-_OUTSIDE_GRAMMAR = re.compile(rf"<(?!{_NAME}{_ATTRIBUTES}*\s*/?>|/{_NAME}\s*>)")
+_OUTSIDE_GRAMMAR = re.compile(rf"<(?!{_NAME}{_ATTRIBUTES}*+\s*+/?>|/{_NAME}\s*+>)")
 _REFERENCE = re.compile(r"&#|&([a-zA-Z][-.a-zA-Z0-9]*)(;|(?=[^a-zA-Z0-9]))")
 # Only the tokens the resolver writes differently: tags with attributes (sorted, re-escaped, URLs
 # resolved), tags not already lower-case and tight, void elements, references.
 _VOIDS = "|".join(sorted(_VOID))
-_NEEDS_WORK = rf"(?=[a-zA-Z0-9]*[A-Z]|(?:{_VOIDS})[\s/>]|{_NAME}\s)"
+_NEEDS_WORK = rf"(?=[a-z0-9]*+[A-Z]|(?:{_VOIDS})[\s/>]|{_NAME}\s)"
 _REWRITE_TAGS = (
-    rf"<(?P<start>{_NAME})(?P<attrs>{_ATTRIBUTES}+)\s*(?P<slash>/?)>"
-    rf"|<{_NEEDS_WORK}(?P<bare>{_NAME})\s*(?P<bslash>/?)>"
-    rf"|</{_NEEDS_WORK}(?P<end>{_NAME})\s*>"
+    rf"<(?P<start>{_NAME})(?P<attrs>{_ATTRIBUTES}++)\s*+(?P<slash>/?)>"
+    rf"|<{_NEEDS_WORK}(?P<bare>{_NAME})\s*+(?P<bslash>/?)>"
+    rf"|</{_NEEDS_WORK}(?P<end>{_NAME})\s*+>"
 )
 _REWRITE_REFERENCES = (
     r"|&#(?P<char>[0-9]+|[xX][0-9a-fA-F]+);"
@@ -132,8 +135,9 @@ def _start_tag(name: str, raw_attributes: str | None, base: str) -> str:
         if key in ("rel", "type"):
             value = value.lower() or value
         if (name, key) in _URL_ATTRIBUTES:
+            # Only a joined URL can hold what the grammar keeps out of values.
             value = _absolute(base, value.strip()) or value
-        value = value.replace(">", "&gt;").replace("<", "&lt;").replace('"', "&quot;")
+            value = value.replace(">", "&gt;").replace("<", "&lt;").replace('"', "&quot;")
         if "&" in value:
             value = _BARE_AMPERSAND.sub("&amp;", value)
         pieces.append(f' {key}="{value}"')

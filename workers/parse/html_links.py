@@ -60,9 +60,9 @@ _OUTSIDE_GRAMMAR = re.compile(rf"<(?!{_NAME}{_ATTRIBUTES}*+\s*+/?>|/{_NAME}\s*+>
 # (as sgmllib reads one, see above) other than a known name closed by ";".
 _ODD_REFERENCE = re.compile(rf"&(?:#|(?!(?:{_any_of(_KNOWN_ENTITIES)});)[a-zA-Z][-.a-zA-Z0-9]*(?:;|(?=[^a-zA-Z0-9])))")
 # Only the tokens the resolver writes differently: tags with attributes (sorted, re-escaped, URLs
-# resolved), tags not already lower-case and tight, void elements, references.
-_VOIDS = "|".join(sorted(_VOID))
-_NEEDS_WORK = rf"(?=[a-z0-9]*+[A-Z]|(?:{_VOIDS})[\s/>]|{_NAME}\s)"
+# resolved), tags not already lower-case and tight, void elements, references. (A space after a
+# lower-case run that is no name is harmless: the name the tag patterns want next is not there.)
+_NEEDS_WORK = rf"(?=[a-z0-9]*+[A-Z\s]|(?:{_any_of(_VOID)})[\s/>])"
 _REWRITE_TAGS = (
     rf"<(?P<start>{_NAME})(?P<attrs>{_ATTRIBUTES}++)\s*+(?P<slash>/?)>"
     rf"|<{_NEEDS_WORK}(?P<bare>{_NAME})\s*+(?P<bslash>/?)>"

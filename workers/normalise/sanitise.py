@@ -52,6 +52,9 @@ _ATTRS = r'(?P<attrs>(?: [^\s="\'>/]+="[^"]*")*)'
 _IFRAME = re.compile(r"<iframe" + _ATTRS + r">.*?</iframe>", re.DOTALL)
 _IMG = re.compile(r"<img" + _ATTRS + r">")
 _SRC = re.compile(r' src="(?P<src>[^"]*)"')
+# Text nh3 hands back as it is (one text node, nothing to escape): printable ASCII, tabs and
+# newlines, without "<", ">" or "&". Most plain-text summaries are.
+_PLAIN_TEXT = re.compile(r"[\t\n !-%'-;=?-~]*")
 
 
 @lru_cache(maxsize=1)
@@ -107,6 +110,8 @@ def sanitise_html(
     """``html`` made safe to republish, its links absolute against ``base``; ``None`` when empty."""
     if not html or not html.strip():
         return None
+    if _PLAIN_TEXT.fullmatch(html):
+        return html.strip()
     _calls.current = _Call(base, config.iframe_hosts, config.allow_data_images, canonical)
     try:
         cleaned = _cleaner(config.allow_data_images).clean(html)

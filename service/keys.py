@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 PREFIX = "trib:"
@@ -187,8 +188,10 @@ def feed_changes_channel(db: int) -> str:
     return f"{PREFIX}feed-changes:{db}"
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def host_budget(host: str) -> tuple[str, str, str]:
-    """One host's politeness budget: active request slots (zset), rate bucket (hash), pause."""
+    """One host's politeness budget: active request slots (zset), rate bucket (hash), pause.
+    Remembered per host: every poll's begin and end name them."""
     base = f"{PREFIX}host:{host}"
     return f"{base}:active", f"{base}:rate", f"{base}:pause"
 

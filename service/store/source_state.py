@@ -290,11 +290,6 @@ def _poll_keys(source_id: str) -> _PollKeys:
     )
 
 
-@functools.lru_cache(maxsize=1 << 12)
-def _host_keys(host: str) -> tuple[str, str, str]:
-    return keys.host_budget(host)
-
-
 def _start(begin: PollBegin, reply: list[Any], slot_token: str) -> PollStart | Refusal:
     if int(reply[0]) == 0:
         return Refusal.LEASED
@@ -320,10 +315,10 @@ def _end_args(end: PollEnd, script_keys: list[str], args: list[object]) -> None:
     pause = end.pause if end.pause is not None and end.pause.seconds > 0 else None
     pause_ms = math.ceil(pause.seconds * 1000) if pause is not None else 0
     script_keys += _poll_keys(end.source_id)
-    script_keys += [_host_keys(slot.host)[0] for slot in end.slots]
+    script_keys += [keys.host_budget(slot.host)[0] for slot in end.slots]
     pause_host, pause_end = "", "0"
     if pause is not None:
-        script_keys.append(_host_keys(pause.host)[2])
+        script_keys.append(keys.host_budget(pause.host)[2])
         pause_host, pause_end = pause.host, repr(pause.since.timestamp() + pause.seconds)
     push = end.push.args() if end.push is not None else []
     args += [
@@ -547,7 +542,7 @@ class SourceStates:
             slot_token = new_token()
             slot_tokens.append(slot_token)
             poll_keys = _poll_keys(begin.source_id)
-            script_keys += [poll_keys.lease, poll_keys.state, *_host_keys(begin.host), poll_keys.push]
+            script_keys += [poll_keys.lease, poll_keys.state, *keys.host_budget(begin.host), poll_keys.push]
             args += [
                 begin.lease_token,
                 begin.lease_ms,

@@ -186,6 +186,7 @@ async def _ingest_entry(
 ) -> bool:
     """Store one entry; True when it is stored and awaits its acknowledgement (a dead-lettered
     one is acknowledged already, a failed one is left pending)."""
+    stored = False
     try:
         articles, documents = _decoded(fields)
         outcomes = await store.upsert_many(articles, now, announce=False, documents=documents)
@@ -199,6 +200,7 @@ async def _ingest_entry(
                 for feed in feeds[article.source_id]:
                     report.changed.setdefault(feed, set()).add(shown_id)
         report.sources.update(feeds)
+        stored = True
     except (ValidationError, KeyError) as exc:
         await _dead_letter(redis, entry_id, fields, f"undecodable entry: {exc}")
         report.dead += 1
@@ -209,11 +211,8 @@ async def _ingest_entry(
             return False  # left pending; reclaimed after RECLAIM_IDLE_MS
         await _dead_letter(redis, entry_id, fields, repr(exc))
         report.dead += 1
-    else:
-        report.entries += 1
-        return True
-    report.entries += 1  # dead-lettered: acknowledged with its move
-    return False
+    report.entries += 1  # stored, or dead-lettered (acknowledged with its move)
+    return stored
 
 
 async def _acknowledge(redis: Redis, entry_ids: Sequence[bytes]) -> None:

@@ -45,6 +45,8 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
@@ -201,12 +203,13 @@ class SourceState(BaseModel):
     last_modified: str | None = None
     last_poll: UtcDatetime | None = None
     last_success: UtcDatetime | None = None
+    last_status: int | None = None
+    """Before ``last_error_kind``, whose reading of an old kind needs it (:meth:`_read_old_kind`)."""
     last_error: str | None = None
     last_error_kind: ErrorKind | None = None
     last_error_at: UtcDatetime | None = None
     consecutive_failures: int = 0
     next_poll: UtcDatetime | None = None
-    last_status: int | None = None
     articles_total: int = 0
     # Publisher-facing behaviour (workers/poll/pipeline.py, docs/publishers.md).
     disabled: bool = False
@@ -216,27 +219,30 @@ class SourceState(BaseModel):
     disabled_at: UtcDatetime | None = None
     current_url: str | None = None
     """Where the feed lives after a permanent redirect (301/308); the config URL stays the key."""
-    redirects: list[RedirectRecord] = []
+    redirects: list[RedirectRecord] = Field(default_factory=list)
     """The newest permanent moves, oldest first (capped)."""
     failing_since: UtcDatetime | None = None
     last_unconditional: UtcDatetime | None = None
     next_poll_reason: str | None = None
     publisher_interval_seconds: int | None = None
     """The interval the feed body asked for (RSS ``<ttl>``, ``sy:updatePeriod``), kept for 304s."""
-    recent_published: list[float] = []
+    recent_published: list[float] = Field(default_factory=list)
     """Unix times of the newest items, for the adaptive interval."""
     push: PushSubscription | None = None
     """The WebSub subscription to the feed's hub, if it names one. Stored under its own key by
     :mod:`service.store.push_state`, never with the rest of the state (see there why)."""
 
-    @model_validator(mode="before")
+    @field_validator("last_error_kind", mode="before")
     @classmethod
-    def _read_old_kinds(cls, data: Any) -> Any:
-        """States written before the kinds were split (``http_4xx``, ``parse_error``) still load."""
-        if isinstance(data, dict) and isinstance(kind := data.get("last_error_kind"), str):
-            status = data.get("last_status")
-            data = {**data, "last_error_kind": stored_kind(kind, status if isinstance(status, int) else None)}
-        return data
+    def _read_old_kind(cls, kind: Any, info: ValidationInfo) -> Any:
+        """States written before the kinds were split (``http_4xx``, ``parse_error``) still load.
+
+        A field validator, not a model one: a model validator before would have every state read
+        through a Python dict, and this runs only for the states that hold a kind at all."""
+        if isinstance(kind, str):
+            status = info.data.get("last_status")
+            return stored_kind(kind, status if isinstance(status, int) else None)
+        return kind
 
 
 class PollRecord(BaseModel):

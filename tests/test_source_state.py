@@ -165,3 +165,16 @@ async def test_the_history_keeps_the_newest_polls(redis: Redis, clock: ManualClo
         await sources.end_poll(end)
     history = await sources.history("s")
     assert len(history) == POLL_HISTORY and history[0].new == POLL_HISTORY + 4  # newest first, capped
+
+
+async def test_ends_written_together_survive_one_waiter_being_cancelled(redis: Redis, clock: ManualClock) -> None:
+    """The ends handed in during one turn share one call and one future: a poll cancelled while
+    waiting (its job timed out) must not cancel the others' writes nor their waits."""
+    sources = SourceStates(redis)
+    state = SourceState(etag='"e"', last_poll=clock())
+    waits = [asyncio.ensure_future(sources.end_poll(PollEnd(sid, "t", state=state))) for sid in ("a", "b", "c")]
+    soon = sources.end_poll_soon(PollEnd("d", "t", state=state))
+    await asyncio.sleep(0)  # the waits are in, the call not yet answered
+    waits[0].cancel()
+    await asyncio.gather(*waits[1:], asyncio.shield(soon))
+    assert [s.etag for s in (await sources.get_many(["a", "b", "c", "d"])).values()] == ['"e"'] * 4

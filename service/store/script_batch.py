@@ -80,42 +80,45 @@ class ScriptBatcher:
 class Coalescer(Generic[T]):
     """The items handed to :meth:`submit` during one event-loop turn, written by one ``write`` call.
 
-    Each caller's future is done with the write that carries its item, or fails with it; nothing waits
-    longer than the turn it was handed in, so a slow caller never holds back the others' items.
+    The callers of one write share its future, done with the write or failed with it: a batch
+    of polls waits on one future per write, not one per poll. Nothing waits longer than the turn
+    it was handed in, so a slow caller never holds back the others' items.
     """
 
     def __init__(self, write: Callable[[list[T]], Awaitable[None]], max_items: int = MAX_BATCH):
         self._write = write
         self._max_items = max_items
-        self._queue: list[tuple[T, asyncio.Future[None]]] = []
-        self._scheduled = False
+        self._queue: list[T] = []
+        self._done: asyncio.Future[None] | None = None  # the future of the items queued so far
         self._writing: set[asyncio.Task[None]] = set()  # strong references, as above
 
     def submit(self, item: T) -> asyncio.Future[None]:
-        """Hand ``item`` in without waiting: the future is done once its write is (or failed)."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((item, future))
-        if not self._scheduled:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._flush)
-        return future
+        """Hand ``item`` in without waiting: the future is done once its write is (or failed).
+        Items handed in during the same turn get the same future."""
+        if self._done is None or len(self._queue) >= self._max_items:
+            if self._queue:
+                self._flush()
+            loop = asyncio.get_running_loop()
+            self._done = loop.create_future()
+            loop.call_soon(self._flush)
+        self._queue.append(item)
+        return self._done
 
     def _flush(self) -> None:
-        self._scheduled = False
-        while self._queue:
-            batch, self._queue = self._queue[: self._max_items], self._queue[self._max_items :]
-            task = asyncio.ensure_future(self._send(batch))
-            self._writing.add(task)
-            task.add_done_callback(self._writing.discard)
-
-    async def _send(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
-        try:
-            await self._write([item for item, _ in batch])
-        except Exception as exc:
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(exc)
+        if self._done is None:  # written already (the queue filled up)
             return
-        for _, future in batch:
-            if not future.done():
-                future.set_result(None)
+        batch, done = self._queue, self._done
+        self._queue, self._done = [], None
+        task = asyncio.ensure_future(self._send(batch, done))
+        self._writing.add(task)
+        task.add_done_callback(self._writing.discard)
+
+    async def _send(self, batch: list[T], done: asyncio.Future[None]) -> None:
+        try:
+            await self._write(batch)
+        except Exception as exc:
+            if not done.done():
+                done.set_exception(exc)
+            return
+        if not done.done():
+            done.set_result(None)

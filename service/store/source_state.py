@@ -296,7 +296,8 @@ def _start(begin: PollBegin, reply: list[Any], slot_token: str) -> PollStart | R
     if int(reply[0]) == 2:
         return Refusal.CLAIM_LAPSED
     state = read_state(begin.source_id, reply[1])
-    state.push = read_push(begin.source_id, reply[4])
+    if reply[4]:  # (a subscription is None by default: no validated assignment for most polls)
+        state.push = read_push(begin.source_id, reply[4])
     return PollStart(state, Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, begin.renewed)
 
 
@@ -561,11 +562,13 @@ class SourceStates:
         """Free the slots, save the state, move the source in the schedule, pause the host, let
         go of the lease: atomic, so no other worker sees a half-finished poll. The ends handed
         in during one event-loop turn (a batch's polls answered together) go out as one call."""
-        await self._ends.submit(end)
+        await asyncio.shield(self._ends.submit(end))  # shared with the other ends of the call: not ours to cancel
 
     def end_poll_soon(self, end: PollEnd) -> asyncio.Future[None]:
         """:meth:`end_poll` without waiting for it: the future is done once the end is written.
-        A batch of polls waits for all its ends at once, each poll's task done meanwhile."""
+        A batch of polls waits for all its ends at once, each poll's task done meanwhile.
+
+        The ends written by one call share its future: wait on it through ``asyncio.shield``."""
         return self._ends.submit(end)
 
     async def end_polls(self, ends: Sequence[PollEnd]) -> None:

@@ -48,7 +48,8 @@ async def poll_batch(res: Resources, sources: Sequence[SourceConfig], claim: str
                 runs.append(asyncio.create_task(_run(res, in_flight, source, begin, start, ends)))
     finally:
         outcomes = await asyncio.gather(*runs, return_exceptions=True)
-        written = await asyncio.gather(*ends, return_exceptions=True)
+        # The ends of one Redis call share a future (other batches' polls may wait on it too).
+        written = await asyncio.gather(*map(asyncio.shield, dict.fromkeys(ends)), return_exceptions=True)
     for outcome in [*outcomes, *written]:
         if isinstance(outcome, BaseException):
             raise outcome

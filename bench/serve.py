@@ -23,8 +23,8 @@ real/ceiling ratio of requests/s and of CPU per request, against the goal (>= 0.
     python bench/serve.py [--rounds 3] [--duration 10] [--connections 50] [--threads 2] [--gzip]
 
 With ``REDIS_URL`` the benchmark writes only ``trib:`` keys of its one feed and source (and their
-change-log entries and dedup keys) and deletes them afterwards; the real app also creates the
-partner API's cursor secret where the DB has none, which stays. Point it at a DB of its own.
+change-log entries and dedup keys) and deletes them afterwards, with the partner API's cursor
+secret when the real app created it (one already there stays). Point it at a DB of its own.
 """
 
 from __future__ import annotations
@@ -75,9 +75,11 @@ def free_port() -> int:
 # -- seeding ---------------------------------------------------------------------------------
 
 
-async def seed(redis_url: str) -> None:
+async def seed(redis_url: str) -> bool:
+    """Store the feed's articles; True when the DB already holds a cursor secret (kept afterwards)."""
     from redis.asyncio import Redis
 
+    from service import keys
     from service.config import settings_from_dict
     from service.models import Article
     from service.store.articles import Store
@@ -103,11 +105,12 @@ async def seed(redis_url: str) -> None:
                 ),
                 t0,
             )
+        return bool(await redis.exists(keys.API_CURSOR_SECRET))
     finally:
         await redis.aclose()
 
 
-async def unseed(redis_url: str) -> None:
+async def unseed(redis_url: str, keep_cursor_secret: bool) -> None:
     from redis.asyncio import Redis
 
     from service import keys
@@ -129,6 +132,8 @@ async def unseed(redis_url: str) -> None:
             await redis.xdel(keys.CHANGELOG, *entries)
         if not await redis.xlen(keys.CHANGELOG):
             await redis.delete(keys.CHANGELOG)
+        if not keep_cursor_secret:  # the real app made it for this run
+            await redis.delete(keys.API_CURSOR_SECRET)
     finally:
         await redis.aclose()
 
@@ -382,8 +387,9 @@ def main() -> None:
             embedded.start()
             redis_url = embedded.url
         servers: list[subprocess.Popen[bytes]] = []
+        had_cursor_secret = True  # (until seeding says otherwise: never delete one not ours)
         try:
-            asyncio.run(seed(redis_url))
+            had_cursor_secret = asyncio.run(seed(redis_url))
             ports = {"real": free_port(), "ceiling": free_port()}
             servers.append(start_server("real", ports["real"], redis_url))
             # Capture what the real app serves, for the ceiling to replay byte for byte.
@@ -408,7 +414,7 @@ def main() -> None:
             for server in servers:
                 stop_server(server)
             if embedded is None:
-                asyncio.run(unseed(redis_url))
+                asyncio.run(unseed(redis_url, had_cursor_secret))
             else:
                 embedded.stop()
     report(runs, args.json)

@@ -18,6 +18,7 @@ from service.store.push_inbox import MAX_QUEUED, TTL_SECONDS, Delivery, PushInbo
 from service.store.push_state import PushTransition
 from service.store.source_state import PollEnd, PollStart, Reschedule, SourceStates
 from tests.conftest import ManualClock
+from tests.pollkit import begin_one
 
 CONFIG = PushConfig()
 LINK = HubLink("https://hub.example/", "https://pub.example/feed")
@@ -40,7 +41,7 @@ async def active(sources: SourceStates, clock: ManualClock, source_id: str = "s"
 async def test_a_delivery_during_a_poll_is_not_lost_when_the_poll_ends(redis: Redis, clock: ManualClock) -> None:
     sources = SourceStates(redis)
     callback = await active(sources, clock)
-    start = await sources.begin_poll("s", "lease", 60_000, "pub.example", LIMITS, now=clock())
+    start = await begin_one(sources, "s", "lease", "pub.example", LIMITS, clock())
     assert isinstance(start, PollStart) and start.state.push is not None
     assert start.state.push.status is PushStatus.ACTIVE and start.state.push.secret == "s" * 43
     # The web side records a delivery while the poll holds the state ...

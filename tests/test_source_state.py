@@ -23,6 +23,7 @@ from service.store.source_state import (
     SourceStates,
 )
 from tests.conftest import ManualClock
+from tests.pollkit import begin_one
 
 LIMITS = HostLimits(concurrency=2, per_minute=600, slot_ms=60_000)
 
@@ -62,9 +63,9 @@ async def test_a_poll_begins_and_ends_in_one_call_each(redis: Redis, clock: Manu
     sources = SourceStates(redis)
     await sources.sync_schedule(["s"], clock())
     [(_, claim)] = await sources.claim_due(clock(), 120)
-    start = await sources.begin_poll("s", "lease-1", 60_000, "h.example", LIMITS, now=clock())
+    start = await begin_one(sources, "s", "lease-1", "h.example", LIMITS, clock())
     assert isinstance(start, PollStart) and start.state == SourceState() and start.verdict is Verdict.GRANTED
-    assert await sources.begin_poll("s", "lease-2", 60_000, "h.example", LIMITS, now=clock()) is Refusal.LEASED
+    assert await begin_one(sources, "s", "lease-2", "h.example", LIMITS, clock()) is Refusal.LEASED
     assert await redis.zcard(keys.host_budget("h.example")[0]) == 1
 
     at = clock() + timedelta(seconds=600)
@@ -84,7 +85,7 @@ async def test_a_poll_begins_and_ends_in_one_call_each(redis: Redis, clock: Manu
     assert 29_000 < await redis.pttl(keys.host_budget("h.example")[2]) <= 30_000  # host paused
     assert await redis.get(keys.poll_lease("s")) is None  # lease released
 
-    again = await sources.begin_poll("s", "lease-3", 60_000, "h.example", LIMITS, now=clock())
+    again = await begin_one(sources, "s", "lease-3", "h.example", LIMITS, clock())
     assert isinstance(again, PollStart) and again.state.etag == '"x"' and again.verdict is Verdict.PAUSED
 
 
@@ -97,7 +98,7 @@ async def test_a_claimed_poll_begins_only_while_its_claim_holds_and_has_not_laps
 
     async def begin(at_seconds: float, token: str = claim) -> PollStart | Refusal:
         now = clock() + timedelta(seconds=at_seconds)
-        start = await sources.begin_poll("s", "l", 60_000, "h", LIMITS, claim=token, now=now)
+        start = await begin_one(sources, "s", "l", "h", LIMITS, now, claim=token)
         await redis.delete(keys.poll_lease("s"))
         return start
 

@@ -14,12 +14,12 @@ the schedule and the disabled set.
 - ``source:{id}:push``, ``push:due``: the subscription to the feed's WebSub hub, read with the
   state (:attr:`SourceState.push`) but stored apart (:mod:`service.store.push_state`, why there).
 
-A poll costs two calls here: :meth:`SourceStates.begin_poll` (take the lease, read the state and,
-if the poll may subscribe, its subscription, take a host slot) and :meth:`SourceStates.end_poll` (everything the poll
-decided, at once, a change of the subscription included). A batch of polls begins in one call
-(:meth:`SourceStates.begin_polls`), and the ends handed in during one event-loop turn are
-written by one call; every call goes through a :class:`ScriptBatcher`, so concurrent callers
-share one pipeline per loop turn.
+A poll costs two calls here: :meth:`SourceStates.begin_polls` (take the lease, read the state and,
+if the poll may subscribe, its subscription, take a host slot; the polls begun together share
+the call) and :meth:`SourceStates.end_poll` (everything the poll decided, at once, a change of
+the subscription included; the ends handed in during one event-loop turn share the call).
+Every call goes through a :class:`ScriptBatcher`, so concurrent callers share one pipeline per
+loop turn.
 The web side and the CLI read and steer sources through the same class.
 """
 
@@ -514,20 +514,6 @@ class SourceStates:
         return bool(await self.redis.eval(_RESCHEDULE, 1, keys.SCHEDULE, source_id, token, at.timestamp()))
 
     # -- a poll ------------------------------------------------------------------------------
-
-    async def begin_poll(
-        self,
-        source_id: str,
-        lease_token: str,
-        lease_ms: int,
-        host: str,
-        limits: HostLimits,
-        *,
-        now: datetime,
-        claim: str | None = None,
-    ) -> PollStart | Refusal:
-        """Lease + state + a slot on ``host`` in one call (see :class:`PollBegin`)."""
-        return (await self.begin_polls([PollBegin(source_id, lease_token, lease_ms, host, limits, now, claim)]))[0]
 
     async def begin_polls(self, begins: Sequence[PollBegin]) -> list[PollStart | Refusal]:
         """Begin many polls in one Lua call (each as :class:`PollBegin` says), in order.

@@ -84,6 +84,42 @@ async def test_a_batch_with_a_lapsed_claim_polls_nothing(redis, clock: ManualClo
     assert feed_server.requests == []
 
 
+async def test_a_cancelled_batch_cancels_its_polls_and_frees_their_places(redis, clock: ManualClock) -> None:  # type: ignore[no-untyped-def]
+    """A job that times out cancels its batch: the polls in flight go with it (their leases and
+    slots lapse on their own), and the process's places come back."""
+    answer = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer.wait()  # never answers while the test runs
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = poll_settings([{"id": f"s{n}", "url": f"http://127.0.0.1:{port}/f{n}"} for n in range(3)])
+    res = resources(settings, redis, clock)
+    places = res.polls_in_flight()
+    try:
+        batch = asyncio.ensure_future(poll_batch(res, settings.sources))
+        for _ in range(200):  # until all three polls are in flight
+            if places.free == places.limit - 3:
+                break
+            await asyncio.sleep(0.01)
+        assert places.free == places.limit - 3
+        batch.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        for _ in range(200):
+            if places.free == places.limit:
+                break
+            await asyncio.sleep(0.01)
+        assert places.free == places.limit
+    finally:
+        answer.set()
+        server.close()
+        await server.wait_closed()
+        await res.session.close()
+
+
 @pytest.mark.parametrize(
     ("limit", "asks", "expected"),
     [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from service.config import FetchConfig
 from service.store.host_slots import Slot, Verdict
 from workers.fetch.host_budget import Deferred, HostBudget
+from workers.poll.pipeline import host_of
 
 
 async def test_at_most_k_concurrent_requests_per_host(redis) -> None:  # type: ignore[no-untyped-def]
@@ -54,3 +55,9 @@ async def test_batched_calls_survive_an_unknown_script(redis) -> None:  # type: 
     await redis.script_flush()  # Redis forgets every script, as after a restart
     again = await asyncio.gather(*(budget.try_acquire("h0") for _ in range(5)))
     assert all(v is Verdict.GRANTED for v, _, _ in again)
+
+
+def test_a_host_name_with_control_characters_takes_no_host_budget() -> None:
+    """A poll's arguments travel joined by a control character; no host name may carry one."""
+    assert host_of("http://news.example/feed") == "news.example"
+    assert host_of("http://a\x1fb.example/feed") == ""

@@ -48,32 +48,52 @@ from service.store.script_batch import Coalescer, ScriptBatcher
 
 log = logging.getLogger(__name__)
 
+FIELD_SEPARATOR = "\x1f"
+"""Joins a poll's scalar arguments into one (ids, tokens, numbers, host names: none holds it)."""
+
+SPLIT_FUNCTION = """
+local function split(joined)
+  local fields, start = {}, 1
+  while true do
+    local stop = string.find(joined, '\\31', start, true)
+    if not stop then
+      fields[#fields + 1] = string.sub(joined, start)
+      return fields
+    end
+    fields[#fields + 1] = string.sub(joined, start, stop - 1)
+    start = stop + 1
+  end
+end
+"""
+
 # Many polls' beginnings in one call. KEYS: schedule, then per poll: lease, state, host active,
-# host rate, host pause, push. ARGV per poll (11 each): lease token, lease ms, slot token,
+# host rate, host pause, push. ARGV: one per poll, its fields joined by FIELD_SEPARATOR (fewer
+# arguments to pack: hiredis formats each with sprintf): lease token, lease ms, slot token,
 # HostLimits.args() (3), claim ('' for none), source id, now, the claim renewed until, '1' to
 # read the push hash ('' when the poll has no use for it).
 # Returns per poll {0} when another poll holds the lease, {2} when the claim was superseded or
 # has lapsed, else {1, state or nil, verdict, wait_ms, the push hash as a flat list}.
 _BEGIN_POLLS = (
     ACQUIRE_FUNCTION
+    + SPLIT_FUNCTION
     + """
 local out = {}
 local now = nil
 for i = 0, (#KEYS - 1) / 6 - 1 do
-  local k, a = 1 + 6 * i, 11 * i
-  local claim, sid = ARGV[a + 7], ARGV[a + 8]
-  if claim ~= '' and (redis.call('ZSCORE', KEYS[1], sid) ~= claim or tonumber(claim) <= tonumber(ARGV[a + 9])) then
+  local k, f = 1 + 6 * i, split(ARGV[i + 1])
+  local claim, sid = f[7], f[8]
+  if claim ~= '' and (redis.call('ZSCORE', KEYS[1], sid) ~= claim or tonumber(claim) <= tonumber(f[9])) then
     out[i + 1] = {2}
-  elseif not redis.call('SET', KEYS[k + 1], ARGV[a + 1], 'NX', 'PX', ARGV[a + 2]) then
+  elseif not redis.call('SET', KEYS[k + 1], f[1], 'NX', 'PX', f[2]) then
     out[i + 1] = {0}
   else
-    if claim ~= '' then redis.call('ZADD', KEYS[1], ARGV[a + 10], sid) end
+    if claim ~= '' then redis.call('ZADD', KEYS[1], f[10], sid) end
     local state = redis.call('GET', KEYS[k + 2])
     now = now or server_ms()
-    local verdict = acquire(now, KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], ARGV[a + 3],
-      tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5]), tonumber(ARGV[a + 6]))
+    local verdict = acquire(now, KEYS[k + 3], KEYS[k + 4], KEYS[k + 5], f[3],
+      tonumber(f[4]), tonumber(f[5]), tonumber(f[6]))
     local push = {}
-    if ARGV[a + 11] ~= '' then push = redis.call('HGETALL', KEYS[k + 6]) end
+    if f[11] ~= '' then push = redis.call('HGETALL', KEYS[k + 6]) end
     out[i + 1] = {1, state, verdict[1], verdict[2], push}
   end
 end
@@ -83,30 +103,34 @@ return out
 
 # Many polls' ends in one call. KEYS: schedule, disabled, push due, paused hosts, then per poll:
 # lease, state, push, poll history, one host active zset per slot, then the pause key if any.
-# ARGV: history length, then per poll: slot count, push argument count, lease token, state JSON
-# ('' keeps the stored one), schedule mode, source id, due time, claim, pause ms, poll record (''
-# for none), host, pause end, one token per slot, then the push transition's arguments.
+# ARGV: history length, then per poll: its fields joined by FIELD_SEPARATOR (slot count, push
+# argument count, lease token, schedule mode, source id, due time, claim, pause ms, host, pause
+# end), the state JSON ('' keeps the stored one), the poll record ('' for none), one token per
+# slot, then the push transition's arguments.
 _END_POLLS = (
     TRANSITION_FUNCTION
+    + SPLIT_FUNCTION
     + """
 local k, a = 5, 2
 while a <= #ARGV do
-  local slots, pushes = tonumber(ARGV[a]), tonumber(ARGV[a + 1])
-  local sid, mode, pause = ARGV[a + 5], ARGV[a + 4], tonumber(ARGV[a + 8])
-  for i = 1, slots do redis.call('ZREM', KEYS[k + 3 + i], ARGV[a + 11 + i]) end
-  if ARGV[a + 3] ~= '' then redis.call('SET', KEYS[k + 1], ARGV[a + 3]) end
+  local f = split(ARGV[a])
+  local slots, pushes = tonumber(f[1]), tonumber(f[2])
+  local mode, sid, pause = f[4], f[5], tonumber(f[8])
+  local state, record = ARGV[a + 1], ARGV[a + 2]
+  for i = 1, slots do redis.call('ZREM', KEYS[k + 3 + i], ARGV[a + 2 + i]) end
+  if state ~= '' then redis.call('SET', KEYS[k + 1], state) end
   if mode == 'set' then
-    redis.call('ZADD', KEYS[1], ARGV[a + 6], sid)
+    redis.call('ZADD', KEYS[1], f[6], sid)
   elseif mode == 'claim' then
-    if redis.call('ZSCORE', KEYS[1], sid) == ARGV[a + 7] then redis.call('ZADD', KEYS[1], ARGV[a + 6], sid) end
+    if redis.call('ZSCORE', KEYS[1], sid) == f[7] then redis.call('ZADD', KEYS[1], f[6], sid) end
   elseif mode == 'disable' then
     redis.call('SADD', KEYS[2], sid)
     redis.call('ZREM', KEYS[1], sid)
   elseif mode == 'enable' then
     redis.call('SREM', KEYS[2], sid)
-    redis.call('ZADD', KEYS[1], ARGV[a + 6], sid)
+    redis.call('ZADD', KEYS[1], f[6], sid)
   end
-  if ARGV[a + 9] ~= '' and redis.call('LPUSH', KEYS[k + 3], ARGV[a + 9]) > tonumber(ARGV[1]) then
+  if record ~= '' and redis.call('LPUSH', KEYS[k + 3], record) > tonumber(ARGV[1]) then
     redis.call('LTRIM', KEYS[k + 3], 0, tonumber(ARGV[1]) - 1)
   end
   local used = 4 + slots
@@ -115,13 +139,13 @@ while a <= #ARGV do
     used = used + 1
     if redis.call('PTTL', key) < pause then
       redis.call('SET', key, '1', 'PX', pause)
-      redis.call('ZADD', KEYS[4], ARGV[a + 11], ARGV[a + 10])
+      redis.call('ZADD', KEYS[4], f[10], f[9])
     end
   end
-  if pushes > 0 then push_transition(KEYS[k + 2], KEYS[3], sid, ARGV, a + 12 + slots) end
-  if redis.call('GET', KEYS[k]) == ARGV[a + 2] then redis.call('DEL', KEYS[k]) end
+  if pushes > 0 then push_transition(KEYS[k + 2], KEYS[3], sid, ARGV, a + 3 + slots) end
+  if redis.call('GET', KEYS[k]) == f[3] then redis.call('DEL', KEYS[k]) end
   k = k + used
-  a = a + 12 + slots + pushes
+  a = a + 3 + slots + pushes
 end
 return 1
 """
@@ -324,19 +348,22 @@ def _end_args(end: PollEnd, script_keys: list[str], args: list[object]) -> None:
         script_keys.append(keys.host_budget(pause.host)[2])
         pause_host, pause_end = pause.host, repr(pause.since.timestamp() + pause.seconds)
     push = end.push.args() if end.push is not None else []
-    args += [
-        len(end.slots),
-        len(push),
+    fields = (
+        str(len(end.slots)),
+        str(len(push)),
         end.lease_token,
-        state_json(end.state) if end.state is not None else "",
         mode,
         end.source_id,
         repr(at),
         claim,
-        pause_ms,
-        end.record.model_dump_json(exclude_defaults=True) if end.record is not None else "",
+        str(pause_ms),
         pause_host,
         pause_end,
+    )
+    args += [
+        FIELD_SEPARATOR.join(fields),
+        state_json(end.state) if end.state is not None else "",
+        end.record.model_dump_json(exclude_defaults=True) if end.record is not None else "",
         *(slot.token for slot in end.slots),
         *push,
     ]
@@ -532,17 +559,18 @@ class SourceStates:
             slot_tokens.append(slot_token)
             poll_keys = _poll_keys(begin.source_id)
             script_keys += [poll_keys.lease, poll_keys.state, *keys.host_budget(begin.host), poll_keys.push]
-            args += [
+            fields = (
                 begin.lease_token,
-                begin.lease_ms,
+                str(begin.lease_ms),
                 slot_token,
-                *begin.limits.args(),
+                *map(str, begin.limits.args()),
                 begin.claim or "",
                 begin.source_id,
                 repr(begin.now.timestamp()),
                 begin.renewed or "",
                 "1" if begin.push else "",
-            ]
+            )
+            args.append(FIELD_SEPARATOR.join(fields))
         replies = await self.batcher.run(_BEGIN_POLLS, script_keys, args)
         return [_start(b, r, t) for b, r, t in zip(begins, replies, slot_tokens, strict=True)]
 

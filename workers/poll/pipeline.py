@@ -99,9 +99,11 @@ def poll_begin(res: Resources, source: SourceConfig, claim: str | None) -> PollB
 
 @functools.lru_cache(maxsize=1 << 16)
 def host_of(url: str) -> str:
-    """The host whose budget a request to ``url`` takes (``""`` for none); remembered, as every
-    poll of a source asks it of the same URL."""
-    return urlsplit(url).hostname or ""
+    """The host whose budget a request to ``url`` takes (``""`` for none, and for a name with
+    control characters, which no request can reach); remembered, as every poll of a source asks
+    it of the same URL."""
+    host = urlsplit(url).hostname or ""
+    return host if host.isprintable() else ""
 
 
 async def run_poll(

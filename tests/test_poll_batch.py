@@ -13,6 +13,7 @@ from service.errors import ErrorKind
 from tests.conftest import DATA, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
+from tests.reliability.faults import eventually, holds
 from workers.fetch.in_flight import InFlight
 from workers.poll.batch import poll_batch
 from workers.poll.pipeline import PollStatus
@@ -100,19 +101,11 @@ async def test_a_cancelled_batch_cancels_its_polls_and_frees_their_places(redis,
     places = res.polls_in_flight()
     try:
         batch = asyncio.ensure_future(poll_batch(res, settings.sources))
-        for _ in range(200):  # until all three polls are in flight
-            if places.free == places.limit - 3:
-                break
-            await asyncio.sleep(0.01)
-        assert places.free == places.limit - 3
+        await eventually(holds(lambda: places.free == places.limit - 3), 2, "three polls in flight", every=0.01)
         batch.cancel()
         with pytest.raises(asyncio.CancelledError):
             await batch
-        for _ in range(200):
-            if places.free == places.limit:
-                break
-            await asyncio.sleep(0.01)
-        assert places.free == places.limit
+        await eventually(holds(lambda: places.free == places.limit), 2, "every place given back", every=0.01)
     finally:
         answer.set()
         server.close()

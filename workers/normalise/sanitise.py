@@ -1,22 +1,25 @@
 """Sanitising of the HTML we republish (summary, content), with nh3 (Rust's ammonia). Pure.
 
-One pass does it all: ammonia parses with html5ever (what browsers do) and calls back into
-:func:`_attribute` for every attribute it would keep, which is where relative URLs are made
-absolute against the item's link, ``data:`` URLs are refused (except ``<img src>`` when
-``[sanitise] allow_data_images``), iframes off the video-host allow-list lose their ``src``,
-and tracking parameters leave links. What ammonia guarantees on its own: no script, style or
-unknown elements, no event handlers or ``style`` attributes, only known URL schemes (so no
-``javascript:``), comments dropped, ``rel="noopener noreferrer"`` on every link.
+ammonia parses with html5ever (what browsers do) and guarantees: no script, style or unknown
+elements, no event handlers or ``style`` attributes, only known URL schemes (so no
+``javascript:``), comments dropped, ``rel="noopener noreferrer"`` on every link. Our own rules
+for the URL attributes it keeps are applied to its output by :func:`_rewrite_urls`, in the same
+order and with the same effect as an ammonia attribute filter: relative URLs made absolute
+against the item's link, ``data:`` URLs refused (except ``<img src>`` when
+``[sanitise] allow_data_images``), iframes off the video-host allow-list losing their ``src``,
+tracking parameters leaving links.
+
+Why not an attribute filter: nh3 calls a filter back for every attribute it keeps, and each
+call takes the interpreter lock again. Without one, ``clean`` runs without the lock from start
+to end, so a worker's event loop (and other parse threads) run meanwhile, and a call costs less.
 """
 
 from __future__ import annotations
 
 import html as htmllib
 import re
-import threading
 from collections.abc import Sequence
 from functools import lru_cache
-from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import nh3
@@ -52,6 +55,13 @@ _ATTRS = r'(?P<attrs>(?: [^\s="\'>/]+="[^"]*")*)'
 _IFRAME = re.compile(r"<iframe" + _ATTRS + r">.*?</iframe>", re.DOTALL)
 _IMG = re.compile(r"<img" + _ATTRS + r">")
 _SRC = re.compile(r' src="(?P<src>[^"]*)"')
+_ATTR = re.compile(r' ([^\s="\'>/]+)="([^"]*)"')
+_FILTERED_ATTRIBUTES = frozenset({"href", "src", "cite", "poster", "srcset"})
+_FILTERED_WRITTEN = tuple(f'{name}="' for name in _FILTERED_ATTRIBUTES)
+# html5ever's escapes inside attribute values, both ways.
+_ESCAPES = str.maketrans({"&": "&amp;", "\xa0": "&nbsp;", '"': "&quot;", "<": "&lt;", ">": "&gt;"})
+_UNESCAPE = re.compile("&(amp|nbsp|quot|lt|gt);")
+_UNESCAPED = {"amp": "&", "nbsp": "\xa0", "quot": '"', "lt": "<", "gt": ">"}
 # Text nh3 hands back as it is (one text node, nothing to escape): printable ASCII, tabs and
 # newlines, without "<", ">" or "&". Most plain-text summaries are.
 _PLAIN_TEXT = re.compile(r"[\t\n !-%'-;=?-~]*")
@@ -65,36 +75,23 @@ def _attributes() -> dict[str, set[str]]:
     return attributes
 
 
-class _Call(NamedTuple):
-    """What the attribute filter needs of the one ``sanitise_html`` call running on this thread
-    (a tuple: made for every call, and an iframe is too rare to prepare its hosts for)."""
-
-    base: str | None
-    iframe_hosts: Sequence[str]
-    """As configured: compared case-insensitively."""
-    allow_data_images: bool
-    canonical: CanonicalConfig
-
-
-_calls = threading.local()
-
-
-def _filter(tag: str, name: str, value: str) -> str | None:
-    call: _Call = _calls.current
-    return _attribute(tag, name, value, call.base, call.iframe_hosts, call.allow_data_images, call.canonical)
+@lru_cache(maxsize=1)
+def _url_tags() -> re.Pattern[str]:
+    """The start tags that may hold an attribute of :data:`_FILTERED_ATTRIBUTES`, with at least
+    one attribute (the other tags are not looked at: at every "<" the name fails at once)."""
+    names = sorted(tag for tag, allowed in _attributes().items() if allowed & _FILTERED_ATTRIBUTES)
+    return re.compile(rf"<(?P<tag>{'|'.join(names)})(?P<attrs>(?: [^\s=\"'>/]+=\"[^\"]*\")+)>")
 
 
 @lru_cache(maxsize=2)
 def _cleaner(allow_data_images: bool) -> nh3.Cleaner:
     """One configured ammonia builder per ``allow_data_images``, reused: building it for every
-    call cost more than cleaning a 2 KB item. Per-call settings reach :func:`_filter` through
-    ``_calls`` (nh3 calls it back on the calling thread, so parallel polls never mix them)."""
+    call cost more than cleaning a 2 KB item."""
     schemes = nh3.ALLOWED_URL_SCHEMES | {"data"} if allow_data_images else nh3.ALLOWED_URL_SCHEMES
     return nh3.Cleaner(
         tags=nh3.ALLOWED_TAGS | _EXTRA_TAGS,
         clean_content_tags={"script", "style", "template", "noscript", "object", "embed"},
         attributes=_attributes(),
-        attribute_filter=_filter,
         url_schemes=schemes,
         strip_comments=True,
         link_rel="noopener noreferrer",
@@ -112,11 +109,11 @@ def sanitise_html(
         return None
     if _PLAIN_TEXT.fullmatch(html):
         return html.strip()
-    _calls.current = _Call(base, config.iframe_hosts, config.allow_data_images, canonical)
-    try:
-        cleaned = _cleaner(config.allow_data_images).clean(html)
-    finally:
-        _calls.current = None
+    cleaned = _cleaner(config.allow_data_images).clean(html)
+    if "<iframe" in cleaned:
+        cleaned = _IFRAME.sub(_iframe_without_text, cleaned)
+    if any(written in cleaned for written in _FILTERED_WRITTEN):
+        cleaned = _rewrite_urls(cleaned, base, config.iframe_hosts, config.allow_data_images, canonical)
     if "<iframe" in cleaned:
         cleaned = _IFRAME.sub(_iframe_or_nothing, cleaned)
     if "<img" in cleaned:
@@ -135,6 +132,54 @@ def first_image(html: str | None) -> str | None:
         if src.lower().startswith(("http://", "https://")):
             return src
     return None
+
+
+def _rewrite_urls(
+    cleaned: str, base: str | None, iframe_hosts: Sequence[str], allow_data_images: bool, canonical: CanonicalConfig
+) -> str:
+    """``cleaned`` with :func:`_attribute` applied to the URL attributes of its tags.
+
+    What ammonia does with an attribute filter's answers, done on its output: the value the
+    filter is given is the attribute's (html5ever's escapes undone), a new value is written back
+    escaped as html5ever escapes it, and an attribute refused is removed by Rust's
+    ``Vec::swap_remove`` (the tag's last attribute takes its place), so the result is the very
+    string ammonia would have written.
+    """
+
+    def tag(match: re.Match[str]) -> str:
+        pairs = _ATTR.findall(match["attrs"])
+        refused: list[int] = []
+        changed = False
+        for index, (name, written) in enumerate(pairs):
+            local = name.rpartition(":")[2]  # html5ever writes xlink:href; ammonia's filter sees href
+            if local not in _FILTERED_ATTRIBUTES:
+                continue
+            value = _UNESCAPE.sub(_unescaped, written) if "&" in written else written
+            new = _attribute(match["tag"], local, value, base, iframe_hosts, allow_data_images, canonical)
+            if new is None:
+                refused.append(index)
+            elif new != value:
+                pairs[index] = (name, new.translate(_ESCAPES))
+            else:
+                continue
+            changed = True
+        if not changed:
+            return match[0]
+        for index in reversed(refused):
+            last = pairs.pop()
+            if index < len(pairs):
+                pairs[index] = last
+        return "<" + match["tag"] + "".join(f' {name}="{value}"' for name, value in pairs) + ">"
+
+    return _url_tags().sub(tag, cleaned)
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    return _UNESCAPED[match[1]]
+
+
+def _iframe_without_text(match: re.Match[str]) -> str:
+    return f"<iframe{match['attrs']}></iframe>"
 
 
 def _iframe_or_nothing(match: re.Match[str]) -> str:

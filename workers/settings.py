@@ -29,6 +29,7 @@ from service.store.source_registry import LiveSettings
 from workers import tasks
 from workers.fetch.client import new_session
 from workers.ingest import drain as ingest
+from workers.ingest.behind import DrainBehind
 from workers.resources import Resources
 from workers.runtime import ResilientWorker, job
 
@@ -142,6 +143,8 @@ def build_worker(
             live.listeners.append(functools.partial(_use_settings, res))
         res = ctx["resources"]
         live = ctx["live"]
+        behind = ctx["drain_behind"] = DrainBehind(functools.partial(tasks.ingest_queued, res, ctx["consumer"]))
+        res.on_queued = behind.queued
         await ingest.ensure_group(redis)
         await apply_sources(res)
         if burst:  # no cron in burst mode: dispatch what is due once, run it, exit
@@ -155,6 +158,8 @@ def build_worker(
             )
 
     async def on_shutdown(ctx: dict[str, Any]) -> None:
+        if "drain_behind" in ctx:
+            await ctx["drain_behind"].close()
         if "housekeeping" in ctx:
             ctx["housekeeping"].cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -67,6 +67,11 @@ def poll_history(source_id: str) -> str:
     return f"{PREFIX}source:{source_id}:polls"
 
 
+def seen_entries(source_id: str) -> str:
+    """string: the keys of the entries the last read found stored unchanged (service/store/seen_entries.py)."""
+    return f"{PREFIX}source:{source_id}:seen-entries"
+
+
 def poll_lease(source_id: str) -> str:
     return f"{PREFIX}source:{source_id}:lease"
 

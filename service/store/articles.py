@@ -48,6 +48,7 @@ from service.errors import WriteConflict
 from service.models import Article, Revision, SourceRef, UpsertOutcome
 from service.store import dedup
 from service.store.changelog import ChangedPart, ChangeKind, RemovalReason, record_into, record_written_into
+from service.store.seen_entries import SeenEntries
 from service.store.source_state import SourceStates
 from service.store.upsert import BatchWrite, Seen, decide_upsert, plan_batch
 
@@ -67,6 +68,7 @@ class Store:
         self.redis = redis
         self.settings = settings
         self.sources = SourceStates(redis)
+        self.seen_entries = SeenEntries(redis)
         """Source state, the schedule and the disabled set."""
 
     # -- articles ---------------------------------------------------------------------------
@@ -472,6 +474,8 @@ class Store:
                         record_into(pipe, self.settings, article.id, ChangeKind.REMOVED, now, reason=reason)
                     if url_keys:
                         pipe.delete(*url_keys)
+                    if keep == 0:  # removed, not trimmed: the next poll stores what the feed still has
+                        SeenEntries(self.redis).forget(pipe, source_id)
                     owned = [i for i in listed if i not in foreign]  # documents gone already included
                     for feed in feeds:
                         if owned:
@@ -503,6 +507,7 @@ class Store:
                     self._delete_into(pipe, article)
                     if url_key:
                         pipe.delete(url_key)
+                    SeenEntries(self.redis).forget(pipe, article.source_id)  # back at the next poll, as before
                     record_into(pipe, self.settings, article_id, ChangeKind.REMOVED, now, reason=reason)
                     await pipe.execute()
                     return True

@@ -19,6 +19,7 @@ import html as htmllib
 import re
 from collections import Counter
 from collections.abc import Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
@@ -67,6 +68,8 @@ class Normalised:
     articles: list[Article]
     warnings: list[str] = field(default_factory=list)
     rejected: list[RejectedEntry] = field(default_factory=list)
+    indexes: list[int] = field(default_factory=list)
+    """The feed entry each article came from (its index in ``feed.entries``)."""
 
 
 def normalise_feed(
@@ -91,9 +94,11 @@ def normalise_entries(
     sanitise: SanitiseConfig = DEFAULT_SANITISE,
     canonical: CanonicalConfig = DEFAULT_CANONICAL,
     limits: LimitsConfig = DEFAULT_LIMITS,
+    skip: AbstractSet[int] = frozenset(),
 ) -> Normalised:
     """Every entry that normalises, in feed order, plus one warning per entry that did not
     and one for all the entries cut to ``[limits]``; the entries that failed, with their error.
+    The entries whose index is in ``skip`` are passed over (known to be stored unchanged).
 
     Only this stage's warnings are returned; ``feed.warnings`` are not repeated. An entry
     whose id repeats an earlier one in the same document is dropped (a warning, not a rejected
@@ -102,9 +107,12 @@ def normalise_entries(
     articles: list[Article] = []
     warnings: list[str] = []
     rejected: list[RejectedEntry] = []
+    indexes: list[int] = []
     seen: set[str] = set()
     base = _feed_base(feed, source)
     for index, entry in enumerate(feed.entries):
+        if index in skip:
+            continue
         try:
             article = _normalise_entry(entry, source, feed, base, now, sanitise, canonical, limits)
         except ValueError as exc:  # pydantic's ValidationError included
@@ -117,11 +125,12 @@ def normalise_entries(
             continue
         seen.add(article.id)
         articles.append(article)
+        indexes.append(index)
     cut = Counter(field for article in articles for field in article.truncated)
     if cut:
         fields = ", ".join(f"{field} ({count})" for field, count in sorted(cut.items()))
         warnings.append(f"{sum(bool(a.truncated) for a in articles)} entries cut to [limits]: {fields}")
-    return Normalised(articles, warnings, rejected)
+    return Normalised(articles, warnings, rejected, indexes)
 
 
 def _essentials(entry: ParsedEntry) -> dict[str, str]:

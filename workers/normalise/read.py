@@ -4,20 +4,34 @@ One function so a poll can run all of it in a parse thread (``Resources.off_loop
 and normalising are CPU-bound, and a 50,000-item body once held the event loop (every other
 poll's I/O) for seconds. Only the newest ``Settings.items_per_poll`` entries are read at all
 (:mod:`workers.parse.newest`); the rest would only have been deleted again by retention.
+
+Given the keys of the entries the source's last read found stored unchanged
+(:mod:`service.store.seen_entries`), the entries with one of those keys are not normalised
+again: an entry's key (:func:`entry_key`) covers the entry as parsed and everything else that
+normalising reads (the source's settings, the feed's link and language, the sanitising,
+canonical and limits settings, and the normalising code itself), so the same key gives the
+same article.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
+from importlib import metadata
+from pathlib import Path
 
+from service import models, urls
 from service.config import Settings, SourceConfig
 from service.models import Article, RejectedEntry
+from service.store.seen_entries import KEY_BYTES
+from workers.normalise import authors, canonical, entry, limits, sanitise
 from workers.normalise.entry import normalise_entries
-from workers.parse import ParsedFeed, parse_feed
+from workers.parse import ParsedEntry, ParsedFeed, controls, parse_feed
 
-__all__ = ["FeedRead", "read_feed"]
+__all__ = ["FeedRead", "entry_key", "read_feed"]
 
 
 @dataclass(frozen=True)
@@ -29,6 +43,10 @@ class FeedRead:
     """This stage's warnings; the parser's own are in ``feed.warnings``."""
     rejected: list[RejectedEntry] = field(default_factory=list)
     """Entries that failed normalising or validation: the poll keeps them as dead letters."""
+    keys: dict[str, bytes] = field(default_factory=dict)
+    """Article id -> the key of the entry it came from (empty when no keys were asked for)."""
+    unchanged_keys: tuple[bytes, ...] = ()
+    """The keys of the entries passed over as known (their articles are stored unchanged)."""
 
 
 def read_feed(
@@ -39,8 +57,13 @@ def read_feed(
     now: datetime,
     content_type: str | None,
     headers: Mapping[str, str],
+    seen: frozenset[bytes] | None = None,
 ) -> FeedRead:
-    """Raises :class:`~service.errors.ParseError` when the body holds no feed."""
+    """Raises :class:`~service.errors.ParseError` when the body holds no feed.
+
+    ``seen``: the keys of the entries the last read found stored unchanged, which are passed
+    over; None (a source's first read: nothing is stored yet) computes no keys at all.
+    """
     feed = parse_feed(
         body,
         source_id=source.id,
@@ -50,6 +73,12 @@ def read_feed(
         default_tz=source.zone,
         max_entries=settings.items_per_poll,
     )
+    entry_keys: list[bytes] = []
+    skip: set[int] = set()
+    if seen is not None:
+        context = _context(source, settings, feed)
+        entry_keys = [entry_key(context, item) for item in feed.entries]
+        skip = {index for index, key in enumerate(entry_keys) if key in seen}
     done = normalise_entries(
         feed,
         source=source,
@@ -57,6 +86,7 @@ def read_feed(
         sanitise=settings.sanitise,
         canonical=settings.canonical,
         limits=settings.limits,
+        skip=skip,
     )
     warnings = done.warnings
     if feed.skipped:
@@ -65,4 +95,41 @@ def read_feed(
             f"{feed.skipped} older entries skipped: only the newest {settings.items_per_poll} are read per poll "
             "([limits] items_per_poll, default [storage] retention_per_source)",
         )
-    return FeedRead(feed, done.articles, warnings, done.rejected)
+    if not entry_keys:
+        return FeedRead(feed, done.articles, warnings, done.rejected)
+    keys = {article.id: entry_keys[index] for article, index in zip(done.articles, done.indexes, strict=True)}
+    unchanged = tuple(entry_keys[index] for index in sorted(skip))
+    return FeedRead(feed, done.articles, warnings, done.rejected, keys, unchanged)
+
+
+def entry_key(context: bytes, entry: ParsedEntry) -> bytes:
+    """The key of ``entry`` read in ``context`` (:func:`_context`): equal keys, equal articles."""
+    digest = hashlib.sha256(context)
+    digest.update(ParsedEntry.__pydantic_serializer__.to_json(entry))
+    return digest.digest()[:KEY_BYTES]
+
+
+def _context(source: SourceConfig, settings: Settings, feed: ParsedFeed) -> bytes:
+    """Everything but the entry that normalising reads, and the code that does it."""
+    parts = (
+        _normaliser(),
+        source.model_dump_json().encode(),
+        settings.sanitise.model_dump_json().encode(),
+        settings.canonical.model_dump_json().encode(),
+        settings.limits.model_dump_json().encode(),
+        (feed.link or "").encode(),
+        (feed.language or "").encode(),
+    )
+    return hashlib.sha256(b"\0".join(parts)).digest()
+
+
+@cache
+def _normaliser() -> bytes:
+    """The normalising code: its modules' source and the versions of the libraries it relies on
+    (a new release that writes articles differently must not keep the old ones as unchanged)."""
+    digest = hashlib.sha256()
+    for module in (authors, canonical, entry, limits, sanitise, models, urls, controls):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    for library in ("nh3", "lxml", "pydantic-core"):
+        digest.update(metadata.version(library).encode())
+    return digest.digest()

@@ -50,6 +50,9 @@ class PollRequest:
     last_modified: str | None = None
     unconditional: bool = True
     """No validators sent: a full answer is due (first fetch, or the periodic refetch)."""
+    read_before: bool = True
+    """The source's feed was read by an earlier poll: entries may be stored unchanged already
+    (:mod:`service.store.seen_entries`); on its first read there is nothing to look up."""
 
 
 @dataclass(frozen=True)
@@ -130,9 +133,10 @@ def wants_unconditional(state: SourceState, now: datetime, fetch: FetchConfig) -
 
 def plan_request(source: SourceConfig, state: SourceState, now: datetime, fetch: FetchConfig) -> PollRequest:
     url = state.current_url or source.url
+    read_before = state.last_success is not None
     if wants_unconditional(state, now, fetch):
-        return PollRequest(url)
-    return PollRequest(url, state.etag, state.last_modified, unconditional=False)
+        return PollRequest(url, read_before=read_before)
+    return PollRequest(url, state.etag, state.last_modified, unconditional=False, read_before=read_before)
 
 
 def decide_deferred(state: SourceState, now: datetime, verdict: Verdict, wait_seconds: float) -> PollDecision:

@@ -28,7 +28,7 @@ from service.store.source_state import Disable, Enable, HostPause, PollBegin, Po
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
 from workers.ingest import drain as ingest
-from workers.normalise.read import read_feed
+from workers.normalise.read import FeedRead, read_feed
 from workers.pages import full_text, page_source
 from workers.pages.article_pages import PageBatch
 from workers.poll.decision import (
@@ -191,7 +191,7 @@ async def _fetch_and_read(
     if result.not_modified:
         return result, None
     try:
-        return result, await read_body(res, source, result, now)
+        return result, await read_body(res, source, result, now, read_before=request.read_before)
     except SourceError as exc:
         return result, PollFailure.of(exc)
     except REDIS_DOWN:
@@ -206,18 +206,25 @@ def push_policy(settings: Settings, source: SourceConfig) -> PushConfig | None:
     return settings.push if settings.push_enabled and source.push and source.kind == "feed" else None
 
 
-async def read_body(res: Resources, source: SourceConfig, result: FetchResult, now: datetime) -> BodyFindings:
+async def read_body(
+    res: Resources, source: SourceConfig, result: FetchResult, now: datetime, *, read_before: bool = True
+) -> BodyFindings:
     """Parse and normalise the body, queue the new and changed articles; raises ``SourceError``.
 
     A poll's 2xx body, and a hub's fat ping (the same path: same ids, dedup and queue).
+    ``read_before``: see :attr:`workers.poll.decision.PollRequest.read_before`.
     """
     pages: PageBatch | None = None  # article pages fetched for a page or full_content source
+    read: FeedRead | None = None
     hints: FeedHints | None = None  # a page source has no feed to take publishing hints from
     hub: HubLink | None = None
     if source.kind == "page":
         pages = await page_source.collect(res, source, result, now)
         articles, warnings = pages.articles, pages.warnings
     else:
+        # Entries known to be stored unchanged are not normalised again (full text replaces
+        # what a feed says, so its sources' articles never match their entries: none is known).
+        seen = await res.store.seen_entries.get(source.id) if read_before and not source.full_content else None
         # Parsing and normalising are CPU-bound: keep the event loop (other sources' I/O) moving meanwhile.
         read = await res.off_loop(
             read_feed,
@@ -227,6 +234,7 @@ async def read_body(res: Resources, source: SourceConfig, result: FetchResult, n
             now=now,
             content_type=result.content_type,
             headers=result.headers,
+            seen=seen,
         )
         parsed, articles, warnings = read.feed, read.articles, read.warnings
         await DeadLetters(res.redis).add_articles(source.id, read.rejected, now)  # nothing dropped silently
@@ -237,6 +245,9 @@ async def read_body(res: Resources, source: SourceConfig, result: FetchResult, n
     articles = _unique(articles)
     known = await res.store.known_hashes([a.id for a in articles])
     fresh = [a for a, h in zip(articles, known, strict=True) if h != a.content_hash]
+    if read is not None and (read.keys or read.unchanged_keys):
+        stored = [read.keys[a.id] for a, h in zip(articles, known, strict=True) if h == a.content_hash]
+        await res.store.seen_entries.replace(source.id, [*read.unchanged_keys, *stored])
     if source.full_content and source.kind == "feed":
         pages = await full_text.complete(res, source, fresh, now)
         fresh = pages.articles
@@ -252,7 +263,7 @@ async def read_body(res: Resources, source: SourceConfig, result: FetchResult, n
     return BodyFindings(
         new=new,
         updated=len(fresh) - new,
-        unchanged=len(articles) - len(fresh),
+        unchanged=len(articles) - len(fresh) + (len(read.unchanged_keys) if read is not None else 0),
         complete=pages is None or pages.complete,
         feed=hints,
         hub=hub,

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from redis.asyncio import Redis
+
 from service import keys
 from service.config import SanitiseConfig, Settings
 from service.models import Article
@@ -83,6 +85,12 @@ def test_keys_change_with_what_else_normalising_reads() -> None:
     assert set(read(moved, base, frozenset()).keys.values()).isdisjoint(keys_of["base"])
 
 
+def _one_source(redis: Redis, clock: ManualClock, feed_server: FeedServer) -> Resources:
+    """One source serving ``rss(10)``, always in full (no validators), and a worker's resources."""
+    url = feed_server.set("/feed", rss(10), conditional=False)
+    return resources(poll_settings([{"id": "s", "url": url}]), redis, clock)
+
+
 async def _poll_and_store(res: Resources, clock: ManualClock) -> dict[str, int]:
     reports = await poll_batch(res, res.settings.sources)
     await ingest.drain(res.redis, res.store, res.clock, "test")
@@ -94,9 +102,7 @@ async def _poll_and_store(res: Resources, clock: ManualClock) -> dict[str, int]:
 async def test_polls_record_what_is_stored_unchanged_and_store_what_a_full_read_stores(
     redis, clock: ManualClock, feed_server: FeedServer
 ) -> None:  # type: ignore[no-untyped-def]
-    url = feed_server.set("/feed", rss(10), conditional=False)
-    settings = poll_settings([{"id": "s", "url": url}])
-    res = resources(settings, redis, clock)
+    res = _one_source(redis, clock, feed_server)
     seen_key = keys.seen_entries("s")
     try:
         assert await _poll_and_store(res, clock) == {"new": 5, "updated": 0, "unchanged": 0}
@@ -114,7 +120,7 @@ async def test_polls_record_what_is_stored_unchanged_and_store_what_a_full_read_
         stored = {
             a.id: a for a in [Article.model_validate_json(raw) for raw in await redis.mget(map(keys.article, ids))]
         }
-        full = read(rss(12), settings, None).articles
+        full = read(rss(12), res.settings, None).articles
         assert all(stored[a.id].content_hash == a.content_hash for a in full)
         assert len(stored) == 7  # items 6..12, each stored once
     finally:
@@ -124,9 +130,7 @@ async def test_polls_record_what_is_stored_unchanged_and_store_what_a_full_read_
 async def test_an_article_an_operator_removes_comes_back_from_the_feed_as_before(
     redis, clock: ManualClock, feed_server: FeedServer
 ) -> None:  # type: ignore[no-untyped-def]
-    url = feed_server.set("/feed", rss(10), conditional=False)
-    settings = poll_settings([{"id": "s", "url": url}])
-    res = resources(settings, redis, clock)
+    res = _one_source(redis, clock, feed_server)
     try:
         await _poll_and_store(res, clock)
         await _poll_and_store(res, clock)

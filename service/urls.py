@@ -20,7 +20,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import idna
 
-__all__ = ["WEB_SCHEMES", "ascii_host", "is_public_address", "is_web_url", "join_url", "plain_join"]
+__all__ = ["WEB_SCHEMES", "ascii_host", "is_public_address", "is_web_url", "join_url", "plain_join", "relative_join"]
 
 WEB_SCHEMES = frozenset({"http", "https"})
 
@@ -29,13 +29,34 @@ WEB_SCHEMES = frozenset({"http", "https"})
 # (tab, CR, LF, a ";" in the path, an empty "?" or "#", leading or trailing spaces).
 _PLAIN_ABSOLUTE = re.compile(r"https?://[A-Za-z0-9.:_~%!$&'()*+,=-]+(?:[/?#][!-~]*)?")
 _PLAIN_BASE = re.compile(r"[a-z][a-z0-9+.-]*://[!-~]*")
+# A relative reference urljoin only appends (plain segments: no dot or empty segment, no ":",
+# params, query, fragment or space; "/" first or not), and an http(s) base whose path it keeps
+# as it is (the same kind of segments, no userinfo or IPv6 brackets, nothing after the path).
+_SEGMENT = r"[A-Za-z0-9_~!$&'()*+,=@%-][A-Za-z0-9._~!$&'()*+,=@%-]*"
+_RELATIVE = re.compile(rf"/?{_SEGMENT}(?:/{_SEGMENT})*/?")
+_RELATIVE_BASE = re.compile(rf"https?://[A-Za-z0-9.:_~-]+(?P<path>(?:/{_SEGMENT})*/?)")
 
 
 def join_url(base: str, url: str) -> str:
-    """``urllib.parse.urljoin(base, url)``, without the work where :func:`plain_join` knows the
-    answer. Raises ``ValueError`` where urljoin does."""
-    joined = plain_join(base, url)
+    """``urllib.parse.urljoin(base, url)``, without the work where :func:`plain_join` or
+    :func:`relative_join` knows the answer. Raises ``ValueError`` where urljoin does."""
+    joined = plain_join(base, url) or relative_join(base, url)
     return urljoin(base, url) if joined is None else joined
+
+
+def relative_join(base: str, url: str) -> str | None:
+    """``urljoin(base, url)`` for a plain relative ``url`` (``item-55``, ``/news/1``) and a plain
+    http(s) ``base``, where urljoin only appends it to the base's directory or origin (feeds'
+    numeric guids, relative links); None for any other."""
+    if not _RELATIVE.fullmatch(url):
+        return None
+    plain = _RELATIVE_BASE.fullmatch(base)
+    if plain is None:
+        return None
+    origin, path = base[: plain.start("path")], plain["path"]
+    if url[0] == "/":
+        return origin + url
+    return origin + path[: path.rfind("/") + 1] + url if path else origin + "/" + url
 
 
 def plain_join(base: str, url: str) -> str | None:

@@ -23,7 +23,7 @@ from lxml import etree
 from service.config import CanonicalConfig, SourceConfig
 from service.errors import ParseError
 from service.models import Article, Author, Enclosure, Image
-from service.urls import join_url
+from service.urls import join_url, relative_join
 from tests.conftest import CORPORA, CORPUS_FEED_URL, CorpusInput
 from workers.normalise.canonical import _rebuild, _rewrite
 from workers.normalise.entry import _BLOCKS, SUMMARY_TEXT_CHARS, _leading_text, html_to_text, normalise_feed
@@ -196,6 +196,38 @@ def test_rss_authors_split_as_feedparser_splits_them(author: str) -> None:
         assert fast["feed"].get(key) == slow["feed"].get(key), key
         for mine, theirs in zip(fast["entries"], slow["entries"], strict=True):
             assert mine.get(key) == theirs.get(key), key
+
+
+def test_relative_join_is_urljoin_where_it_answers() -> None:
+    """The fast path for plain relative references (numeric guids, ``/news/1``) against plain
+    bases: what urljoin and feedparser's ``_urljoin`` give, wherever it gives anything."""
+    alphabet = [*"ab.-_~/:@%?#;!$&'()*+,= 9", "..", "./", "//", "%2F", "\t", "é", "\\"]
+    bases = ["http://a", "http://a/", "https://ex.com/b/c", "http://a:8080/b/", "http://A.B/x/y.html", "HTTP://a/b"]
+    bases += [
+        "http://u@a/b",
+        "http://[::1]/b",
+        "http://a/b?q",
+        "http://a/b#f",
+        "http://a/b;p",
+        "http://a/./b",
+        "http://a//b",
+    ]
+    rnd = random.Random(28)
+
+    def text(most: int) -> str:
+        return "".join(rnd.choice(alphabet) for _ in range(rnd.randint(0, most)))
+
+    answered = 0
+    for _ in range(100_000):
+        base = rnd.choice(bases) if rnd.random() < 0.5 else "http://" + rnd.choice(["a", "ex.com", "a:1"]) + text(10)
+        url = text(8)
+        joined = relative_join(base, url)
+        if joined is not None:
+            answered += 1
+            assert joined == urljoin(base, url) == _urljoin(base, url), (base, url)
+    assert answered > 2_000
+    assert relative_join("https://news.example.com/feed/", "item-55") == "https://news.example.com/feed/item-55"
+    assert relative_join("https://news.example.com/feed", "/news/1") == "https://news.example.com/news/1"
 
 
 def test_join_url_is_urljoin() -> None:

@@ -44,7 +44,7 @@ from feedparser.urls import _urljoin, make_safe_absolute_uri
 from feedparser.util import FeedParserDict
 from lxml import etree
 
-from service.urls import plain_join
+from service.urls import plain_join, relative_join
 from workers.parse.controls import has_c1
 
 __all__ = ["read_feed"]
@@ -131,7 +131,7 @@ def _safe_base(base: str, reference: str) -> str:
 
 def _resolve(base: str, reference: str) -> str:
     """feedparser's ``_urljoin``."""
-    joined = plain_join(base, reference) or _opaque(base, reference)
+    joined = plain_join(base, reference) or relative_join(base, reference) or _opaque(base, reference)
     if joined is None:
         joined = _urljoin(base, reference)
     return joined

@@ -68,8 +68,8 @@ class Store:
         self.redis = redis
         self.settings = settings
         self.sources = SourceStates(redis)
-        self.seen_entries = SeenEntries(redis)
         """Source state, the schedule and the disabled set."""
+        self.seen_entries = SeenEntries(redis)
 
     # -- articles ---------------------------------------------------------------------------
 
@@ -475,7 +475,7 @@ class Store:
                     if url_keys:
                         pipe.delete(*url_keys)
                     if keep == 0:  # removed, not trimmed: the next poll stores what the feed still has
-                        SeenEntries(self.redis).forget(pipe, source_id)
+                        self.seen_entries.forget(pipe, source_id)
                     owned = [i for i in listed if i not in foreign]  # documents gone already included
                     for feed in feeds:
                         if owned:
@@ -507,7 +507,7 @@ class Store:
                     self._delete_into(pipe, article)
                     if url_key:
                         pipe.delete(url_key)
-                    SeenEntries(self.redis).forget(pipe, article.source_id)  # back at the next poll, as before
+                    self.seen_entries.forget(pipe, article.source_id)  # back at the next poll, as before
                     record_into(pipe, self.settings, article_id, ChangeKind.REMOVED, now, reason=reason)
                     await pipe.execute()
                     return True

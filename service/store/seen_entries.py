@@ -42,5 +42,5 @@ class SeenEntries:
             await self.redis.delete(keys.seen_entries(source_id))
 
     def forget(self, pipe: Redis, source_id: str) -> None:
-        """Queue the set's removal into ``pipe`` (a removal's own transaction)."""
+        """Queue the record's removal into ``pipe`` (a removal's own transaction)."""
         pipe.delete(keys.seen_entries(source_id))

@@ -216,6 +216,7 @@ async def read_body(
     """
     pages: PageBatch | None = None  # article pages fetched for a page or full_content source
     read: FeedRead | None = None
+    seen: frozenset[bytes] | None = None  # the entries the last read found stored unchanged
     hints: FeedHints | None = None  # a page source has no feed to take publishing hints from
     hub: HubLink | None = None
     if source.kind == "page":
@@ -245,9 +246,11 @@ async def read_body(
     articles = _unique(articles)
     known = await res.store.known_hashes([a.id for a in articles])
     fresh = [a for a, h in zip(articles, known, strict=True) if h != a.content_hash]
-    if read is not None and (read.keys or read.unchanged_keys):
-        stored = [read.keys[a.id] for a, h in zip(articles, known, strict=True) if h == a.content_hash]
-        await res.store.seen_entries.replace(source.id, [*read.unchanged_keys, *stored])
+    if read is not None and seen is not None:
+        stored = {read.keys[a.id] for a, h in zip(articles, known, strict=True) if h == a.content_hash}
+        stored.update(read.unchanged_keys)
+        if stored != seen:  # a feed read unchanged (a server without validators) writes nothing
+            await res.store.seen_entries.replace(source.id, stored)
     if source.full_content and source.kind == "feed":
         pages = await full_text.complete(res, source, fresh, now)
         fresh = pages.articles

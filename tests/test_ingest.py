@@ -159,3 +159,18 @@ def test_the_handoff_keeps_the_newest_entries_within_its_article_bound() -> None
     assert handoff.take(b"a") is None and handoff.take(b"b") is second
     handoff.put(b"d", ingest._Queued([article(n) for n in range(5, 9)], [b"x"] * 4))  # alone past the bound
     assert handoff.take(b"d") is None and handoff.take(b"c") is None
+
+
+def test_the_handoff_keeps_the_newest_entries_within_its_byte_bound() -> None:
+    """Large articles (``[limits]`` allows a megabyte of content each) are bounded by their bytes,
+    however few they are."""
+    handoff = ingest._Handoff(max_articles=100, max_bytes=10)
+    first, second = ingest._Queued([article(1)], [b"123456"]), ingest._Queued([article(2)], [b"1234"])
+    handoff.put(b"a", first)
+    handoff.put(b"b", second)  # 10 bytes held: within
+    handoff.put(b"c", ingest._Queued([article(3)], [b"1"]))  # 11: the oldest entry goes
+    assert handoff.take(b"a") is None and handoff.take(b"b") is second
+    handoff.put(b"d", ingest._Queued([article(4)], [b"x" * 11]))  # alone past the bound: all go
+    assert handoff.take(b"d") is None and handoff.take(b"c") is None
+    handoff.put(b"e", ingest._Queued([article(5)], [b"x" * 10]))  # what was taken or forgotten no longer counts
+    assert handoff.take(b"e") is not None

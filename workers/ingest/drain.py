@@ -8,9 +8,10 @@ stream is also an operator-visible queue (length, pending, deliveries) for free.
 ``MAX_DELIVERIES`` times move to a dead-letter stream with their error instead of blocking the queue.
 
 A worker usually drains what its own polls just queued: :func:`publish` keeps the typed articles
-and their documents (up to ``HANDOFF_ARTICLES`` articles, the newest), under a token written into the
-entry, and the drain that reads an entry carrying one of its tokens takes them instead of
-validating the JSON and serialising each article again (most of the drain's CPU otherwise).
+and their documents (the newest, up to ``HANDOFF_ARTICLES`` articles and ``HANDOFF_BYTES`` of
+documents), under a token written into the entry, and the drain that reads an entry carrying one
+of its tokens takes them instead of validating the JSON and serialising each article again (most
+of the drain's CPU otherwise).
 The entry is still read, acknowledged and reclaimed like any other: only the decoding is skipped.
 """
 
@@ -39,8 +40,12 @@ MAX_DELIVERIES = 5
 RECLAIM_IDLE_MS = 60_000
 BATCH = 20
 HANDOFF_ARTICLES = 2_000
-"""Articles :func:`publish` keeps for this process's drain, at most (about 20 MB; other workers'
-drains take some entries, and a drain falling behind leaves more: the oldest are forgotten)."""
+"""Articles :func:`publish` keeps for this process's drain, at most (about 20 MB of 2 KB articles;
+other workers' drains take some entries, and a drain falling behind leaves more: the oldest are
+forgotten)."""
+HANDOFF_BYTES = 32 * 1024 * 1024
+"""Bytes of documents kept, at most: ``[limits]`` lets an article hold a megabyte of content, and
+2,000 of those would be gigabytes (each kept twice: the document and the typed article)."""
 
 
 @dataclass
@@ -65,27 +70,38 @@ class _Queued:
     articles: list[Article]
     documents: list[bytes]
     """Each article's stored JSON (:func:`service.store.articles.document`)."""
+    size: int = field(init=False)
+    """Bytes of the documents: the hand-off's bound."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "size", sum(map(len, self.documents)))
 
 
 class _Handoff:
-    """The entries this process queued and has not drained yet, oldest first, within a bound."""
+    """The entries this process queued and has not drained yet, oldest first, within a bound of
+    articles and one of document bytes."""
 
-    def __init__(self, max_articles: int = HANDOFF_ARTICLES):
+    def __init__(self, max_articles: int = HANDOFF_ARTICLES, max_bytes: int = HANDOFF_BYTES):
         self._entries: OrderedDict[bytes, _Queued] = OrderedDict()
         self._articles = 0
+        self._bytes = 0
         self._max_articles = max_articles
+        self._max_bytes = max_bytes
 
     def put(self, token: bytes, queued: _Queued) -> None:
         self._entries[token] = queued
         self._articles += len(queued.articles)
-        while self._articles > self._max_articles:
+        self._bytes += queued.size
+        while self._articles > self._max_articles or self._bytes > self._max_bytes:
             _, forgotten = self._entries.popitem(last=False)
             self._articles -= len(forgotten.articles)
+            self._bytes -= forgotten.size
 
     def take(self, token: bytes) -> _Queued | None:
         queued = self._entries.pop(token, None)
         if queued is not None:
             self._articles -= len(queued.articles)
+            self._bytes -= queued.size
         return queued
 
 

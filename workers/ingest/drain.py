@@ -70,11 +70,11 @@ class _Queued:
     articles: list[Article]
     documents: list[bytes]
     """Each article's stored JSON (:func:`service.store.articles.document`)."""
-    size: int = field(init=False)
-    """Bytes of the documents: the hand-off's bound."""
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "size", sum(map(len, self.documents)))
+    @property
+    def size(self) -> int:
+        """Bytes of the documents: the hand-off's bound."""
+        return sum(map(len, self.documents))
 
 
 class _Handoff:

@@ -326,7 +326,7 @@ def median_round(rounds: list[tuple[float, float | None]]) -> tuple[float, float
     """The round (ours, reader's) whose ratio is the median one; without reader, the median rate."""
     if all(theirs for _, theirs in rounds):
         return sorted(rounds, key=lambda pair: pair[0] / (pair[1] or 1))[len(rounds) // 2]
-    return sorted(rounds)[len(rounds) // 2][0], None
+    return sorted(ours for ours, _ in rounds)[len(rounds) // 2], None  # a tie would compare the Nones
 
 
 def main() -> None:

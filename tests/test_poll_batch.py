@@ -137,3 +137,39 @@ async def test_a_waiter_takes_every_place_freed_in_the_turn() -> None:
     places.give()
     assert await waiting == 2
     assert places.free == 0
+
+
+async def test_places_freed_in_one_turn_wake_one_waiter_not_one_per_place() -> None:
+    """A waiter woken takes every place freed before it runs: waking another per place freed
+    meanwhile only had it find none left and wait again (a task step per poll for nothing)."""
+
+    class Counted(InFlight):
+        waits = 0
+
+        async def _wait(self) -> None:
+            self.waits += 1
+            await super()._wait()
+
+    places = Counted(3)
+    assert await places.take(3) == 3
+    waiting = [asyncio.create_task(places.take(10)) for _ in range(3)]
+    await asyncio.sleep(0)
+    for _ in range(3):
+        places.give()
+    assert await waiting[0] == 3
+    await asyncio.sleep(0)
+    assert places.waits == 3 and not waiting[1].done() and not waiting[2].done()
+    places.give(2)  # the next in turn takes both
+    assert await waiting[1] == 2
+    places.give()
+    assert await waiting[2] == 1
+
+
+async def test_a_woken_waiter_cancelled_passes_its_turn_on() -> None:
+    places = InFlight(1)
+    assert await places.take(1) == 1
+    first, second = asyncio.create_task(places.take(1)), asyncio.create_task(places.take(1))
+    await asyncio.sleep(0)
+    places.give()  # wakes the first, which is cancelled before it runs
+    first.cancel()
+    assert await second == 1

@@ -17,6 +17,7 @@ class InFlight:
         self.limit = limit
         self.free = limit
         self._waiters: list[asyncio.Future[None]] = []
+        self._serving = False  # a waiter was woken and has not run yet: it takes what comes back meanwhile
 
     async def take(self, most: int) -> int:
         """Wait for a free place, then take as many as are free, up to ``most`` (>= 1).
@@ -42,18 +43,23 @@ class InFlight:
         except asyncio.CancelledError:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
-            elif self.free > 0:
-                self._wake()  # it was this one's turn: pass it on
+            else:
+                self._serving = False
+                if self.free > 0:
+                    self._wake()  # it was this one's turn: pass it on
             raise
+        self._serving = False
 
     def give(self, count: int = 1) -> None:
         """Hand back ``count`` places; the next waiter takes them once this loop turn is over."""
         self.free += count
-        self._wake()
+        if not self._serving:  # the waiter woken already takes these too: one wake-up, not one per place
+            self._wake()
 
     def _wake(self) -> None:
         while self._waiters:
             waiter = self._waiters.pop(0)
             if not waiter.done():
                 waiter.set_result(None)
+                self._serving = True
                 return

@@ -9,7 +9,7 @@ from datetime import timedelta
 from redis.asyncio import Redis
 
 from service import keys
-from service.models import PollRecord, SourceState
+from service.models import PollRecord, PushStatus, PushSubscription, SourceState
 from service.store.host_slots import HostLimits, Slot, Verdict
 from service.store.source_state import (
     POLL_HISTORY,
@@ -21,6 +21,8 @@ from service.store.source_state import (
     Refusal,
     Reschedule,
     SourceStates,
+    WrittenStates,
+    state_json,
 )
 from tests.conftest import ManualClock
 from tests.pollkit import begin_one
@@ -179,3 +181,48 @@ async def test_ends_written_together_survive_one_waiter_being_cancelled(redis: R
     waits[0].cancel()
     await asyncio.gather(*waits[1:], asyncio.shield(soon))
     assert [s.etag for s in (await sources.get_many(["a", "b", "c", "d"])).values()] == ['"e"'] * 4
+
+
+async def test_a_poll_reads_back_the_state_it_wrote_and_anything_written_since(
+    redis: Redis, clock: ManualClock
+) -> None:
+    """The state a process wrote is taken back as written while Redis holds its very bytes; a
+    change since (an operator, another worker, a subscription) is read from Redis as ever."""
+    sources = SourceStates(redis)
+    written = SourceState(etag='"x"', last_poll=clock())
+    await sources.end_poll(PollEnd("s", "l1", state=written))
+    start = await begin_one(sources, "s", "l2", "h", LIMITS, clock())
+    assert isinstance(start, PollStart) and start.state is written  # not validated again
+    await redis.delete(keys.poll_lease("s"))
+
+    await SourceStates(redis).pause("s")  # another process (the CLI) changes the stored state
+    start = await begin_one(sources, "s", "l3", "h", LIMITS, clock())
+    assert isinstance(start, PollStart) and start.state is not written
+    assert start.state.paused and start.state.etag == '"x"'
+    await redis.delete(keys.poll_lease("s"))
+
+    await sources.end_poll(PollEnd("s", "l3", state=written))
+    await redis.hset(
+        keys.source_push("s"),
+        mapping={"status": "active", "hub": "https://hub.example/", "topic": "https://f.example/"},
+    )
+    start = await begin_one(sources, "s", "l4", "h", LIMITS, clock())  # begin_one reads the push hash
+    assert isinstance(start, PollStart) and start.state.push is not None and start.state.etag == '"x"'
+    assert written.push is None  # the state written is copied, never changed in place
+
+
+def test_the_states_written_are_bounded_and_never_kept_with_a_subscription() -> None:
+    written = WrittenStates(size=2)
+    states = {name: SourceState(etag=f'"{name}"') for name in "abc"}
+    for name, state in states.items():
+        written.wrote(name, state_json(state), state)
+    assert written.read("a", state_json(states["a"]).encode()) is not states["a"]  # the oldest went
+    assert written.read("c", state_json(states["c"]).encode()) is states["c"]
+    assert written.read("c", None) == SourceState()  # deleted since: a fresh state
+    subscribed = SourceState(
+        etag='"d"',
+        push=PushSubscription(status=PushStatus.ACTIVE, hub="https://hub.example/", topic="https://f.example/"),
+    )
+    written.wrote("c", state_json(subscribed), subscribed)  # stored without its subscription
+    read = written.read("c", state_json(subscribed).encode())
+    assert read is not subscribed and read.push is None and read.etag == '"d"'

@@ -268,6 +268,33 @@ def test_a_success_re_enables_a_disabled_source(outcome: FetchResult, found: Bod
     )
 
 
+@pytest.mark.parametrize(
+    "left",
+    [
+        {"consecutive_failures": 2},
+        {"last_error": "HTTP 500"},
+        {"last_error_kind": ErrorKind.SERVER},
+        {"failing_since": NOW - timedelta(days=1)},
+        {"disabled_reason": "by hand"},
+        {"disabled_at": NOW},
+    ],
+)
+@pytest.mark.parametrize(("outcome", "found"), [(ok(), BODY), (ok(304), None)])
+def test_a_success_clears_whatever_a_failure_left(
+    left: dict[str, object], outcome: FetchResult, found: BodyFindings | None
+) -> None:
+    """Each field a failure leaves is cleared by a success, even alone (a state a manual edit or
+    an older version left): a success changes only what it must, so each is checked."""
+    state = decide(outcome, found, state=KNOWN.model_copy(update=left)).state
+    assert (state.consecutive_failures, state.last_error, state.last_error_kind, state.failing_since) == (
+        0,
+        None,
+        None,
+        None,
+    )
+    assert (state.disabled, state.disabled_reason, state.disabled_at) == (False, None, None)
+
+
 def test_a_disabled_source_that_fails_again_stays_off_the_schedule() -> None:
     disabled = KNOWN.model_copy(update={"disabled": True, "disabled_reason": "by hand", "consecutive_failures": 1})
     decision = decide(error(500), state=disabled)

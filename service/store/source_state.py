@@ -351,15 +351,27 @@ def _poll_keys(source_id: str) -> _PollKeys:
     )
 
 
-def _start(begin: PollBegin, reply: list[Any], slot_token: str, written: WrittenStates) -> PollStart | Refusal:
-    if int(reply[0]) == 0:
+@functools.lru_cache(maxsize=16)
+def _limit_fields(limits: HostLimits) -> str:
+    """A host budget's three arguments to :data:`_BEGIN_POLLS`, joined: the same for every poll."""
+    return FIELD_SEPARATOR.join(map(str, limits.args()))
+
+
+_VERDICTS = tuple(Verdict)  # by value, 0 up: indexed, not called (an enum call is a Python function)
+
+
+def _start(
+    begin: PollBegin, reply: list[Any], slot_token: str, renewed: str | None, written: WrittenStates
+) -> PollStart | Refusal:
+    outcome = int(reply[0])
+    if outcome == 0:
         return Refusal.LEASED
-    if int(reply[0]) == 2:
+    if outcome == 2:
         return Refusal.CLAIM_LAPSED
     state = written.read(begin.source_id, reply[1])
     if reply[4]:  # (a subscription is None by default: no copy for most polls)
         state = state.model_copy(update={"push": read_push(begin.source_id, reply[4])})
-    return PollStart(state, Verdict(int(reply[2])), max(int(reply[3]), 0) / 1000, slot_token, begin.renewed)
+    return PollStart(state, _VERDICTS[int(reply[2])], max(int(reply[3]), 0) / 1000, slot_token, renewed)
 
 
 def _end_args(end: PollEnd, script_keys: list[str], args: list[object], written: WrittenStates) -> None:
@@ -594,25 +606,29 @@ class SourceStates:
         script_keys = [keys.SCHEDULE]
         args: list[object] = []
         slot_tokens = []
+        renewals: list[str | None] = []
         for begin in begins:
             slot_token = new_token()
             slot_tokens.append(slot_token)
+            renewed = begin.renewed
+            renewals.append(renewed)
             poll_keys = _poll_keys(begin.source_id)
             script_keys += [poll_keys.lease, poll_keys.state, *keys.host_budget(begin.host), poll_keys.push]
             fields = (
                 begin.lease_token,
                 str(begin.lease_ms),
                 slot_token,
-                *map(str, begin.limits.args()),
+                _limit_fields(begin.limits),
                 begin.claim or "",
                 begin.source_id,
                 repr(begin.now.timestamp()),
-                begin.renewed or "",
+                renewed or "",
                 "1" if begin.push else "",
             )
             args.append(FIELD_SEPARATOR.join(fields))
         replies = await self.batcher.run(_BEGIN_POLLS, script_keys, args)
-        return [_start(b, r, t, self._written) for b, r, t in zip(begins, replies, slot_tokens, strict=True)]
+        written = self._written
+        return [_start(b, r, t, c, written) for b, r, t, c in zip(begins, replies, slot_tokens, renewals, strict=True)]
 
     async def end_poll(self, end: PollEnd) -> None:
         """Free the slots, save the state, move the source in the schedule, pause the host, let

@@ -171,7 +171,7 @@ def decide_poll(
     moved = None
     if response is not None:
         new["last_status"] = response.status
-        moved = _moved(source, state, response, now)
+        moved = _moved(source, state, response, now) if response.redirects else None
         if moved is not None:
             new["redirects"] = [*state.redirects, moved][-MAX_REDIRECT_HISTORY:]
             new["current_url"] = None if moved.to_url == source.url else moved.to_url
@@ -264,16 +264,19 @@ def _record_success(
             new["publisher_interval_seconds"] = found.feed.interval_seconds
             new["recent_published"] = list(found.feed.recent_published)
         new["articles_total"] = state.articles_total + found.new
-    new.update(
-        last_success=now,
-        consecutive_failures=0,
-        last_error=None,
-        last_error_kind=None,
-        failing_since=None,
-        disabled=False,
-        disabled_reason=None,
-        disabled_at=None,
+    new["last_success"] = now
+    # Clear what a failure left, if any: a source polled without trouble has nothing to clear,
+    # and every key in ``new`` costs the copy (the 304 path's).
+    failed = (
+        state.consecutive_failures
+        or state.last_error is not None
+        or state.last_error_kind is not None
+        or state.failing_since is not None
     )
+    if failed:
+        new.update(consecutive_failures=0, last_error=None, last_error_kind=None, failing_since=None)
+    if state.disabled or state.disabled_reason is not None or state.disabled_at is not None:
+        new.update(disabled=False, disabled_reason=None, disabled_at=None)
 
 
 def _record_failure(new: dict[str, Any], state: SourceState, failure: PollFailure, now: datetime) -> None:

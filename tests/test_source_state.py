@@ -21,9 +21,8 @@ from service.store.source_state import (
     Refusal,
     Reschedule,
     SourceStates,
-    WrittenStates,
-    state_json,
 )
+from service.store.stored_state import WrittenStates, state_json
 from tests.conftest import ManualClock
 from tests.pollkit import begin_one
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
@@ -45,8 +43,7 @@ from service.models import PollRecord, SourceState
 from service.store.host_slots import ACQUIRE_FUNCTION, HostLimits, Slot, Verdict, new_token
 from service.store.push_state import TRANSITION_FUNCTION, PushStates, PushTransition, read_push
 from service.store.script_batch import Coalescer, ScriptBatcher
-
-log = logging.getLogger(__name__)
+from service.store.stored_state import WrittenStates, read_state, state_json
 
 FIELD_SEPARATOR = "\x1f"
 """Joins a poll's scalar arguments into one (ids, tokens, numbers, host names: none holds it)."""
@@ -273,59 +270,6 @@ class PollEnd:
     push: PushTransition | None = None
     record: PollRecord | None = None
     """The poll as its history keeps it (only polls that asked the publisher)."""
-
-
-def state_json(state: SourceState) -> str:
-    """The stored form: the subscription lives under its own key (:mod:`service.store.push_state`),
-    and fields at their defaults are left out (read back as those defaults): a source polled
-    without trouble stores about half the bytes, and sends them on every poll."""
-    return state.model_dump_json(exclude_defaults=True)  # (without ``push``: see its field)
-
-
-def read_state(source_id: str, raw: bytes | str | None) -> SourceState:
-    """A stored state this version cannot read is logged and started afresh, not a stuck source."""
-    if not raw:
-        return SourceState()
-    try:
-        return SourceState.model_validate_json(raw)
-    except ValidationError as exc:
-        log.error("%s: unreadable source state, starting afresh: %s", source_id, exc)
-        return SourceState()
-
-
-WRITTEN_STATES = 1 << 14
-"""Sources whose last written state a process keeps (:class:`WrittenStates`): about 2.5 KB each,
-40 MB in all. A worker polling more sources than this in turn finds none of them (each is pushed
-out before its next poll) and reads every state as before."""
-
-
-class WrittenStates:
-    """The states this process last wrote, with their stored bytes: a poll's first call reads the
-    state back, and when it reads the very bytes written, it takes the state written instead of
-    validating the JSON again (4 of a 304 poll's ~145 µs). Keyed by bytes, so a state written
-    since by another worker or an operator is read as before.
-
-    Shared by the polls that read it: a state is never changed in place (decisions copy it).
-    """
-
-    def __init__(self, size: int = WRITTEN_STATES):
-        self._size = size
-        self._states: dict[str, tuple[bytes, SourceState]] = {}
-
-    def wrote(self, source_id: str, stored: str, state: SourceState) -> None:
-        states = self._states
-        states.pop(source_id, None)
-        if state.push is not None:  # stored without it: read back, it is None until its own key is read
-            return
-        if len(states) >= self._size:
-            del states[next(iter(states))]  # the least recently written
-        states[source_id] = (stored.encode(), state)
-
-    def read(self, source_id: str, raw: bytes | None) -> SourceState:
-        known = self._states.get(source_id)
-        if known is not None and raw == known[0]:
-            return known[1]
-        return read_state(source_id, raw)
 
 
 def claim_token(score: float) -> str:

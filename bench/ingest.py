@@ -58,7 +58,7 @@ import redis as redis_sync
 import tomli_w
 from aiohttp import web
 
-from bench.record import add_json_option, figure, record
+from bench.record import add_json_option, figure, median_round, record
 from service.config import SourceConfig
 from service.keys import CONTENT_HASHES
 from service.store.embedded_redis import EmbeddedRedis
@@ -320,13 +320,6 @@ def reader_update(urls: list[str]) -> float | None:
         f"({entries / cpu:5.0f} per CPU second)"
     )
     return entries / wall
-
-
-def median_round(rounds: list[tuple[float, float | None]]) -> tuple[float, float | None]:
-    """The round (ours, reader's) whose ratio is the median one; without reader, the median rate."""
-    if all(theirs for _, theirs in rounds):
-        return sorted(rounds, key=lambda pair: pair[0] / (pair[1] or 1))[len(rounds) // 2]
-    return sorted(ours for ours, _ in rounds)[len(rounds) // 2], None  # a tie would compare the Nones
 
 
 def main() -> None:

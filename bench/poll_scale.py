@@ -44,7 +44,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 from redis.asyncio import Redis
 
-from bench.record import add_json_option, figure, record
+from bench.record import add_json_option, figure, median_round, record
 from bench.redis_target import bench_redis
 from service import heap, keys
 from service.clock import utcnow
@@ -261,7 +261,8 @@ async def bench(args: argparse.Namespace, redis_url: str, port: int) -> None:
                 rates.append((ours, ceiling))
         finally:
             await bare.close()
-        rate_304, ceiling = sorted(rates, key=lambda pair: pair[0] / pair[1])[len(rates) // 2]
+        rate_304, ceiling = median_round(rates)
+        assert ceiling is not None  # every round has its bare-client rate
 
         if changed:
             # A changed feed as a worker meets it: one new item among stored ones, polled and then

@@ -17,11 +17,21 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 ENV = "TRIBUTARY_BENCH_JSON"
+
+
+def median_round(rounds: Sequence[tuple[float, float | None]]) -> tuple[float, float | None]:
+    """Of alternating rounds (ours, the other side's rate), the one whose ratio is the median: a
+    change in the machine's speed during the run touches both sides of a round alike. Without the
+    other side's rates, the median of ours (and None)."""
+    if all(theirs for _, theirs in rounds):
+        return sorted(rounds, key=lambda pair: pair[0] / (pair[1] or 1))[len(rounds) // 2]
+    return sorted(ours for ours, _ in rounds)[len(rounds) // 2], None  # a tie would compare the Nones
 
 
 def figure(

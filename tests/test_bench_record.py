@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.record import figure, record
+from bench.record import figure, median_round, record
 from bench.table import END, START, render, write_into
 
 
@@ -54,3 +54,10 @@ def test_the_table_goes_between_the_markers(tmp_path: Path, monkeypatch: pytest.
     write_into(readme, table)  # idempotent
     text = readme.read_text(encoding="utf-8")
     assert "old table" not in text and text.count(table) == 1 and text.endswith(f"{END}\nafter\n")
+
+
+def test_the_median_round_is_the_one_of_the_median_ratio_not_of_the_median_rate() -> None:
+    # The machine's speed moved between rounds: the median of our rates (300) is not the median round's.
+    rounds: list[tuple[float, float | None]] = [(400, 500), (300, 1000), (200, 400)]
+    assert median_round(rounds) == (200, 400)  # ratios 0.8, 0.3, 0.5
+    assert median_round([(300, None), (200, None), (300, None)]) == (300, None)  # ties of ours alone

@@ -36,6 +36,22 @@ class _Rounds:
             raise ConnectionError("Redis went away")
 
 
+async def test_a_round_starts_once_enough_bytes_wait_however_few_the_articles() -> None:
+    """Large articles fill the hand-off's bytes before its count: a round starts on either."""
+    rounds = _Rounds()
+    behind = DrainBehind(rounds, threshold=1000, threshold_bytes=1_000_000)
+    behind.queued(3, 600_000)
+    await asyncio.sleep(0)
+    assert rounds.count == 0
+    behind.queued(2, 400_000)
+    await asyncio.sleep(0)
+    assert rounds.count == 1  # 5 articles, but 1 MB of documents
+    rounds.release.set()
+    await asyncio.sleep(0.01)
+    assert rounds.count == 1  # nothing queued meanwhile: no second round
+    await behind.close()
+
+
 async def test_a_round_starts_once_enough_articles_wait_and_one_runs_at_a_time() -> None:
     rounds = _Rounds()
     behind = DrainBehind(rounds, threshold=10)

@@ -41,8 +41,8 @@ class Resources:
     """This process's metrics, flushed to Redis about once a second (service/store/metrics.py)."""
     in_flight: InFlight | None = None
     cpu: ThreadPoolExecutor | None = None
-    on_queued: Callable[[int], None] | None = None
-    """Told how many articles a poll just queued: a worker drains behind its polls
+    on_queued: Callable[[int, int], None] | None = None
+    """Told how many articles a poll just queued, and their documents' bytes: a worker drains behind its polls
     (:class:`workers.ingest.behind.DrainBehind`); None where the caller drains itself."""
 
     def host_budget(self) -> HostBudget:

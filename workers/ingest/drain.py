@@ -108,22 +108,23 @@ class _Handoff:
 _handoff = _Handoff()
 
 
-async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> str | None:
-    """Queue one poll's new and changed articles; returns the stream entry id.
+async def publish(redis: Redis, source_id: str, articles: Sequence[Article]) -> int:
+    """Queue one poll's new and changed articles; returns the bytes of their documents queued
+    (the hand-off's measure: :class:`workers.ingest.behind.DrainBehind` drains by it).
 
     The entry's ``articles`` are the JSON list of the articles' documents (what
     ``ARTICLES.dump_json`` writes); ``token`` names them in this process's hand-off.
     """
     if not articles:
-        return None
+        return 0
     queued = _Queued(list(articles), [document(article) for article in articles])
     # Random, not counted (forked workers would share a counter), and not from os.urandom: a
     # system call lets the parse threads take the interpreter lock from the event loop.
     token = random.getrandbits(128).to_bytes(16)
     payload = b"[" + b",".join(queued.documents) + b"]"
-    entry_id = await redis.xadd(keys.INGEST_STREAM, {"source_id": source_id, "articles": payload, "token": token})
+    await redis.xadd(keys.INGEST_STREAM, {"source_id": source_id, "articles": payload, "token": token})
     _handoff.put(token, queued)
-    return str(entry_id.decode())
+    return queued.size
 
 
 def _decoded(fields: dict[bytes, bytes]) -> tuple[list[Article], list[bytes] | None]:

@@ -256,9 +256,9 @@ async def read_body(
         fresh = pages.articles
         for warning in pages.warnings:
             log.warning("%s: %s", source.id, warning)
-    await ingest.publish(res.redis, source.id, fresh)
+    size = await ingest.publish(res.redis, source.id, fresh)
     if fresh and res.on_queued is not None:
-        res.on_queued(len(fresh))
+        res.on_queued(len(fresh), size)
     if pages is not None:
         await pages.remember(res.redis, now, 2 * res.settings.storage.retention_per_source)
     queued = {a.id for a in fresh}

@@ -9,8 +9,8 @@ the hand-off within its bound and the parse thread and the store busy at the sam
 
 It waits for ``threshold`` articles or ``threshold_bytes`` of documents (half the hand-off's
 bound in each: large articles fill its bytes before its count): a drain round per poll would
-cost more in its own round trips, trims and announcements than it saves. One round runs at a time per
-process; articles queued during a round add up towards the next. The batch's own drain at its
+cost more in its own round trips, trims and announcements than it saves. One round runs at a
+time per process; articles queued during a round add up towards the next. The batch's own drain at its
 end (``workers.tasks._after_polls``) still runs, and stores what is left below the threshold.
 """
 

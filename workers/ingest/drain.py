@@ -17,6 +17,7 @@ The entry is still read, acknowledged and reclaimed like any other: only the dec
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from collections import Counter, OrderedDict
@@ -71,9 +72,9 @@ class _Queued:
     documents: list[bytes]
     """Each article's stored JSON (:func:`service.store.articles.document`)."""
 
-    @property
+    @functools.cached_property
     def size(self) -> int:
-        """Bytes of the documents: the hand-off's bound."""
+        """Bytes of the documents: the hand-off's bound (summed once: put, take and publish ask)."""
         return sum(map(len, self.documents))
 
 

@@ -26,12 +26,14 @@ class _Rounds:
 
     def __init__(self) -> None:
         self.count = 0
+        self.ended = 0  # rounds that returned: DrainBehind decides on the next in the same step
         self.release = asyncio.Event()
         self.fail = False
 
     async def __call__(self) -> None:
         self.count += 1
         await self.release.wait()
+        self.ended += 1
         if self.fail:
             raise ConnectionError("Redis went away")
 
@@ -47,7 +49,7 @@ async def test_a_round_starts_once_enough_bytes_wait_however_few_the_articles() 
     await asyncio.sleep(0)
     assert rounds.count == 1  # 5 articles, but 1 MB of documents
     rounds.release.set()
-    await asyncio.sleep(0.01)
+    await eventually(holds(lambda: rounds.ended == 1), 2, "the round ended", every=0.01)
     assert rounds.count == 1  # nothing queued meanwhile: no second round
     await behind.close()
 
@@ -69,8 +71,7 @@ async def test_a_round_starts_once_enough_articles_wait_and_one_runs_at_a_time()
     assert rounds.count == 1
 
     rounds.release.set()
-    await eventually(holds(lambda: rounds.count == 2), 2, "a second round", every=0.01)  # for all that came meanwhile
-    await asyncio.sleep(0.01)
+    await eventually(holds(lambda: rounds.ended == 2), 2, "a second round", every=0.01)  # for all that came meanwhile
     assert rounds.count == 2
     await behind.close()
 

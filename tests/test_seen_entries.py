@@ -1,23 +1,28 @@
-"""A changed feed's poll normalises only the entries that are new or changed: the others are
-known, by key, to be stored unchanged (service/store/seen_entries.py, workers/normalise/read.py).
-What is stored is the same as when every entry is normalised."""
+"""A changed feed's poll reads only the entries that are new or changed: the others are known, by
+key, to be stored unchanged (service/store/seen_entries.py, workers/parse/raw_keys.py,
+workers/normalise/read.py). What is stored is the same as when every entry is read, over the
+corpora too."""
 
 from __future__ import annotations
 
+import random
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+import pytest
 from redis.asyncio import Redis
 
 from service import keys
 from service.config import SanitiseConfig, Settings
 from service.models import Article
-from service.store.seen_entries import KEY_BYTES
-from tests.conftest import ManualClock
+from service.store.seen_entries import KEY_BYTES, SeenEntry, article_digest, decode, encode
+from tests.conftest import CORPORA, CORPUS_FEED_URL, CorpusInput, ManualClock
 from tests.feedserver import FeedServer
 from tests.pollkit import poll_settings, resources
 from workers.ingest import drain as ingest
-from workers.normalise.read import read_feed
+from workers.normalise.read import FeedRead, read_feed
 from workers.poll.batch import poll_batch
+from workers.poll.publisher_hints import feed_hints
 from workers.resources import Resources
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -37,40 +42,161 @@ def rss(newest: int, count: int = 5) -> bytes:
     ).encode()
 
 
-def read(body: bytes, settings: Settings, seen: frozenset[bytes] | None):  # type: ignore[no-untyped-def]
+def read(
+    body: bytes,
+    settings: Settings,
+    seen: Mapping[bytes, SeenEntry] | None,
+    content_type: str = "application/rss+xml",
+) -> FeedRead:
     return read_feed(
         body,
         source=settings.sources[0],
         settings=settings,
         now=NOW,
-        content_type="application/rss+xml",
+        content_type=content_type,
         headers={},
         seen=seen,
     )
 
 
+def recorded(read_: FeedRead, keys_: Iterable[bytes] | None = None) -> dict[bytes, SeenEntry]:
+    """What a poll would record of ``read_``: every key it gave (or ``keys_``)."""
+    return {key: read_.records[key] for key in (read_.records if keys_ is None else keys_)}
+
+
 def test_known_entries_are_passed_over_and_the_others_give_what_a_full_read_gives() -> None:
     settings = poll_settings([{"id": "s", "url": "https://news.example.com/feed"}])
-    first = read(rss(10), settings, frozenset())
+    first = read(rss(10), settings, {})
     assert len(first.articles) == 5 and not first.unchanged_keys
-    known = frozenset(first.keys.values())
+    known = recorded(first)
 
     second = read(rss(11), settings, known)  # one new item; four known
     full = read(rss(11), settings, None)
     assert [a.title for a in second.articles] == ["Item 11"]
     assert second.articles[0] == full.articles[0]
-    assert len(second.unchanged_keys) == 4 and set(second.unchanged_keys) <= known
+    assert len(second.unchanged_keys) == 4 and set(second.unchanged_keys) <= known.keys()
     assert not full.keys and not full.unchanged_keys  # no keys asked for: none computed
+    # Keyed from their bytes, the known entries were not even parsed; their dates stand in.
+    assert len(second.feed.entries) == 1 and len(second.feed.known) == 4
+    assert feed_hints(second.feed, 50) == feed_hints(full.feed, 50)
 
     changed = rss(11).replace(b'Body of &lt;a href="/more/9"', b'Body, corrected, of &lt;a href="/more/9"')
     third = read(changed, settings, known)
     assert sorted(a.title for a in third.articles) == ["Item 11", "Item 9"]
 
 
+def test_only_the_newest_are_read_with_known_entries_ranked_by_their_recorded_dates() -> None:
+    base = poll_settings([{"id": "s", "url": "https://news.example.com/feed"}])
+    settings = base.model_copy(update={"limits": base.limits.model_copy(update={"items_per_poll": 3})})
+    first = read(rss(10), settings, {})  # items 10, 9 and 8: the newest three of five
+    assert [a.title for a in first.articles] == ["Item 10", "Item 9", "Item 8"]
+    second = read(rss(11, count=6), settings, recorded(first))  # 11 is new; 10, 9 and 8 known
+    full = read(rss(11, count=6), settings, None)
+    assert [a.title for a in full.articles] == ["Item 11", "Item 10", "Item 9"]
+    assert [a.title for a in second.articles] == ["Item 11"] and second.articles[0] == full.articles[0]
+    assert len(second.feed.known) == 2 and second.feed.skipped == full.feed.skipped == 3  # 8 ranks out now
+
+
+@pytest.mark.parametrize(
+    ("why", "changes"),
+    [
+        ("a namespace declared in an entry", [(b"<item><guid>item-9", b'<item xmlns:x="urn:x"><guid>item-9')]),
+        ("a feed-level element after the entries", [(b"</channel>", b"<ttl>60</ttl></channel>")]),
+        (
+            "an entry nested elsewhere",
+            [(b"<title>T</title>", b"<title>T</title><x><item><title>odd</title></item></x>")],
+        ),
+        (
+            "an element named item the reader does not take for an entry",
+            [(b'<rss version="2.0">', b'<rss version="2.0" xmlns:x="urn:x">'), (b"</channel>", b"<x:item/></channel>")],
+        ),
+    ],
+)
+def test_documents_whose_entries_bytes_cannot_stand_for_them_are_keyed_as_parsed(
+    why: str, changes: list[tuple[bytes, bytes]]
+) -> None:
+    settings = poll_settings([{"id": "s", "url": "https://news.example.com/feed"}])
+    body = rss(10)
+    for change in changes:
+        body = body.replace(*change)
+    first = read(body, settings, {})
+    assert first.feed.entry_keys is None, why
+    assert first.articles == read(body, settings, None).articles
+    second = read(body, settings, recorded(first))
+    assert second.articles == [] and len(second.unchanged_keys) == len(first.keys)  # known as parsed
+    assert second.feed.entries and not second.feed.known  # ... so parsed all the same
+
+
+def test_raw_keys_change_with_the_document_around_the_entries_and_only_their_own_bytes() -> None:
+    settings = poll_settings([{"id": "s", "url": "https://news.example.com/feed"}])
+    keys_ = read(rss(10), settings, {}).feed.entry_keys
+    assert keys_ is not None and len(set(keys_)) == 5
+    retitled = read(rss(10).replace(b"<title>T</title>", b"<title>U</title>", 1), settings, {}).feed.entry_keys
+    assert retitled is not None and set(retitled).isdisjoint(keys_)
+    changed = rss(10).replace(b"<title>Item 9</title>", b"<title>Item nine</title>")
+    one = read(changed, settings, {}).feed.entry_keys
+    assert one is not None and [a == b for a, b in zip(one, keys_, strict=True)] == [True, False, True, True, True]
+    as_atom_lang = read(rss(10), settings, {}, content_type="application/rss+xml; charset=utf-8").feed.entry_keys
+    assert as_atom_lang == keys_  # the same document decoded the same way: the same keys
+
+
+def _first_of_each_id(articles: list[Article]) -> dict[str, Article]:
+    kept: dict[str, Article] = {}
+    for article in articles:
+        kept.setdefault(article.id, article)
+    return kept
+
+
+def _corpus_keyed(corpus_inputs: list[CorpusInput]) -> list[tuple[str, bytes]]:
+    return [
+        (str(item.path), (CORPORA / item.path).read_bytes())
+        for item in corpus_inputs
+        if item.feed is not None and item.path.suffix.lower() != ".json"
+    ]
+
+
+def test_over_the_corpora_passing_over_known_entries_gives_what_a_full_read_gives(
+    corpus_inputs: list[CorpusInput],
+) -> None:
+    settings = poll_settings([{"id": "corpus", "url": CORPUS_FEED_URL}])
+    rng = random.Random(14)
+    keyed = checked = 0
+    differing: list[str] = []
+    for path, body in _corpus_keyed(corpus_inputs):
+        full = read(body, settings, None, content_type="application/xml")
+        first = read(body, settings, {}, content_type="application/xml")
+        assert first.articles == full.articles, path  # keying reads nothing differently
+        if first.feed.entry_keys is None:
+            continue
+        keyed += 1
+        checked += 1
+        known = recorded(first, [key for key in first.records if rng.random() < 0.5])
+        second = read(body, settings, known, content_type="application/xml")
+        # What a poll queues (an id's first article) is the full read's, and every article of the
+        # full read is either queued or stored unchanged (passed over as known).
+        full_kept, second_kept = _first_of_each_id(full.articles), _first_of_each_id(second.articles)
+        queued_or_known = {article_digest(i) for i in second_kept}
+        queued_or_known.update(second.records[key].article for key in second.unchanged_keys)
+        if (
+            any(full_kept.get(i) != a for i, a in second_kept.items())
+            or queued_or_known != {article_digest(i) for i in full_kept}
+            or not set(second.unchanged_keys) <= known.keys()
+            or feed_hints(second.feed, 50) != feed_hints(full.feed, 50)
+        ):
+            differing.append(path)
+        # Every key recorded known: nothing read, or (an id listed twice) everything read again.
+        every = read(body, settings, recorded(first), content_type="application/xml")
+        if every.articles not in ([], full.articles) or feed_hints(every.feed, 50) != feed_hints(full.feed, 50):
+            differing.append(f"{path} (every entry known)")
+    print(f"\nraw keys over the corpora: {keyed} documents keyed from their bytes, {checked} checked half known")
+    assert differing == []
+    assert checked >= 20
+
+
 def test_keys_change_with_what_else_normalising_reads() -> None:
     base = poll_settings([{"id": "s", "url": "https://news.example.com/feed"}])
     keys_of = {
-        name: set(read(rss(10), settings, frozenset()).keys.values())
+        name: set(read(rss(10), settings, {}).keys.values())
         for name, settings in {
             "base": base,
             "sanitising": base.model_copy(update={"sanitise": SanitiseConfig(allow_data_images=True)}),
@@ -82,7 +208,7 @@ def test_keys_change_with_what_else_normalising_reads() -> None:
     moved = rss(10).replace(
         b"<link>https://news.example.com/</link>", b"<link>https://elsewhere.example.com/</link>", 1
     )
-    assert set(read(moved, base, frozenset()).keys.values()).isdisjoint(keys_of["base"])
+    assert set(read(moved, base, {}).keys.values()).isdisjoint(keys_of["base"])
 
 
 def _one_source(redis: Redis, clock: ManualClock, feed_server: FeedServer) -> Resources:
@@ -110,11 +236,11 @@ async def test_polls_record_what_is_stored_unchanged_and_store_what_a_full_read_
 
         feed_server.set("/feed", rss(11), conditional=False)
         assert await _poll_and_store(res, clock) == {"new": 1, "updated": 0, "unchanged": 4}
-        assert await redis.strlen(seen_key) == 4 * KEY_BYTES  # the four found stored unchanged (item 11 is only queued)
+        assert len(decode(await redis.get(seen_key))) == 4  # the four found stored unchanged (item 11 is only queued)
 
         feed_server.set("/feed", rss(12), conditional=False)
         assert await _poll_and_store(res, clock) == {"new": 1, "updated": 0, "unchanged": 4}
-        assert await redis.strlen(seen_key) == 4 * KEY_BYTES  # 11 now stored; 7 left the feed
+        assert len(decode(await redis.get(seen_key))) == 4  # 11 now stored; 7 left the feed
 
         ids = [i.decode() for i in await redis.zrange(keys.source_index("s"), 0, -1)]
         stored = {
@@ -134,7 +260,7 @@ async def test_an_article_an_operator_removes_comes_back_from_the_feed_as_before
     try:
         await _poll_and_store(res, clock)
         await _poll_and_store(res, clock)
-        assert await redis.strlen(keys.seen_entries("s")) == 5 * KEY_BYTES
+        assert len(decode(await redis.get(keys.seen_entries("s")))) == 5
         removed = (await redis.zrange(keys.source_index("s"), -1, -1))[0].decode()
         assert await res.store.remove_article(removed, clock())
         assert not await redis.exists(keys.seen_entries("s"))
@@ -142,3 +268,17 @@ async def test_an_article_an_operator_removes_comes_back_from_the_feed_as_before
         assert await redis.zscore(keys.source_index("s"), removed) is not None
     finally:
         await res.session.close()
+
+
+def test_the_record_keeps_keys_and_dates_and_reads_an_earlier_form_as_nothing_known() -> None:
+    entries = {
+        b"k" * KEY_BYTES: SeenEntry(NOW, b"a" * 8),
+        b"m" * KEY_BYTES: SeenEntry(None, b"b" * 8),
+        b"n" * KEY_BYTES: SeenEntry(datetime(1901, 1, 1, 0, 0, 0, 1, UTC), b"c" * 8),
+    }
+    record = encode(entries)
+    assert len(record) == 1 + 3 * (KEY_BYTES + 16) and decode(record) == entries
+    assert decode(b"") == {}
+    assert decode(b"k" * KEY_BYTES * 3) == {}  # keys only, as before dates were kept
+    assert decode(record[:-1]) == {}  # cut short
+    assert decode(record[:1] + b"k" * KEY_BYTES + b"\x7f" * 8 + b"a" * 8) == {}  # no date this module wrote

@@ -6,11 +6,13 @@ poll's I/O) for seconds. Only the newest ``Settings.items_per_poll`` entries are
 (:mod:`workers.parse.newest`); the rest would only have been deleted again by retention.
 
 Given the keys of the entries the source's last read found stored unchanged
-(:mod:`service.store.seen_entries`), the entries with one of those keys are not normalised
-again: an entry's key (:func:`entry_key`) covers the entry as parsed and everything else that
-normalising reads (the source's settings, the feed's link and language, the sanitising,
-canonical and limits settings, and the normalising code itself), so the same key gives the
-same article.
+(:mod:`service.store.seen_entries`), the entries with one of those keys are passed over: the
+same key gives the same article. The fast reader keys entries from their bytes and does not even
+parse the known ones (:mod:`workers.parse.raw_keys`); elsewhere an entry's key
+(:func:`entry_key`) covers the entry as parsed, and the known ones are not normalised. Either key
+covers everything else reading and normalising depend on: the source's settings, the feed
+(its URL, link and language), the sanitising, canonical and limits settings, and the reading and
+normalising code itself (:func:`_code`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 from service import models, urls
 from service.config import Settings, SourceConfig
 from service.models import Article, RejectedEntry
-from service.store.seen_entries import KEY_BYTES
+from service.store.seen_entries import KEY_BYTES, SeenEntry, article_digest
+from workers import parse
 from workers.normalise import authors, canonical, entry, limits, sanitise
 from workers.normalise.entry import normalise_entries
 from workers.parse import ParsedEntry, ParsedFeed, controls, parse_feed
@@ -47,6 +50,8 @@ class FeedRead:
     """Article id -> the key of the entry it came from (empty when no keys were asked for)."""
     unchanged_keys: tuple[bytes, ...] = ()
     """The keys of the entries passed over as known (their articles are stored unchanged)."""
+    records: dict[bytes, SeenEntry] = field(default_factory=dict)
+    """Every key above -> what a poll records with it: its entry's date, its article."""
 
 
 def read_feed(
@@ -57,13 +62,14 @@ def read_feed(
     now: datetime,
     content_type: str | None,
     headers: Mapping[str, str],
-    seen: frozenset[bytes] | None = None,
+    seen: Mapping[bytes, SeenEntry] | None = None,
 ) -> FeedRead:
     """Raises :class:`~service.errors.ParseError` when the body holds no feed.
 
-    ``seen``: the keys of the entries the last read found stored unchanged, which are passed
-    over; None (a source's first read: nothing is stored yet) computes no keys at all.
+    ``seen``: the keys of the entries the last read found stored unchanged, with their dates,
+    which are passed over; None (a source's first read: nothing is stored yet) computes no keys.
     """
+    salt = _salt(source, settings) if seen is not None else b""
     feed = parse_feed(
         body,
         source_id=source.id,
@@ -72,12 +78,16 @@ def read_feed(
         headers=headers,
         default_tz=source.zone,
         max_entries=settings.items_per_poll,
+        known={key: known.date for key, known in seen.items()} if seen is not None else None,
+        key_salt=salt,
     )
     entry_keys: list[bytes] = []
     skip: set[int] = set()
-    if seen is not None:
-        context = _context(source, settings, feed)
-        entry_keys = [entry_key(context, item) for item in feed.entries]
+    if seen is not None and feed.entry_keys is not None:  # keyed from their bytes: the known ones unread
+        entry_keys = list(feed.entry_keys)
+    elif seen is not None:
+        context = hashlib.sha256(b"\0".join([salt, (feed.link or "").encode(), (feed.language or "").encode()]))
+        entry_keys = [entry_key(context.digest(), item) for item in feed.entries]
         skip = {index for index, key in enumerate(entry_keys) if key in seen}
     done = normalise_entries(
         feed,
@@ -95,41 +105,55 @@ def read_feed(
             f"{feed.skipped} older entries skipped: only the newest {settings.items_per_poll} are read per poll "
             "([limits] items_per_poll, default [storage] retention_per_source)",
         )
-    if not entry_keys:
+    if seen is None:
         return FeedRead(feed, done.articles, warnings, done.rejected)
-    keys = {article.id: entry_keys[index] for article, index in zip(done.articles, done.indexes, strict=True)}
-    unchanged = tuple(entry_keys[index] for index in sorted(skip))
-    return FeedRead(feed, done.articles, warnings, done.rejected, keys, unchanged)
+    keys: dict[str, bytes] = {}
+    for article, index in zip(done.articles, done.indexes, strict=True):
+        keys.setdefault(article.id, entry_keys[index])  # an id's first entry: the one a poll keeps
+    unchanged = [entry_keys[index] for index in sorted(skip)] + [known.key for known in feed.known]
+    passed_over = {seen[key].article for key in unchanged}
+    if passed_over and any(article_digest(article.id) in passed_over for article in done.articles):
+        # An entry read gives the article of one passed over (a feed listing an id twice): which
+        # of the two a poll keeps depends on their order, so read them all.
+        return read_feed(
+            body, source=source, settings=settings, now=now, content_type=content_type, headers=headers, seen={}
+        )
+    dates = {key: item.published or item.updated for key, item in zip(entry_keys, feed.entries, strict=True)}
+    records = {key: SeenEntry(dates[key], article_digest(article_id)) for article_id, key in keys.items()}
+    records.update((key, seen[key]) for key in unchanged)
+    return FeedRead(feed, done.articles, warnings, done.rejected, keys, tuple(unchanged), records)
 
 
 def entry_key(context: bytes, entry: ParsedEntry) -> bytes:
-    """The key of ``entry`` read in ``context`` (:func:`_context`): equal keys, equal articles."""
+    """The key of ``entry`` read in ``context`` (the salt, the feed's link and language): equal
+    keys, equal articles."""
     digest = hashlib.sha256(context)
     digest.update(ParsedEntry.__pydantic_serializer__.to_json(entry))
     return digest.digest()[:KEY_BYTES]
 
 
-def _context(source: SourceConfig, settings: Settings, feed: ParsedFeed) -> bytes:
-    """Everything but the entry that normalising reads, and the code that does it."""
+def _salt(source: SourceConfig, settings: Settings) -> bytes:
+    """Everything but the document that reading and normalising an entry depend on."""
     parts = (
-        _normaliser(),
+        _code(),
         source.model_dump_json().encode(),
         settings.sanitise.model_dump_json().encode(),
         settings.canonical.model_dump_json().encode(),
         settings.limits.model_dump_json().encode(),
-        (feed.link or "").encode(),
-        (feed.language or "").encode(),
     )
     return hashlib.sha256(b"\0".join(parts)).digest()
 
 
 @cache
-def _normaliser() -> bytes:
-    """The normalising code: its modules' source and the versions of the libraries it relies on
-    (a new release that writes articles differently must not keep the old ones as unchanged)."""
+def _code() -> bytes:
+    """The reading and normalising code: its modules' source and the versions of the libraries it
+    relies on (a new release that reads or writes articles differently must not keep the old ones
+    as unchanged)."""
     digest = hashlib.sha256()
     for module in (authors, canonical, entry, limits, sanitise, models, urls, controls):
         digest.update(Path(module.__file__ or "").read_bytes())
-    for library in ("nh3", "lxml", "pydantic-core"):
+    for path in sorted(Path(parse.__file__ or "").parent.glob("*.py")):
+        digest.update(path.read_bytes())
+    for library in ("nh3", "lxml", "pydantic-core", "feedparser"):
         digest.update(metadata.version(library).encode())
     return digest.digest()

@@ -7,14 +7,14 @@ carrying the source id, its cause chained.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from service.errors import ErrorKind, ParseError
 from workers.parse.json_adapter import parse_json_feed
-from workers.parse.types import ParsedEntry, ParsedFeed
+from workers.parse.types import KnownEntry, ParsedEntry, ParsedFeed
 from workers.parse.xml_adapter import parse_xml_feed
 
-__all__ = ["ParsedEntry", "ParsedFeed", "parse_feed"]
+__all__ = ["KnownEntry", "ParsedEntry", "ParsedFeed", "parse_feed"]
 
 _BOM = "\ufeff".encode()
 _WHITESPACE = b" \t\r\n"
@@ -30,6 +30,8 @@ def parse_feed(
     default_tz: tzinfo = UTC,
     max_entries: int | None = None,
     fast: bool = True,
+    known: Mapping[bytes, datetime | None] | None = None,
+    key_salt: bytes = b"",
 ) -> ParsedFeed:
     """Parse a fetched body as JSON Feed or RSS/Atom, whichever it is.
 
@@ -39,7 +41,10 @@ def parse_feed(
     entries are read, the rest skipped with one warning.
 
     RSS and Atom are read by :mod:`workers.parse.fast_xml` where it can vouch for giving what
-    feedparser gives, else by feedparser (``fast=False``: always by feedparser).
+    feedparser gives, else by feedparser (``fast=False``: always by feedparser). With ``known``
+    (entry keys and their dates), the fast reader keys entries from their bytes salted with
+    ``key_salt`` and passes over the known ones (:mod:`workers.parse.raw_keys`); JSON Feed items
+    are never keyed so (``entry_keys`` None).
     """
     start = body.removeprefix(_BOM).lstrip(_WHITESPACE)[:1]
     if not start:
@@ -58,6 +63,8 @@ def parse_feed(
             default_tz=default_tz,
             max_entries=max_entries,
             fast=fast,
+            known=known,
+            key_salt=key_salt,
         )
     except ParseError:
         raise

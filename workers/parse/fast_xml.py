@@ -32,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 from urllib.parse import uses_relative
@@ -46,6 +47,8 @@ from lxml import etree
 
 from service.urls import plain_join, relative_join
 from workers.parse.controls import has_c1
+from workers.parse.raw_keys import raw_keys
+from workers.parse.types import KnownEntry
 
 __all__ = ["read_feed"]
 
@@ -77,11 +80,27 @@ class _Unsupported(Exception):
     """The document needs something this reader does not do: feedparser reads it."""
 
 
-def read_feed(body: bytes, headers: Mapping[str, str]) -> FeedParserDict | None:
+class _Rekey(Exception):
+    """The entries keyed from their bytes are not the reader's: read the document again, unkeyed."""
+
+
+def read_feed(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    known: Mapping[bytes, datetime | None] | None = None,
+    salt: bytes = b"",
+) -> FeedParserDict | None:
     """What ``feedparser.parse(io.BytesIO(body), response_headers=headers)`` returns (the parts
     :mod:`workers.parse.xml_adapter` reads: ``feed``, ``entries``, ``version``, ``bozo``), or None
-    where this reader cannot vouch for that (the module docstring lists when)."""
-    result = _read(body, headers)
+    where this reader cannot vouch for that (the module docstring lists when).
+
+    With ``known`` (entry keys and their dates), the entries are keyed from their bytes with
+    ``salt`` (:mod:`workers.parse.raw_keys`): ``entry_keys`` lists the keys in the order of
+    ``entries`` (None where the document cannot be keyed so), and an entry whose key is known is
+    not read: it stands in ``entries`` as a :class:`~workers.parse.types.KnownEntry`.
+    """
+    result = _read(body, headers, known, salt)
     return result if isinstance(result, FeedParserDict) else None
 
 
@@ -92,7 +111,12 @@ def fallback_reason(body: bytes, headers: Mapping[str, str]) -> str | None:
     return None if isinstance(result, FeedParserDict) else result
 
 
-def _read(body: bytes, headers: Mapping[str, str]) -> FeedParserDict | str:
+def _read(
+    body: bytes,
+    headers: Mapping[str, str],
+    known: Mapping[bytes, datetime | None] | None = None,
+    salt: bytes = b"",
+) -> FeedParserDict | str:
     head = body[:_HEAD_BYTES]
     if _DOCTYPE.search(head):
         return "DOCTYPE"
@@ -109,7 +133,11 @@ def _read(body: bytes, headers: Mapping[str, str]) -> FeedParserDict | str:
         location = result["headers"].get("content-location", "")
         base = make_safe_absolute_uri("", location) or make_safe_absolute_uri(location) or ""
         reader = _Reader(base, result["headers"].get("content-language"))
-        reader.read(data)
+        try:
+            reader.read(data, known, salt)
+        except _Rekey:
+            reader = _Reader(base, result["headers"].get("content-language"))
+            reader.read(data)
     except _Unsupported as exc:
         return f"unsupported: {exc}"
     except etree.LxmlError:
@@ -120,6 +148,7 @@ def _read(body: bytes, headers: Mapping[str, str]) -> FeedParserDict | str:
     result["entries"] = reader.entries
     result["version"] = reader.version
     result["namespaces"] = reader.namespaces_in_use
+    result["entry_keys"] = reader.entry_keys
     return result
 
 
@@ -178,7 +207,8 @@ class _Reader:
 
     def __init__(self, baseuri: str, baselang: str | None) -> None:
         self.feeddata: dict[str, Any] = {}
-        self.entries: list[dict[str, Any]] = []
+        self.entries: list[Any] = []  # dicts, and a KnownEntry for each entry passed over
+        self.entry_keys: list[bytes] | None = None
         self.version = ""
         self.namespaces_in_use: dict[str, str] = {}
         self.namespacemap: dict[str | None, str] = {}
@@ -204,7 +234,9 @@ class _Reader:
 
     # -- driving: lxml events in the order expat reports them -------------------------------
 
-    def read(self, data: bytes) -> None:
+    def read(self, data: bytes, known: Mapping[bytes, datetime | None] | None = None, salt: bytes = b"") -> None:
+        """Read the document ``data``; with ``known``, key its entries and pass over the known
+        ones (:func:`read_feed`)."""
         # Per open element: the element and its last closed child, whose tail is the next text.
         open_elements: list[list[Any]] = []
         # The whole tree first, then a walk over it that gives the events an event parser would,
@@ -218,9 +250,18 @@ class _Reader:
             huge_tree=False,
         )
         tree = etree.fromstring(data, parser)
+        found = None
+        keyed: dict[int, bytes] = {}  # id of an entry's element -> its key
+        if known is not None:
+            found = raw_keys(tree, b"\0".join([salt, self.baseuri.encode(), (self.lang or "").encode()]))
+            if found is not None:
+                self.entry_keys = found.keys
+                keyed = {id(entry): key for entry, key in zip(found.entries, found.keys, strict=True)}
+        passed_over: set[int] = set()
         stack = self.elementstack  # handle_data and end_element inlined: they run for every element
         names = self.names
-        for event, item in etree.iterwalk(tree, events=("start-ns", "start", "end")):
+        walk = etree.iterwalk(tree, events=("start-ns", "start", "end"))
+        for event, item in walk:
             if event == "start":
                 if open_elements:
                     parent, previous = open_elements[-1]
@@ -228,18 +269,47 @@ class _Reader:
                     if text and stack:
                         stack[-1].pieces.append(text)
                 open_elements.append([item, None])
+                if keyed and id(item) in keyed:
+                    self._start_keyed(item, keyed[id(item)], known, passed_over)
+                    if id(item) in passed_over:
+                        walk.skip_subtree()  # its "end" comes next
+                    continue
                 self.start_element(item)
             elif event == "end":
                 _, last = open_elements.pop()
-                text = last.tail if last is not None else item.text
-                if text and stack:
-                    stack[-1].pieces.append(text)
-                known = names.get(item.tag)
-                self.unknown_endtag((known or self._names(item.tag))[1])
+                if passed_over and id(item) in passed_over:
+                    passed_over.discard(id(item))  # (read past: none of its text is the parent's)
+                else:
+                    text = last.tail if last is not None else item.text
+                    if text and stack:
+                        stack[-1].pieces.append(text)
+                    known_names = names.get(item.tag)
+                    self.unknown_endtag((known_names or self._names(item.tag))[1])
                 if open_elements:
                     open_elements[-1][1] = item
             else:
                 self.start_prefix_mapping(*item)
+        if found is not None and len(self.entries) != len(found.entries):
+            raise _Rekey  # an entry of an element not keyed
+
+    def _start_keyed(self, element: Any, key: bytes, known: Any, passed_over: set[int]) -> None:
+        """Start a keyed entry, or stand a known entry in for it, leaving the reader as reading
+        it would have for what comes after it (only entries: :mod:`workers.parse.raw_keys`).
+        Raises :class:`_Rekey` where the reader does not take the element for one entry."""
+        if key not in known:
+            before = len(self.entries)
+            self.start_element(element)
+            if len(self.entries) != before + 1:
+                raise _Rekey
+            return
+        tag, handler = self.names.get(element.tag) or self._names(element.tag)
+        if handler not in ("item", "entry"):
+            raise _Rekey
+        self.entries.append(KnownEntry(key=key, date=known[key]))
+        passed_over.add(id(element))
+        if ":" not in tag:  # unknown_starttag, for a plain name
+            self.intextinput = self.inimage = 0
+        self.inentry = self.has_content = 0  # _end_item
 
     def start_prefix_mapping(self, prefix: str, uri: str) -> None:
         if not uri:
@@ -495,7 +565,8 @@ class _Reader:
             textinput: dict[str, Any] = self.feeddata["textinput"]
             return textinput
         if self.inentry:
-            return self.entries[-1]
+            entry: dict[str, Any] = self.entries[-1]  # (never a KnownEntry: that is never entered)
+            return entry
         return self.feeddata
 
     def _save(self, key: str, value: Any, overwrite: bool = False) -> None:

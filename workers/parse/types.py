@@ -32,6 +32,15 @@ class ParsedEntry(Frozen):
     language: str | None = None
 
 
+class KnownEntry(Frozen):
+    """An entry passed over unread: its key was among those the caller knew
+    (:mod:`workers.parse.raw_keys`), so its article is stored unchanged."""
+
+    key: bytes
+    date: UtcDatetime | None = None
+    """The date it ranks by (published, else updated), as recorded when it was last read."""
+
+
 class ParsedFeed(Frozen):
     """A whole parsed document: feed-level metadata plus the entries that could be read."""
 
@@ -51,6 +60,11 @@ class ParsedFeed(Frozen):
     self_url: str | None = None
     """The feed's own URL as it states it (``rel="self"``, JSON Feed ``feed_url``): the WebSub topic."""
     entries: tuple[ParsedEntry, ...] = ()
+    entry_keys: tuple[bytes, ...] | None = None
+    """The keys of ``entries`` from their bytes, in the same order (:mod:`workers.parse.raw_keys`);
+    None where the reader gave none (no known keys asked for, or a document they cannot key)."""
+    known: tuple[KnownEntry, ...] = ()
+    """Entries passed over unread, their keys known (among the newest ``max_entries`` too)."""
     skipped: int = 0
     """Entries left unread: older than the newest ``max_entries`` the parser was asked for."""
     warnings: tuple[str, ...] = ()

@@ -59,7 +59,7 @@ from workers.parse.dates import MAX_YEAR, MIN_YEAR, InvalidDate, read_date
 from workers.parse.fast_xml import read_feed
 from workers.parse.html_links import resolve_html_links
 from workers.parse.newest import newest
-from workers.parse.types import ParsedEntry, ParsedFeed
+from workers.parse.types import KnownEntry, ParsedEntry, ParsedFeed
 from workers.parse.xml_safety import reject_unsafe_doctype
 
 __all__ = ["parse_xml_feed"]
@@ -91,6 +91,8 @@ def parse_xml_feed(
     default_tz: tzinfo = UTC,
     max_entries: int | None = None,
     fast: bool = True,
+    known: Mapping[bytes, datetime | None] | None = None,
+    key_salt: bytes = b"",
 ) -> ParsedFeed:
     """Parse an RSS/Atom document fetched from ``url`` with response ``headers``.
 
@@ -102,6 +104,8 @@ def parse_xml_feed(
 
     ``fast`` reads the document with :mod:`workers.parse.fast_xml` where that can vouch for
     giving what feedparser gives, else with feedparser; False always uses feedparser.
+    ``known`` and ``key_salt``: the fast reader keys the entries from their bytes and passes
+    over those whose key is known (``entry_keys`` and ``known`` of the result).
     """
     error_id = source_id or url
     content_type = next((value for key, value in headers.items() if key.lower() == "content-type"), None)
@@ -110,7 +114,7 @@ def parse_xml_feed(
     body = _undeclared_wide_to_utf8(body)
     response_headers = {key.lower(): value for key, value in headers.items()}
     response_headers["content-location"] = _sentinel(url)
-    result = read_feed(body, response_headers) if fast else None
+    result = read_feed(body, response_headers, known=known, salt=key_salt) if fast else None
     if result is None:
         result = feedparser.parse(
             io.BytesIO(body),
@@ -137,15 +141,24 @@ def parse_xml_feed(
     link = _absolute(meta.get("link"), url)
     hubs, self_url = _hub_links(meta.get("links") or (), url)
     base = item_base(version, url, link)
+    raw_keys: list[bytes] | None = result.get("entry_keys")  # the fast reader's, with known keys
     entries: list[ParsedEntry] = []
-    keep = newest(raw_entries, lambda raw: _entry_date(raw, default_tz), max_entries)
+    entry_keys: list[bytes] = []
+    passed_over: list[KnownEntry] = []
+    keep = newest(raw_entries, lambda raw: _rank_date(raw, default_tz), max_entries)
     for index in keep:
         raw = raw_entries[index]
+        if isinstance(raw, KnownEntry):
+            passed_over.append(raw)
+            continue
         try:
             entries.append(read_entry(raw, base=base, feed_url=url, default_tz=default_tz))
         except Exception as exc:  # one bad entry must not cost the rest of the feed
             warnings.append(f"entry {index} skipped: {type(exc).__name__}: {exc}")
-    if raw_entries and not entries:
+            continue
+        if raw_keys is not None:
+            entry_keys.append(raw_keys[index])
+    if raw_entries and not entries and not passed_over:
         raise ParseError(error_id, ErrorKind.PARSE, f"no readable entries; first problem: {warnings[-1]}")
 
     return ParsedFeed(
@@ -159,6 +172,8 @@ def parse_xml_feed(
         hubs=hubs,
         self_url=self_url,
         entries=tuple(entries),
+        entry_keys=tuple(entry_keys) if raw_keys is not None else None,
+        known=tuple(passed_over),
         skipped=len(raw_entries) - len(keep),
         warnings=tuple(warnings),
     )
@@ -313,6 +328,10 @@ def _date(raw: dict[str, Any], key: str, default_tz: tzinfo) -> datetime | None:
         except (OverflowError, ValueError, OSError):
             return None
     return None
+
+
+def _rank_date(raw: dict[str, Any] | KnownEntry, default_tz: tzinfo) -> datetime | None:
+    return raw.date if isinstance(raw, KnownEntry) else _entry_date(raw, default_tz)
 
 
 def _entry_date(raw: dict[str, Any], default_tz: tzinfo) -> datetime | None:

@@ -24,6 +24,7 @@ from service.push.discovery import HubLink, discover
 from service.store.availability import REDIS_DOWN
 from service.store.dead_letters import DeadLetters
 from service.store.host_slots import Slot, Verdict, new_token
+from service.store.seen_entries import SeenEntry
 from service.store.source_state import Disable, Enable, HostPause, PollBegin, PollEnd, PollStart, Refusal, Reschedule
 from workers.fetch.client import FetchResult, fetch
 from workers.fetch.host_budget import Deferred
@@ -216,7 +217,7 @@ async def read_body(
     """
     pages: PageBatch | None = None  # article pages fetched for a page or full_content source
     read: FeedRead | None = None
-    seen: frozenset[bytes] | None = None  # the entries the last read found stored unchanged
+    seen: dict[bytes, SeenEntry] | None = None  # the entries the last read found stored unchanged
     hints: FeedHints | None = None  # a page source has no feed to take publishing hints from
     hub: HubLink | None = None
     if source.kind == "page":
@@ -249,8 +250,9 @@ async def read_body(
     if read is not None and seen is not None:
         stored = {read.keys[a.id] for a, h in zip(articles, known, strict=True) if h == a.content_hash}
         stored.update(read.unchanged_keys)
-        if stored != seen:  # a feed read unchanged (a server without validators) writes nothing
-            await res.store.seen_entries.replace(source.id, stored)
+        record = {key: read.records[key] for key in stored}
+        if record != seen:  # a feed read unchanged (a server without validators) writes nothing
+            await res.store.seen_entries.replace(source.id, record)
     if source.full_content and source.kind == "feed":
         pages = await full_text.complete(res, source, fresh, now)
         fresh = pages.articles

@@ -92,7 +92,7 @@ class FeedHints:
 
 
 def feed_hints(parsed: ParsedFeed, window: int) -> FeedHints:
-    dated = (entry.published or entry.updated for entry in parsed.entries)
+    dated = [entry.published or entry.updated for entry in parsed.entries] + [known.date for known in parsed.known]
     times = sorted(when.timestamp() for when in dated if when is not None)
     return FeedHints(
         feed_interval(parsed.ttl_minutes, parsed.update_period, parsed.update_frequency), tuple(times[-window:])

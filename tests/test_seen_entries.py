@@ -107,6 +107,14 @@ def test_only_the_newest_are_read_with_known_entries_ranked_by_their_recorded_da
             [(b"<title>T</title>", b"<title>T</title><x><item><title>odd</title></item></x>")],
         ),
         (
+            "an entry named otherwise",
+            [
+                (b"<item><guid>item-9</guid>", b"<Item><guid>item-9</guid>"),
+                (b"</pubDate></item><item><guid>item-8", b"</pubDate></Item><item><guid>item-8"),
+            ],
+        ),
+        ("an entry in an entry", [(b"<title>Item 9</title>", b"<title>Item 9</title><Item><title>odd</title></Item>")]),
+        (
             "an element named item the reader does not take for an entry",
             [(b'<rss version="2.0">', b'<rss version="2.0" xmlns:x="urn:x">'), (b"</channel>", b"<x:item/></channel>")],
         ),

@@ -11,12 +11,15 @@ passes over an entry whose key is known (:func:`workers.parse.fast_xml.read_feed
 
 There are keys only where passing over an entry cannot change how anything else is read:
 
-- every element named ``item`` or ``entry`` (any namespace, any case: the reader's entries) is
-  a child of one parent, and after the first of them that parent holds nothing but entries, and
-  its ancestors nothing after it (the reader's state after an entry, such as the depth of the
-  last title, would otherwise decide how a later feed-level element reads);
+- every element named ``item`` or ``entry`` (in any namespace) is a child of one parent, and
+  after the first of them that parent holds nothing but entries, and its ancestors nothing after
+  it (the reader's state after an entry, such as the depth of the last title, would otherwise
+  decide how a later feed-level element reads);
 - no namespace is declared below that parent (a prefix declared in one entry names the elements
-  of later ones).
+  of later ones);
+- the reader takes each of those elements for one entry, and no other element for one (an
+  ``<Item>``, an element of an unknown namespace named ``item``): it checks that as it reads, and
+  reads the document again unkeyed where it finds otherwise.
 
 Elsewhere :func:`raw_keys` gives None, and the caller keys entries as parsed.
 """
@@ -34,7 +37,7 @@ from service.store.seen_entries import KEY_BYTES
 
 __all__ = ["RawKeys", "raw_keys"]
 
-_ENTRY_NAMES = frozenset({"item", "entry"})
+_ENTRY_TAGS = ("{*}item", "{*}entry")  # in any namespace or none
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +51,15 @@ class RawKeys:
 def raw_keys(root: Any, salt: bytes) -> RawKeys | None:
     """The keys of the entries of the document ``root``, or None where they cannot stand for
     what reading the entries gives (see the module docstring)."""
-    entries = [element for element in root.iter() if _local_name(element.tag) in _ENTRY_NAMES]
+    entries = list(root.iter(*_ENTRY_TAGS))
     if not entries:
         return None
     parent = entries[0].getparent()
-    if parent is None or any(entry.getparent() is not parent for entry in entries):
+    if parent is None:
         return None
     children = list(parent)
-    first = next(index for index, child in enumerate(children) if child is entries[0])
-    if len(children) - first != len(entries):  # something but entries after the first one
+    first = children.index(entries[0])
+    if children[first:] != entries:  # (elements compare by identity) nested, or something else after
         return None
     chain = [parent, *parent.iterancestors()][::-1]  # the root first
     if any(ancestor[-1] is not below for ancestor, below in pairwise(chain)):
@@ -79,12 +82,6 @@ def raw_keys(root: Any, salt: bytes) -> RawKeys | None:
         digest.update(b"\0" + etree.tostring(entry, encoding="utf-8"))  # the tail too: text the parent reads
         keys.append(digest.digest()[:KEY_BYTES])
     return RawKeys(entries, keys)
-
-
-def _local_name(tag: Any) -> str | None:
-    if not isinstance(tag, str):  # a comment or processing instruction (the reader's parser drops them)
-        return None
-    return tag.rpartition("}")[2].lower()
 
 
 def _declarations(root: Any) -> int:

@@ -41,11 +41,10 @@ KEY_BYTES = 16
 
 VERSION = b"\x02"
 ARTICLE_BYTES = 8
-_DATE = struct.Struct(">q")
+_ENTRY = struct.Struct(f">{KEY_BYTES}sq{ARTICLE_BYTES}s")  # key, date, article
 _NO_DATE = -(2**63)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ENTRY_BYTES = KEY_BYTES + _DATE.size + ARTICLE_BYTES
 
 
 class SeenEntry(NamedTuple):
@@ -78,22 +77,19 @@ class SeenEntries:
 
 
 def encode(entries: Mapping[bytes, SeenEntry]) -> bytes:
-    parts = [VERSION]
-    for key, (date, article) in entries.items():
-        parts += (key, _DATE.pack(_NO_DATE if date is None else (date - _EPOCH) // _MICROSECOND), article)
-    return b"".join(parts)
+    return VERSION + b"".join(
+        _ENTRY.pack(key, _NO_DATE if date is None else (date - _EPOCH) // _MICROSECOND, article)
+        for key, (date, article) in entries.items()
+    )
 
 
 def decode(record: bytes) -> dict[bytes, SeenEntry]:
-    if record[:1] != VERSION or (len(record) - 1) % _ENTRY_BYTES:
+    if record[:1] != VERSION or (len(record) - 1) % _ENTRY.size:
         return {}  # none, or an earlier form (keys only, 16 bytes each): read in full once
-    entries: dict[bytes, SeenEntry] = {}
-    for start in range(1, len(record), _ENTRY_BYTES):
-        (micros,) = _DATE.unpack_from(record, start + KEY_BYTES)
-        try:
-            date = None if micros == _NO_DATE else _EPOCH + micros * _MICROSECOND
-        except OverflowError:  # not a date this module wrote: read in full once
-            return {}
-        article = record[start + KEY_BYTES + _DATE.size : start + _ENTRY_BYTES]
-        entries[record[start : start + KEY_BYTES]] = SeenEntry(date, article)
-    return entries
+    try:
+        return {
+            key: SeenEntry(None if micros == _NO_DATE else _EPOCH + timedelta(microseconds=micros), article)
+            for key, micros, article in _ENTRY.iter_unpack(memoryview(record)[1:])
+        }
+    except OverflowError:  # not a date this module wrote: read in full once
+        return {}

@@ -496,7 +496,10 @@ class Settings(BaseSettings):
         return rebuilt
 
     def source(self, source_id: str) -> SourceConfig | None:
-        return self._sources_by_id.get(source_id)
+        # The private attribute read from pydantic's own dict: ``self._sources_by_id`` goes through
+        # BaseModel.__getattr__ (1.8 µs, and a poll job asks once a source); this is 0.1 µs.
+        by_id: dict[str, SourceConfig] = self.__pydantic_private__["_sources_by_id"]  # type: ignore[index]
+        return by_id.get(source_id)
 
     def feed(self, name: str) -> FeedConfig | None:
         return next((f for f in self.feeds if f.name == name), None)
@@ -526,7 +529,8 @@ class Settings(BaseSettings):
 
     def feeds_of_source(self, source_id: str) -> tuple[str, ...]:
         """Names of the feeds showing the source (computed once, when the settings are validated)."""
-        return self._feeds_by_source.get(source_id, ())
+        by_source: dict[str, tuple[str, ...]] = self.__pydantic_private__["_feeds_by_source"]  # type: ignore[index]
+        return by_source.get(source_id, ())  # (read as in :meth:`source`: the store asks once an article)
 
 
 @functools.lru_cache(maxsize=64)  # asked on every poll, of the one base_url

@@ -43,8 +43,14 @@ class HostBudget:
         self._batcher = batcher or ScriptBatcher(redis)
 
     @property
-    def limits(self) -> HostLimits:
-        return HostLimits(self.config.host_concurrency, self.config.host_requests_per_minute, self.slot_ms)
+    def slot_ms(self) -> int:
+        return self.limits.slot_ms
+
+    @slot_ms.setter
+    def slot_ms(self, value: int) -> None:
+        # One HostLimits for every poll's begin rather than a new one each: the begin's arguments
+        # are looked up by it, and a new dataclass hashes and compares field by field in Python.
+        self.limits = HostLimits(self.config.host_concurrency, self.config.host_requests_per_minute, value)
 
     async def try_acquire(self, host: str) -> tuple[Verdict, float, Slot | None]:
         token = new_token()

@@ -86,8 +86,10 @@ def read_feed(
     if seen is not None and feed.entry_keys is not None:  # keyed from their bytes: the known ones unread
         entry_keys = list(feed.entry_keys)
     elif seen is not None:
-        context = hashlib.sha256(b"\0".join([salt, (feed.link or "").encode(), (feed.language or "").encode()]))
-        entry_keys = [entry_key(context.digest(), item) for item in feed.entries]
+        context = hashlib.sha256(
+            b"\0".join([salt, (feed.link or "").encode(), (feed.language or "").encode()])
+        ).digest()
+        entry_keys = [entry_key(context, item) for item in feed.entries]
         skip = {index for index, key in enumerate(entry_keys) if key in seen}
     done = normalise_entries(
         feed,

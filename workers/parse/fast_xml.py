@@ -132,11 +132,12 @@ def _read(
             return "DOCTYPE"
         location = result["headers"].get("content-location", "")
         base = make_safe_absolute_uri("", location) or make_safe_absolute_uri(location) or ""
-        reader = _Reader(base, result["headers"].get("content-language"))
+        language = result["headers"].get("content-language")
+        reader = _Reader(base, language)
         try:
             reader.read(data, known, salt)
         except _Rekey:
-            reader = _Reader(base, result["headers"].get("content-language"))
+            reader = _Reader(base, language)
             reader.read(data)
     except _Unsupported as exc:
         return f"unsupported: {exc}"

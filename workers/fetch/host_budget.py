@@ -38,6 +38,7 @@ class HostBudget:
         self.config = config
         self.max_wait_seconds = max_wait_seconds
         # A slot outlives the longest request (every redirect hop timing out) and then expires.
+        # Set through its setter, which builds ``self.limits``: the HostLimits every begin names.
         self.slot_ms = int(config.timeout_seconds * (config.max_redirects + 1) * 1000) + 5000
         # Shared with the poll's begin/end calls: one pipeline per loop turn for all of them.
         self._batcher = batcher or ScriptBatcher(redis)
